@@ -1,0 +1,455 @@
+"""Scan a nanochat base dir into a :class:`Catalog`: stages → tags → checkpoints (steps).
+
+Scanning only stats files, plus one 22-byte read of each model/optimizer file's tail to see
+whether its zip central directory is there yet (cached by path, size and mtime). Meta JSON
+is read lazily by :mod:`.summary`. Anything that vanishes or cannot be read mid-scan is
+skipped with a note in ``Catalog.notes``; the scan itself never raises for bad contents.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_BASE = Path("~/.cache/nanochat")
+WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
+STALL_WINDOW = 120.0  # seconds: an unreadable zip this recent is still being written
+
+STAGE_DIRS: dict[str, str] = {
+    "base_checkpoints": "base",
+    "mid_checkpoints": "mid",
+    "chatsft_checkpoints": "sft",
+    "sft_checkpoints": "sft*",  # written by a bug between 2026-01-31 and 02-01
+    "chatrl_checkpoints": "rl",
+}
+
+MODEL_RE = re.compile(r"model_(\d+)\.pt")
+META_RE = re.compile(r"meta_(\d+)\.json")
+OPTIM_RE = re.compile(r"optim_(\d+)_rank(\d+)\.pt")
+OPTIM_OLD_RE = re.compile(r"optim_(\d+)\.pt")
+LEGACY_RE = re.compile(r"step_(\d+)\.pt")
+
+
+class FileKind(str, enum.Enum):
+    MODEL = "model"
+    META = "meta"
+    OPTIM = "optim"
+    LEGACY = "legacy"  # step_N.pt wrapper: weights (and maybe optimizer) in one file
+    OTHER = "other"
+
+
+class State(str, enum.Enum):
+    """One word for a checkpoint's condition, most urgent first."""
+
+    WRITING = "writing"
+    CORRUPT = "corrupt"
+    ORPHAN = "orphan"  # meta without model
+    NO_META = "no meta"
+    OPTIM_INCOMPLETE = "optim incomplete"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: Path
+    kind: FileKind
+    size: int
+    mtime: float
+    step: int | None = None
+    rank: int | None = None
+    is_link: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class Checkpoint:
+    """One step of one tag: the group of files nanochat writes for it."""
+
+    stage: str  # stage dir name, e.g. "base_checkpoints"
+    tag: str
+    step: int
+    dir: Path
+    model: FileEntry | None = None
+    meta: FileEntry | None = None
+    optim: list[FileEntry] = field(default_factory=list)
+    legacy: FileEntry | None = None
+    state: State = State.COMPLETE
+    problems: list[str] = field(default_factory=list)
+    is_latest: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.tag}@{self.step}"
+
+    @property
+    def weights(self) -> FileEntry | None:
+        """The file holding the weights: model_N.pt, or the older step_N.pt wrapper."""
+        return self.model or self.legacy
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return [f for f in (self.model, self.legacy, self.meta) if f] + self.optim
+
+    @property
+    def model_bytes(self) -> int:
+        return sum(f.size for f in (self.model, self.legacy) if f)
+
+    @property
+    def optim_bytes(self) -> int:
+        return sum(f.size for f in self.optim)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def mtime(self) -> float:
+        return max((f.mtime for f in self.files), default=0.0)
+
+    @property
+    def ranks(self) -> list[int]:
+        return sorted(f.rank for f in self.optim if f.rank is not None)
+
+    @property
+    def is_writing(self) -> bool:
+        return self.state is State.WRITING
+
+
+@dataclass
+class Tag:
+    stage: str
+    name: str
+    path: Path
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    other_files: list[FileEntry] = field(default_factory=list)
+    mtime: float = 0.0
+    is_link: bool = False
+
+    @property
+    def latest_step(self) -> int | None:
+        """What nanochat's ``find_last_step`` returns: the largest step of any model_N.pt."""
+        steps = [c.step for c in self.checkpoints if c.model is not None]
+        if not steps:  # older layout: only step_N.pt files
+            steps = [c.step for c in self.checkpoints if c.legacy is not None]
+        return max(steps) if steps else None
+
+    @property
+    def latest(self) -> Checkpoint | None:
+        step = self.latest_step
+        return next((c for c in self.checkpoints if c.step == step), None)
+
+    def checkpoint(self, step: int) -> Checkpoint | None:
+        return next((c for c in self.checkpoints if c.step == step), None)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.total_bytes for c in self.checkpoints) + self.other_bytes
+
+    @property
+    def model_bytes(self) -> int:
+        return sum(c.model_bytes for c in self.checkpoints)
+
+    @property
+    def optim_bytes(self) -> int:
+        return sum(c.optim_bytes for c in self.checkpoints)
+
+    @property
+    def other_bytes(self) -> int:
+        return sum(f.size for f in self.other_files)
+
+
+@dataclass
+class Stage:
+    dirname: str
+    path: Path
+    tags: list[Tag] = field(default_factory=list)
+    other_files: list[FileEntry] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return STAGE_DIRS.get(self.dirname, self.dirname.removesuffix("_checkpoints"))
+
+    @property
+    def default_tag(self) -> str | None:
+        """The tag nanochat loads when none is given (``find_largest_model``)."""
+        candidates = []
+        for t in self.tags:
+            m = re.match(r"d(\d+)", t.name)
+            if m:
+                candidates.append((int(m.group(1)), t.name))
+        if candidates:
+            # nanochat sorts by depth only (stable), so ties keep directory order
+            return max(candidates, key=lambda c: c[0])[1]
+        return max(self.tags, key=lambda t: t.mtime).name if self.tags else None
+
+    def tag(self, name: str) -> Tag | None:
+        return next((t for t in self.tags if t.name == name), None)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.total_bytes for t in self.tags) + sum(f.size for f in self.other_files)
+
+    @property
+    def model_bytes(self) -> int:
+        return sum(t.model_bytes for t in self.tags)
+
+    @property
+    def optim_bytes(self) -> int:
+        return sum(t.optim_bytes for t in self.tags)
+
+
+@dataclass
+class Catalog:
+    """Everything found under one base dir at one moment."""
+
+    base_dir: Path
+    stages: list[Stage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    free_bytes: int | None = None
+    disk_bytes: int | None = None
+    scanned_at: float = 0.0
+    exists: bool = True
+
+    @property
+    def tags(self) -> list[Tag]:
+        return [t for s in self.stages for t in s.tags]
+
+    @property
+    def checkpoints(self) -> list[Checkpoint]:
+        return [c for t in self.tags for c in t.checkpoints]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.total_bytes for s in self.stages)
+
+    @property
+    def model_bytes(self) -> int:
+        return sum(s.model_bytes for s in self.stages)
+
+    @property
+    def optim_bytes(self) -> int:
+        return sum(s.optim_bytes for s in self.stages)
+
+    def stage(self, name: str) -> Stage | None:
+        """A stage by dir name (``base_checkpoints``) or label (``base``, ``sft``)."""
+        return next((s for s in self.stages if name in (s.dirname, s.label)), None)
+
+
+def resolve_base_dir(arg: str | os.PathLike[str] | None = None) -> Path:
+    """The argument, else ``$NANOCHAT_BASE_DIR``, else ``~/.cache/nanochat`` (as nanochat)."""
+    raw = arg or os.environ.get("NANOCHAT_BASE_DIR") or DEFAULT_BASE
+    return Path(raw).expanduser()
+
+
+def natural_key(name: str) -> list[object]:
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def _stage_order(dirname: str) -> tuple[int, list[object]]:
+    order = list(STAGE_DIRS)
+    return (order.index(dirname) if dirname in order else len(order), natural_key(dirname))
+
+
+# --------------------------------------------------------------------------------------------
+# zip tail check
+
+_TAIL_CACHE: dict[tuple[str, int, int], bool] = {}
+_TAIL_CACHE_MAX = 200_000
+
+
+def zip_complete(path: Path, size: int, mtime_ns: int) -> bool:
+    """True when the file ends in a zip end-of-central-directory record (torch.save finished)."""
+    if size < 22:
+        return False
+    key = (str(path), size, mtime_ns)
+    hit = _TAIL_CACHE.get(key)
+    if hit is not None:
+        return hit
+    try:
+        with open(path, "rb") as f:
+            f.seek(size - 22)
+            tail = f.read(22)
+            ok = tail[:4] == b"PK\x05\x06"
+            if not ok:  # a zip comment moves the record; torch writes none, but be lenient
+                back = min(size, 65_557)
+                f.seek(size - back)
+                ok = b"PK\x05\x06" in f.read(back)
+    except OSError:
+        return False
+    if len(_TAIL_CACHE) > _TAIL_CACHE_MAX:
+        _TAIL_CACHE.clear()
+    _TAIL_CACHE[key] = ok
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# scan
+
+
+def _classify(name: str) -> tuple[FileKind, int | None, int | None]:
+    if m := MODEL_RE.fullmatch(name):
+        return FileKind.MODEL, int(m.group(1)), None
+    if m := META_RE.fullmatch(name):
+        return FileKind.META, int(m.group(1)), None
+    if m := OPTIM_RE.fullmatch(name):
+        return FileKind.OPTIM, int(m.group(1)), int(m.group(2))
+    if m := OPTIM_OLD_RE.fullmatch(name):
+        return FileKind.OPTIM, int(m.group(1)), None
+    if m := LEGACY_RE.fullmatch(name):
+        return FileKind.LEGACY, int(m.group(1)), None
+    return FileKind.OTHER, None, None
+
+
+def _entries(path: Path, notes: list[str]) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except FileNotFoundError:
+        notes.append(f"{path}: vanished during the scan")
+    except PermissionError:
+        notes.append(f"{path}: permission denied, skipped")
+    except NotADirectoryError:
+        notes.append(f"{path}: not a directory, skipped")
+    except OSError as e:
+        notes.append(f"{path}: unreadable ({e.strerror or e}), skipped")
+    return []
+
+
+def _file_entry(entry: os.DirEntry[str], kind: FileKind, step: int | None, rank: int | None,
+                notes: list[str]) -> tuple[FileEntry, int] | None:
+    try:
+        st = entry.stat()  # follows links: the user sees the target's size
+        is_link = entry.is_symlink()
+    except FileNotFoundError:
+        notes.append(f"{entry.path}: vanished during the scan (or a dangling link)")
+        return None
+    except OSError as e:
+        notes.append(f"{entry.path}: cannot stat ({e.strerror or e}), skipped")
+        return None
+    fe = FileEntry(Path(entry.path), kind, st.st_size, st.st_mtime, step, rank, is_link)
+    return fe, st.st_mtime_ns
+
+
+def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
+    tag = Tag(stage, path.name, path)
+    try:
+        tag.is_link = path.is_symlink()
+        tag.mtime = path.stat().st_mtime
+    except OSError:
+        pass
+    groups: dict[int, Checkpoint] = {}
+    zip_ok: dict[Path, bool] = {}
+    for entry in _entries(path, notes):
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        kind, step, rank = (FileKind.OTHER, None, None) if is_dir else _classify(entry.name)
+        got = _file_entry(entry, kind, step, rank, notes)
+        if got is None:
+            continue
+        fe, mtime_ns = got
+        if kind is FileKind.OTHER:
+            tag.other_files.append(fe)
+            continue
+        assert step is not None
+        ck = groups.get(step)
+        if ck is None:
+            ck = groups[step] = Checkpoint(stage, tag.name, step, path)
+        if kind is FileKind.OPTIM:
+            ck.optim.append(fe)
+        else:
+            slot = kind.value
+            if getattr(ck, slot) is not None:  # e.g. model_6.pt beside model_000006.pt
+                tag.other_files.append(fe)
+                notes.append(f"{fe.path}: a second {slot} file for step {step}, listed as other")
+                continue
+            setattr(ck, slot, fe)
+        if kind in (FileKind.MODEL, FileKind.OPTIM, FileKind.LEGACY):
+            zip_ok[fe.path] = zip_complete(fe.path, fe.size, mtime_ns)
+    tag.checkpoints = sorted(groups.values(), key=lambda c: c.step)
+    tag.other_files.sort(key=lambda f: natural_key(f.name))
+    _assign_states(tag, zip_ok, now)
+    return tag
+
+
+def _assign_states(tag: Tag, zip_ok: dict[Path, bool], now: float) -> None:
+    expected_ranks = max((max(c.ranks) + 1 for c in tag.checkpoints if c.ranks), default=0)
+    latest = tag.latest_step
+    for ck in tag.checkpoints:
+        ck.optim.sort(key=lambda f: (f.rank is None, f.rank or 0))
+        ck.is_latest = ck.step == latest
+        problems: list[str] = []
+        states: list[State] = []
+        age = now - ck.mtime
+        broken = [f for f in ck.files if f.path in zip_ok and not zip_ok[f.path]]
+        for f in broken:
+            if now - f.mtime < STALL_WINDOW:
+                states.append(State.WRITING)
+                problems.append(f"{f.name} is still being written (no zip central directory yet)")
+            else:
+                states.append(State.CORRUPT)
+                problems.append(f"{f.name} is truncated or not a zip (no central directory)")
+        if age < WRITE_WINDOW and State.WRITING not in states:
+            states.append(State.WRITING)
+            problems.append(f"modified {max(age, 0):.0f}s ago: may still be being written")
+        if ck.weights is None:
+            states.append(State.ORPHAN)
+            problems.append("meta (or optimizer) without a model file")
+        elif ck.meta is None and ck.legacy is None:
+            states.append(State.NO_META)
+            problems.append("model without meta: nanochat cannot load this step")
+        if ck.ranks:
+            missing = sorted(set(range(expected_ranks)) - set(ck.ranks))
+            if missing:
+                states.append(State.OPTIM_INCOMPLETE)
+                problems.append(
+                    f"optimizer shards for ranks {ck.ranks} only; missing {missing} "
+                    f"(siblings have {expected_ranks}): cannot resume from this step")
+        order = list(State)
+        ck.state = min(states, key=order.index) if states else State.COMPLETE
+        ck.problems = problems
+
+
+def scan(base_dir: str | os.PathLike[str] | None = None, *, now: float | None = None) -> Catalog:
+    """Scan a base dir. Never raises for what it finds; problems go to ``Catalog.notes``."""
+    base = resolve_base_dir(base_dir)
+    now = time.time() if now is None else now
+    cat = Catalog(base, scanned_at=now)
+    if not base.exists():
+        cat.exists = False
+        cat.notes.append(f"{base}: no such directory")
+        return cat
+    try:
+        usage = shutil.disk_usage(base)
+        cat.free_bytes, cat.disk_bytes = usage.free, usage.total
+    except OSError:
+        pass
+    for entry in _entries(base, cat.notes):
+        try:
+            if not (entry.name.endswith("_checkpoints") and entry.is_dir()):
+                continue
+        except OSError:
+            continue
+        stage = Stage(entry.name, Path(entry.path))
+        for sub in _entries(stage.path, cat.notes):
+            try:
+                sub_is_dir = sub.is_dir()
+            except OSError:
+                sub_is_dir = False
+            if sub_is_dir:
+                stage.tags.append(_scan_tag(entry.name, Path(sub.path), cat.notes, now))
+            elif got := _file_entry(sub, FileKind.OTHER, None, None, cat.notes):
+                stage.other_files.append(got[0])
+        stage.tags.sort(key=lambda t: natural_key(t.name))
+        cat.stages.append(stage)
+    cat.stages.sort(key=lambda s: _stage_order(s.dirname))
+    return cat
