@@ -1,0 +1,304 @@
+"""What a checkpoint is, in the words a nanochat user thinks in: params, depth, layers, metrics.
+
+Built from :mod:`.ptfile` (tensor metadata, no tensor bytes) and the meta JSON, which is read
+with Python's tolerant parser (nanochat writes bare ``Infinity``/``NaN``). Every failure is
+kept beside the piece it concerns, so one bad file never hides the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .layout import Checkpoint, FileEntry, Tag
+from .ptfile import CheckpointError, ModelFile, OptimizerFile, TensorInfo, read_model, \
+    read_optimizer, strip_prefix
+
+LAYER_RE = re.compile(r"(?:^|\.)h\.(\d+)\.")
+MAX_META_BYTES = 16 * 1024 * 1024
+
+# Metrics worth showing over steps, as (label, path in the meta JSON)
+METRIC_PATHS: dict[str, tuple[str, ...]] = {
+    "val_bpb": ("val_bpb",),
+    "min_val_bpb": ("loop_state", "min_val_bpb"),
+    "train_loss": ("loop_state", "smooth_train_loss"),
+    "train_time": ("loop_state", "total_training_time"),
+    "val_loss": ("val_loss",),
+    "mmlu_acc": ("mmlu_acc",),
+    "arc_easy_acc": ("arc_easy_acc",),
+}
+
+
+class MetaError(CheckpointError):
+    """A meta JSON file that cannot be used."""
+
+
+@dataclass
+class Meta:
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def step(self) -> int | None:
+        s = self.data.get("step")
+        return s if type(s) is int else None
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        mc = self.data.get("model_config")
+        return mc if isinstance(mc, dict) else {}
+
+    @property
+    def user_config(self) -> dict[str, Any]:
+        uc = self.data.get("user_config")
+        return uc if isinstance(uc, dict) else {}
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        """Known metrics present in this meta (None where written as null)."""
+        out: dict[str, float | None] = {}
+        for label, path in METRIC_PATHS.items():
+            node: Any = self.data
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+                if node is None:
+                    break
+            else:
+                if isinstance(node, int | float) and not isinstance(node, bool):
+                    out[label] = float(node)
+                continue
+            if len(path) == 1 and path[0] in self.data:
+                out[label] = None
+        return out
+
+    @property
+    def val_bpb(self) -> float | None:
+        v = self.metrics.get("val_bpb")
+        return v if v is not None and math.isfinite(v) else None
+
+
+_META_CACHE: dict[tuple[str, int, float], Meta | MetaError] = {}
+
+
+def read_meta(entry: FileEntry | Path) -> Meta:
+    """Parse a meta JSON (Infinity/NaN allowed). Raises :class:`MetaError` with one clear line."""
+    path = entry.path if isinstance(entry, FileEntry) else Path(entry)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MetaError("meta file vanished", path) from None
+    except OSError as e:
+        raise MetaError(f"cannot stat ({e.strerror or e})", path) from None
+    key = (str(path), st.st_size, st.st_mtime)
+    cached = _META_CACHE.get(key)
+    if cached is None:
+        cached = _parse_meta(path, st.st_size)
+        if len(_META_CACHE) > 100_000:
+            _META_CACHE.clear()
+        _META_CACHE[key] = cached
+    if isinstance(cached, MetaError):
+        raise cached
+    return cached
+
+
+def _parse_meta(path: Path, size: int) -> Meta | MetaError:
+    if size > MAX_META_BYTES:
+        return MetaError(f"meta is {size} bytes, over the {MAX_META_BYTES} byte limit", path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return MetaError("meta is not UTF-8 text", path)
+    except OSError as e:
+        return MetaError(f"cannot read meta ({e.strerror or e})", path)
+    if not text.strip():
+        return MetaError("meta is empty (still being written?)", path)
+    try:
+        data = json.loads(text)  # accepts Infinity, -Infinity and NaN, as nanochat writes them
+    except json.JSONDecodeError as e:
+        return MetaError(f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}", path)
+    except RecursionError:
+        return MetaError("meta JSON nested too deeply", path)
+    if not isinstance(data, dict):
+        return MetaError(f"meta holds a JSON {type(data).__name__}, not an object", path)
+    return Meta(path, data)
+
+
+def layer_of(name: str) -> int | None:
+    m = LAYER_RE.search(name)
+    return int(m.group(1)) if m else None
+
+
+def kind_of(name: str) -> str:
+    """The module kind of a parameter: attn.c_q … mlp.c_proj, wte, value_embeds, lm_head, …"""
+    name = strip_prefix(name)
+    if layer_of(name) is not None:
+        rest = LAYER_RE.split(name, maxsplit=1)[-1]
+        return rest.removesuffix(".weight").removesuffix(".bias")
+    if name.startswith("transformer.wte"):
+        return "wte"
+    if name.startswith("value_embeds"):
+        return "value_embeds"
+    if name.startswith("lm_head"):
+        return "lm_head"
+    if "lambda" in name:
+        return "lambdas"
+    return name.removesuffix(".weight")
+
+
+@dataclass
+class Group:
+    """A set of tensors summed up: one layer, or one kind."""
+
+    name: str
+    tensors: list[TensorInfo] = field(default_factory=list)
+
+    @property
+    def params(self) -> int:
+        return sum(t.numel for t in self.tensors)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+
+@dataclass
+class ModelSummary:
+    params: int
+    nbytes: int
+    depth: int | None
+    depth_source: str  # "model_config", "inferred from keys" or "unknown"
+    embedding_shape: tuple[int, ...] | None
+    lm_head_shape: tuple[int, ...] | None
+    tied: bool
+    layers: list[Group]
+    others: list[Group]  # embeddings, lm_head, lambdas, gates: everything outside h.{i}
+    dtypes: dict[str, int]  # dtype -> params
+
+
+def summarize_model(model: ModelFile, model_config: dict[str, Any] | None = None) -> ModelSummary:
+    by_name = {strip_prefix(t.name): t for t in model.tensors}
+    layers: dict[int, Group] = {}
+    others: dict[str, Group] = {}
+    dtypes: dict[str, int] = {}
+    for name, t in by_name.items():
+        dtypes[t.dtype] = dtypes.get(t.dtype, 0) + t.numel
+        i = layer_of(name)
+        if i is not None:
+            layers.setdefault(i, Group(f"transformer.h.{i}")).tensors.append(t)
+        else:
+            k = kind_of(name)
+            others.setdefault(k, Group(k)).tensors.append(t)
+    n_layer = (model_config or {}).get("n_layer")
+    if type(n_layer) is int:
+        depth, source = n_layer, "model_config"
+    elif layers:
+        depth, source = 1 + max(layers), "inferred from keys"
+    else:
+        depth, source = None, "unknown"
+    wte, head = by_name.get("transformer.wte.weight"), by_name.get("lm_head.weight")
+    tied = bool(wte and head and wte.storage_key == head.storage_key
+                and wte.storage_offset == head.storage_offset)
+    return ModelSummary(
+        params=model.params, nbytes=model.tensor_bytes, depth=depth, depth_source=source,
+        embedding_shape=wte.shape if wte else None, lm_head_shape=head.shape if head else None,
+        tied=tied, layers=[layers[i] for i in sorted(layers)], others=list(others.values()),
+        dtypes=dtypes,
+    )
+
+
+@dataclass
+class ShardInfo:
+    entry: FileEntry
+    optimizer: OptimizerFile | None = None
+    error: str | None = None
+
+
+@dataclass
+class CheckpointSummary:
+    """Everything the detail pane and ``show`` display for one checkpoint."""
+
+    checkpoint: Checkpoint
+    model: ModelFile | None = None
+    model_summary: ModelSummary | None = None
+    model_error: str | None = None
+    meta: Meta | None = None
+    meta_error: str | None = None
+    shards: list[ShardInfo] = field(default_factory=list)
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        if self.meta and self.meta.model_config:
+            return self.meta.model_config
+        if self.model and self.model.config:
+            return self.model.config
+        return {}
+
+    @property
+    def step(self) -> int:
+        return self.checkpoint.step
+
+
+def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
+    """Read a checkpoint's model metadata, meta JSON and optimizer shards. Never raises for
+    bad contents; a file still being written is not opened."""
+    out = CheckpointSummary(ck)
+    if ck.meta is not None:
+        try:
+            out.meta = read_meta(ck.meta)
+        except MetaError as e:
+            out.meta_error = e.reason
+    weights = ck.weights
+    if ck.is_writing:
+        out.model_error = "still being written: not opened (" + "; ".join(ck.problems) + ")"
+        return out
+    if weights is None:
+        out.model_error = "no model file for this step"
+    else:
+        try:
+            out.model = read_model(weights.path)
+            out.model_summary = summarize_model(out.model, out.model_config or None)
+        except CheckpointError as e:
+            out.model_error = e.reason
+    if optimizer:
+        for entry in ck.optim:
+            shard = ShardInfo(entry)
+            try:
+                shard.optimizer = read_optimizer(entry.path)
+            except CheckpointError as e:
+                shard.error = e.reason
+            out.shards.append(shard)
+    return out
+
+
+@dataclass
+class MetricPoint:
+    step: int
+    metrics: dict[str, float | None]
+    error: str | None = None
+
+
+def tag_metrics(tag: Tag) -> list[MetricPoint]:
+    """Metrics of every step of a tag that has a meta file, in step order."""
+    points = []
+    for ck in tag.checkpoints:
+        if ck.meta is None:
+            continue
+        try:
+            points.append(MetricPoint(ck.step, read_meta(ck.meta).metrics))
+        except MetaError as e:
+            points.append(MetricPoint(ck.step, {}, e.reason))
+    return points
+
+
+def val_bpb_of(ck: Checkpoint) -> float | None:
+    """The checkpoint's val_bpb, or None (no meta, null, Infinity, broken JSON)."""
+    if ck.meta is None:
+        return None
+    try:
+        return read_meta(ck.meta).val_bpb
+    except MetaError:
+        return None
