@@ -107,6 +107,10 @@ class Checkpoint:
         return sum(f.size for f in self.optim)
 
     @property
+    def meta_bytes(self) -> int:
+        return self.meta.size if self.meta else 0
+
+    @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
@@ -162,6 +166,10 @@ class Tag:
         return sum(c.optim_bytes for c in self.checkpoints)
 
     @property
+    def meta_bytes(self) -> int:
+        return sum(c.meta_bytes for c in self.checkpoints)
+
+    @property
     def other_bytes(self) -> int:
         return sum(f.size for f in self.other_files)
 
@@ -205,6 +213,10 @@ class Stage:
     def optim_bytes(self) -> int:
         return sum(t.optim_bytes for t in self.tags)
 
+    @property
+    def meta_bytes(self) -> int:
+        return sum(t.meta_bytes for t in self.tags)
+
 
 @dataclass
 class Catalog:
@@ -237,6 +249,10 @@ class Catalog:
     @property
     def optim_bytes(self) -> int:
         return sum(s.optim_bytes for s in self.stages)
+
+    @property
+    def meta_bytes(self) -> int:
+        return sum(s.meta_bytes for s in self.stages)
 
     def stage(self, name: str) -> Stage | None:
         """A stage by dir name (``base_checkpoints``) or label (``base``, ``sft``)."""

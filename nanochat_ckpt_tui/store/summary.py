@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from .layout import Checkpoint, FileEntry, Tag
-from .ptfile import CheckpointError, ModelFile, OptimizerFile, TensorInfo, read_model, \
-    read_optimizer, strip_prefix
+from .ptfile import (
+    CheckpointError,
+    ModelFile,
+    OptimizerFile,
+    TensorInfo,
+    read_model,
+    read_optimizer,
+    strip_prefix,
+)
 
 LAYER_RE = re.compile(r"(?:^|\.)h\.(\d+)\.")
 MAX_META_BYTES = 16 * 1024 * 1024

@@ -1,0 +1,496 @@
+"""Command line: ``nanochat-ckpt [BASE_DIR]`` opens the app; subcommands are its script twin.
+
+Every subcommand prints with rich, or a stable JSON document with ``--json`` (schemas in
+README.md, each tagged with a ``"schema"`` key). Errors: one line on stderr, non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .store import layout
+from .store.layout import Catalog, Checkpoint, Tag
+from .store.refs import RefError, resolve
+from .store.summary import CheckpointSummary, summarize, val_bpb_of
+
+SUBCOMMANDS = ("ls", "show", "du", "demo")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """An error for the user: printed as one line on stderr."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------------
+# formatting
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span:
+            return f"{seconds / span:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def human_count(n: int) -> str:
+    for unit, span in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= span:
+            return f"{n / span:.2f}{unit}"
+    return str(n)
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if math.isinf(v) or math.isnan(v):
+        return str(v)
+    return f"{v:.4f}"
+
+
+def _json_float(v: float | None) -> float | str | None:
+    """JSON has no Infinity/NaN: write them as the strings "Infinity"/"NaN"."""
+    if v is None or math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _json_clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _json_float(obj)
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_clean(v) for v in obj]
+    return obj
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(_json_clean(doc), indent=2, allow_nan=False) + "\n")
+
+
+def _console():  # rich is imported only for human output
+    from rich.console import Console
+
+    return Console()
+
+
+# --------------------------------------------------------------------------------------------
+# JSON documents
+
+
+def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
+    return {
+        "step": ck.step,
+        "key": ck.key,
+        "state": ck.state.value,
+        "problems": ck.problems,
+        "latest": ck.is_latest,
+        "val_bpb": val_bpb_of(ck),
+        "model_bytes": ck.model_bytes,
+        "optim_bytes": ck.optim_bytes,
+        "meta_bytes": ck.meta_bytes,
+        "total_bytes": ck.total_bytes,
+        "mtime": ck.mtime,
+        "optim_ranks": ck.ranks,
+        "files": [{"name": f.name, "path": str(f.path), "kind": f.kind.value, "size": f.size,
+                   "mtime": f.mtime, "rank": f.rank, "is_link": f.is_link} for f in ck.files],
+    }
+
+
+def tag_json(tag: Tag, with_checkpoints: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": tag.name,
+        "path": str(tag.path),
+        "steps": len(tag.checkpoints),
+        "latest_step": tag.latest_step,
+        "total_bytes": tag.total_bytes,
+        "model_bytes": tag.model_bytes,
+        "optim_bytes": tag.optim_bytes,
+        "meta_bytes": tag.meta_bytes,
+        "other_bytes": tag.other_bytes,
+        "other_files": [{"name": f.name, "size": f.size} for f in tag.other_files],
+    }
+    if with_checkpoints:
+        doc["checkpoints"] = [checkpoint_json(c) for c in tag.checkpoints]
+    return doc
+
+
+def catalog_json(cat: Catalog, schema: str, with_checkpoints: bool = True) -> dict[str, Any]:
+    return {
+        "schema": schema,
+        "base_dir": str(cat.base_dir),
+        "exists": cat.exists,
+        "scanned_at": cat.scanned_at,
+        "total_bytes": cat.total_bytes,
+        "model_bytes": cat.model_bytes,
+        "optim_bytes": cat.optim_bytes,
+        "meta_bytes": cat.meta_bytes,
+        "free_bytes": cat.free_bytes,
+        "disk_bytes": cat.disk_bytes,
+        "stages": [{
+            "dir": s.dirname,
+            "label": s.label,
+            "default_tag": s.default_tag,
+            "total_bytes": s.total_bytes,
+            "model_bytes": s.model_bytes,
+            "optim_bytes": s.optim_bytes,
+            "meta_bytes": s.meta_bytes,
+            "other_files": [{"name": f.name, "size": f.size} for f in s.other_files],
+            "tags": [tag_json(t, with_checkpoints) for t in s.tags],
+        } for s in cat.stages],
+        "notes": cat.notes,
+    }
+
+
+def summary_json(s: CheckpointSummary, with_tensors: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {"schema": "nanochat-ckpt.show/1", "checkpoint": checkpoint_json(
+        s.checkpoint), "stage": s.checkpoint.stage, "tag": s.checkpoint.tag}
+    doc["model_error"] = s.model_error
+    doc["meta_error"] = s.meta_error
+    doc["meta"] = s.meta.data if s.meta else None
+    doc["metrics"] = s.meta.metrics if s.meta else {}
+    doc["model_config"] = s.model_config
+    ms = s.model_summary
+    doc["model"] = None
+    if s.model and ms:
+        doc["model"] = {
+            "layout": s.model.layout,
+            "orig_mod_prefix": s.model.orig_mod_prefix,
+            "params": ms.params,
+            "tensor_bytes": ms.nbytes,
+            "depth": ms.depth,
+            "depth_source": ms.depth_source,
+            "embedding_shape": ms.embedding_shape,
+            "lm_head_shape": ms.lm_head_shape,
+            "tied_embeddings": ms.tied,
+            "dtypes": ms.dtypes,
+            "layers": [{"name": g.name, "params": g.params, "bytes": g.nbytes}
+                       for g in ms.layers],
+            "others": [{"name": g.name, "params": g.params, "bytes": g.nbytes}
+                       for g in ms.others],
+            "wrapper_step": s.model.step,
+            "non_tensor_keys": s.model.non_tensor_keys,
+        }
+        if with_tensors:
+            doc["model"]["tensors"] = [
+                {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "numel": t.numel,
+                 "bytes": t.nbytes} for t in s.model.tensors]
+    doc["optimizer_shards"] = [{
+        "name": sh.entry.name, "rank": sh.entry.rank, "size": sh.entry.size, "error": sh.error,
+        "form": sh.optimizer.form if sh.optimizer else None,
+        "groups": [{"kind": g.kind, "params": g.n_params, "hyper": g.hyper}
+                   for g in sh.optimizer.groups] if sh.optimizer else [],
+        "state_tensors": sh.optimizer.n_state_tensors if sh.optimizer else None,
+        "state_bytes": sh.optimizer.state_bytes if sh.optimizer else None,
+    } for sh in s.shards]
+    return doc
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+
+def _scan(base: str | None) -> Catalog:
+    cat = layout.scan(base)
+    if not cat.exists:
+        raise CliError(f"base dir {cat.base_dir} does not exist "
+                       "(give BASE_DIR, set NANOCHAT_BASE_DIR, or try `nanochat-ckpt demo`)")
+    return cat
+
+
+STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold red",
+               "orphan": "red", "no meta": "yellow", "optim incomplete": "yellow"}
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    cat = _scan(args.base_dir)
+    if args.json:
+        _print_json(catalog_json(cat, "nanochat-ckpt.ls/1"))
+        return EXIT_OK
+    from rich.table import Table
+
+    con = _console()
+    now = time.time()
+    con.print(f"[bold]{cat.base_dir}[/]  {human_bytes(cat.total_bytes)} in checkpoints, "
+              f"{human_bytes(cat.free_bytes)} free")
+    if not cat.stages:
+        con.print("no *_checkpoints directories here")
+    for stage in cat.stages:
+        for tag in stage.tags:
+            default = " (default)" if stage.default_tag == tag.name else ""
+            table = Table(title=f"{stage.label} / {tag.name}{default}  ·  {len(tag.checkpoints)} "
+                          f"steps  ·  {human_bytes(tag.total_bytes)}", title_justify="left",
+                          box=None, pad_edge=False)
+            for col, just in (("step", "right"), ("model", "right"), ("optim", "right"),
+                              ("total", "right"), ("val_bpb", "right"), ("age", "right"),
+                              ("state", "left")):
+                table.add_column(col, justify=just)
+            for ck in tag.checkpoints:
+                style = STATE_STYLE.get(ck.state.value, "")
+                state = f"[{style}]{ck.state.value}[/]"
+                if ck.is_latest:
+                    state += " [bold cyan]latest[/]"
+                shards = f" ({len(ck.optim)}r)" if ck.optim else ""
+                table.add_row(str(ck.step), human_bytes(ck.model_bytes),
+                              human_bytes(ck.optim_bytes) + shards, human_bytes(ck.total_bytes),
+                              _num(val_bpb_of(ck)), human_age(now - ck.mtime), state)
+            for f in tag.other_files:
+                table.add_row("[dim]other[/]", "", "", human_bytes(f.size), "", "",
+                              f"[dim]{f.name}[/]")
+            con.print(table)
+            con.print()
+    for note in cat.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    return EXIT_OK
+
+
+def cmd_du(args: argparse.Namespace) -> int:
+    cat = _scan(args.base_dir)
+    if args.json:
+        _print_json(catalog_json(cat, "nanochat-ckpt.du/1", with_checkpoints=False))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"{cat.base_dir}", title_justify="left")
+    for col in ("stage / tag", "steps", "model", "optimizer", "meta", "other", "total"):
+        table.add_column(col, justify="left" if col == "stage / tag" else "right")
+
+    def row(name: str, steps: int, node: Any, bold: bool = False) -> None:
+        other = node.total_bytes - node.model_bytes - node.optim_bytes - node.meta_bytes
+        total = human_bytes(node.total_bytes)
+        table.add_row(name, str(steps), human_bytes(node.model_bytes),
+                      human_bytes(node.optim_bytes), human_bytes(node.meta_bytes),
+                      human_bytes(other), f"[bold]{total}[/]" if bold else total)
+
+    for stage in cat.stages:
+        row(f"[bold]{stage.label}[/]",
+            sum(len(t.checkpoints) for t in stage.tags), stage, bold=True)
+        for tag in stage.tags:
+            row(f"  {tag.name}", len(tag.checkpoints), tag)
+    table.add_section()
+    row("[bold]total[/]", len(cat.checkpoints), cat, bold=True)
+    con = _console()
+    con.print(table)
+    if cat.free_bytes is not None:
+        con.print(f"free on this filesystem: [bold]{human_bytes(cat.free_bytes)}[/] of "
+                  f"{human_bytes(cat.disk_bytes)}")
+    for note in cat.notes:
+        con.print(f"[yellow]note:[/] {note}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    cat = layout.scan(args.base_dir)
+    try:
+        ck = resolve(cat, args.ref)
+    except RefError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    except OSError as e:
+        raise CliError(f"{args.ref}: {e.strerror or e}") from None
+    s = summarize(ck)
+    if args.json:
+        _print_json(summary_json(s, with_tensors=not args.no_tensors))
+    else:
+        _print_summary(s, with_tensors=not args.no_tensors)
+    return EXIT_ERROR if s.model is None and ck.weights is not None else EXIT_OK
+
+
+def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
+    from rich.table import Table
+
+    con = _console()
+    ck = s.checkpoint
+    now = time.time()
+    step = str(ck.step) if ck.step >= 0 else "?"
+    latest = "  [bold cyan]latest[/]" if ck.is_latest else ""
+    con.print(f"[bold]{ck.stage.removesuffix('_checkpoints')} / {ck.tag} @ {step}[/]  "
+              f"[{STATE_STYLE.get(ck.state.value, '')}]{ck.state.value}[/]{latest}")
+    for p in ck.problems:
+        con.print(f"  [yellow]![/] {p}")
+    files = Table(box=None, pad_edge=False, show_header=True)
+    for col in ("file", "kind", "size", "age"):
+        files.add_column(col, justify="right" if col in ("size", "age") else "left")
+    for f in ck.files:
+        files.add_row(f.name + (" [dim]→ link[/]" if f.is_link else ""), f.kind.value,
+                      human_bytes(f.size), human_age(now - f.mtime))
+    files.add_row("[bold]total[/]", "", f"[bold]{human_bytes(ck.total_bytes)}[/]", "")
+    con.print(files)
+    con.print()
+    if s.model_error:
+        con.print(f"[bold red]model:[/] {s.model_error}")
+    ms = s.model_summary
+    if s.model and ms:
+        dtypes = ", ".join(f"{k} {human_count(v)}" for k, v in ms.dtypes.items())
+        con.print(f"[bold]params[/] {human_count(ms.params)} ({ms.params:,})   "
+                  f"[bold]depth[/] {ms.depth} [dim]({ms.depth_source})[/]   "
+                  f"[bold]tensors[/] {len(s.model.tensors)}   [bold]dtypes[/] {dtypes}")
+        tied = "tied" if ms.tied else "untied"
+        con.print(f"[bold]embedding[/] {list(ms.embedding_shape or [])}   "
+                  f"[bold]lm_head[/] {list(ms.lm_head_shape or [])} ({tied})   "
+                  f"[bold]layout[/] {s.model.layout}"
+                  + ("  [dim](_orig_mod. prefix)[/]" if s.model.orig_mod_prefix else ""))
+    if s.meta_error:
+        con.print(f"[bold red]meta:[/] {s.meta_error}")
+    if s.model_config:
+        con.print("[bold]model_config[/] " + ", ".join(f"{k}={v}" for k, v in
+                                                       s.model_config.items()))
+    if s.meta and s.meta.metrics:
+        con.print("[bold]metrics[/] " + ", ".join(f"{k}={_num(v)}" for k, v in
+                                                  s.meta.metrics.items()))
+    if s.meta and s.meta.user_config:
+        uc = s.meta.user_config
+        con.print("[bold]user_config[/] [dim]" + ", ".join(f"{k}={v}" for k, v in uc.items())
+                  + "[/]")
+    if s.shards:
+        con.print()
+        opt = Table(title="optimizer shards", title_justify="left", box=None, pad_edge=False)
+        for col in ("file", "rank", "size", "form", "groups", "state tensors", "state bytes"):
+            opt.add_column(col)
+        for sh in s.shards:
+            o = sh.optimizer
+            if o is None:
+                opt.add_row(sh.entry.name, str(sh.entry.rank), human_bytes(sh.entry.size),
+                            f"[red]{sh.error}[/]", "", "", "")
+                continue
+            groups = ", ".join(f"{g.kind}×{g.n_params}" for g in o.groups)
+            opt.add_row(sh.entry.name, str(sh.entry.rank if sh.entry.rank is not None else "-"),
+                        human_bytes(sh.entry.size), o.form, groups, str(o.n_state_tensors),
+                        human_bytes(o.state_bytes))
+        con.print(opt)
+    if ms and s.model:
+        con.print()
+        layers = Table(title="by layer", title_justify="left", box=None, pad_edge=False)
+        for col in ("group", "params", "bytes"):
+            layers.add_column(col, justify="left" if col == "group" else "right")
+        for g in ms.others + ms.layers:
+            layers.add_row(g.name, f"{g.params:,}", human_bytes(g.nbytes))
+        con.print(layers)
+        if with_tensors:
+            con.print()
+            tensors = Table(title="tensors", title_justify="left", box=None, pad_edge=False)
+            for col in ("name", "shape", "dtype", "params", "bytes"):
+                tensors.add_column(col, justify="right" if col in ("params", "bytes") else "left")
+            for t in s.model.tensors:
+                tensors.add_row(t.name, str(list(t.shape)), t.dtype, f"{t.numel:,}",
+                                human_bytes(t.nbytes))
+            con.print(tensors)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .store.demo import write_demo
+
+    target = Path(args.dir).expanduser()
+    if target.exists() and any(target.iterdir()):
+        raise CliError(f"{target} exists and is not empty: give a new directory", EXIT_USAGE)
+    started = time.perf_counter()
+    write_demo(target)
+    took = time.perf_counter() - started
+    size = layout.scan(target).total_bytes
+    print(f"wrote a demo base dir to {target} ({human_bytes(size)} in {took:.1f}s)")
+    print(f"open it with: nanochat-ckpt {target}")
+    return EXIT_OK
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    try:
+        from .tui.app import run_app
+    except ImportError as e:
+        raise CliError(f"the interactive app is not available in this build ({e}); "
+                       "the subcommands ls, show, du and demo work") from None
+    base = Path(args.base_dir).expanduser() if args.base_dir else None
+    return run_app(base, demo=args.demo, poll=args.poll, read_only=args.read_only) or EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# parsing
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON document (see README)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanochat-ckpt",
+        description="See, compare and prune nanochat checkpoints. Without a subcommand, opens "
+                    "the interactive app on BASE_DIR (default: $NANOCHAT_BASE_DIR, else "
+                    "~/.cache/nanochat).")
+    sub = parser.add_subparsers(dest="command", metavar="{ls,show,du,demo}")
+    p = sub.add_parser("ls", help="stages, tags and steps with sizes, val_bpb and state")
+    p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
+    _json_flag(p)
+    p.set_defaults(func=cmd_ls)
+    p = sub.add_parser("show", help="one checkpoint: summary, optimizer shards, tensors")
+    p.add_argument("ref", metavar="PATH|TAG[@STEP]",
+                   help="a file, or a tag such as d20, base/d20@5000, sft/d20@latest")
+    p.add_argument("--base-dir", metavar="BASE_DIR")
+    p.add_argument("--no-tensors", action="store_true", help="leave out the tensor table")
+    _json_flag(p)
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("du", help="disk used by stage and tag, model vs optimizer, free disk")
+    p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
+    _json_flag(p)
+    p.set_defaults(func=cmd_du)
+    p = sub.add_parser("demo", help="write a realistic demo base dir (real torch.save files)")
+    p.add_argument("dir", nargs="?", default="nanochat-ckpt-demo", metavar="DIR")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def build_app_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanochat-ckpt",
+        description="Open the interactive app. Subcommands: "
+                    + ", ".join(SUBCOMMANDS) + " (nanochat-ckpt SUBCOMMAND --help).")
+    parser.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
+    parser.add_argument("--demo", action="store_true", help="open a freshly written demo dir")
+    parser.add_argument("--poll", action="store_true",
+                        help="poll for changes (network filesystems, where inotify is silent)")
+    parser.add_argument("--read-only", action="store_true", help="disable destructive actions")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            args = build_parser().parse_args(argv)
+            return args.func(args)
+        if argv and argv[0] in ("-h", "--help"):
+            build_parser().print_help()
+            return EXIT_OK
+        return run_tui(build_app_parser().parse_args(argv))
+    except CliError as e:
+        print(f"nanochat-ckpt: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
