@@ -16,12 +16,23 @@ from typing import Any
 
 from .store import layout
 from .store.layout import Catalog, Checkpoint, Tag
-from .store.refs import RefError, resolve
+from .store.pins import PinsError, update_pin
+from .store.prune import (
+    Override,
+    PruneError,
+    PrunePlan,
+    Rules,
+    check_trash,
+    execute,
+    plan_rules,
+)
+from .store.refs import RefError, resolve, resolve_tag
 from .store.summary import CheckpointSummary, summarize, val_bpb_of
 
-SUBCOMMANDS = ("ls", "show", "du", "demo")
+SUBCOMMANDS = ("ls", "show", "du", "prune", "pin", "unpin", "demo")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
 
 
 class CliError(Exception):
@@ -115,6 +126,8 @@ def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
         "total_bytes": ck.total_bytes,
         "mtime": ck.mtime,
         "optim_ranks": ck.ranks,
+        "pinned": ck.pinned,
+        "note": ck.note,
         "files": [{"name": f.name, "path": str(f.path), "kind": f.kind.value, "size": f.size,
                    "mtime": f.mtime, "rank": f.rank, "is_link": f.is_link} for f in ck.files],
     }
@@ -399,6 +412,110 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
             con.print(tensors)
 
 
+def _print_plan(plan: PrunePlan) -> None:
+    """The plan, grouped by checkpoint, every file named in full: nothing is abbreviated."""
+    con = _console()
+    base = plan.base_dir
+    if plan.items:
+        con.print(f"[bold]would delete {len(plan.items)} files, {human_bytes(plan.bytes_freed)}"
+                  f"[/] ({plan.bytes_freed:,} bytes) under {base}:")
+        groups: dict[str, list] = {}
+        for item in plan.items:
+            groups.setdefault(item.checkpoint, []).append(item)
+        for key, items in groups.items():
+            size = sum(i.size for i in items)
+            con.print(f"  [bold]{key}[/]  {human_bytes(size)}  [dim]{items[0].reason}[/]")
+            for item in items:
+                try:
+                    shown = str(item.path.relative_to(base))
+                except ValueError:
+                    shown = str(item.path)
+                con.print(f"    {shown}  [dim]{item.kind}[/]  {human_bytes(item.size)}",
+                          overflow="fold", soft_wrap=True)
+    else:
+        con.print("nothing to delete")
+    for p in plan.protected:
+        how = "" if p.overridable else " [dim](cannot be overridden)[/]"
+        con.print(f"[green]protected[/] {p.checkpoint}: {p.reason}{how}")
+    for w in plan.warnings:
+        con.print(f"[bold yellow]warning:[/] {w}")
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stdout, read one line from stdin; anything but y/yes (or no stdin) is a no."""
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    try:
+        answer = sys.stdin.readline() if sys.stdin else ""
+    except (OSError, ValueError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    cat = _scan(args.base_dir)
+    try:
+        tags = [resolve_tag(cat, spec) for spec in args.tags]
+        rules = Rules(args.keep_last, args.keep_every, args.keep_best, args.optimizer_only)
+        override = Override(latest=args.allow_latest, pinned=args.allow_pinned)
+        plan = plan_rules(cat, tags, rules, override)
+        trash = check_trash(Path(args.trash), cat.base_dir) if args.trash else None
+    except (RefError, PruneError) as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if args.dry_run or plan.is_empty or not args.yes:
+        if args.json and (args.dry_run or plan.is_empty):
+            _print_json(plan.to_json())
+        elif not args.json:
+            _print_plan(plan)
+    if plan.is_empty:
+        return EXIT_NOTHING
+    if args.dry_run:
+        return EXIT_OK
+    if not args.yes:
+        if args.json:
+            raise CliError("--json without --dry-run needs --yes (there is no prompt in JSON "
+                           "mode)", EXIT_USAGE)
+        verb = "Move to trash" if trash else "Delete"
+        sys.stdout.flush()
+        if not _confirm(f"{verb} {len(plan.items)} files, {human_bytes(plan.bytes_freed)}? "
+                        "[y/N] "):
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_DECLINED
+    result = execute(plan, trash=trash)
+    if args.json:
+        _print_json({**result.to_json(), "plan": plan.to_json()})
+    else:
+        con = _console()
+        for r in result.results:
+            if r.status not in ("removed", "trashed"):
+                con.print(f"[yellow]{r.status}[/] {r.path}: {r.detail}")
+        con.print(f"{result.count('removed')} removed, {result.count('trashed')} trashed, "
+                  f"{result.count('skipped')} skipped, {result.count('failed')} failed; "
+                  f"freed {human_bytes(result.bytes_freed)}"
+                  + (f", moved {human_bytes(result.bytes_trashed)} to {trash} (freed when you "
+                     "empty it)" if trash else ""))
+    return EXIT_OK if result.ok else EXIT_PARTIAL
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    cat = layout.scan(args.base_dir)
+    try:
+        ck = resolve(cat, args.ref)
+    except RefError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if ck.step < 0:
+        raise CliError(f"{args.ref} is not a checkpoint step of a tag", EXIT_USAGE)
+    pinned = args.command == "pin"
+    try:
+        entry = update_pin(ck.dir, ck.step, pinned=pinned, note=args.note,
+                           clear_note=not pinned and args.clear_note)
+    except PinsError as e:
+        raise CliError(str(e)) from None
+    note = f" ({entry.note})" if entry.note else ""
+    print(f"{'pinned' if entry.pinned else 'unpinned'} {ck.key}{note}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .store.demo import write_demo
 
@@ -438,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See, compare and prune nanochat checkpoints. Without a subcommand, opens "
                     "the interactive app on BASE_DIR (default: $NANOCHAT_BASE_DIR, else "
                     "~/.cache/nanochat).")
-    sub = parser.add_subparsers(dest="command", metavar="{ls,show,du,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     p = sub.add_parser("ls", help="stages, tags and steps with sizes, val_bpb and state")
     p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
     _json_flag(p)
@@ -454,6 +571,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
     _json_flag(p)
     p.set_defaults(func=cmd_du)
+    p = sub.add_parser("prune", help="delete old checkpoints by rules (asks first)",
+                       description="Keep what the rules keep in each TAG; delete the rest (or "
+                       "only their optimizer shards). Exit codes: 0 done (or dry run), 3 nothing "
+                       "to do, 4 partly failed or skipped, 5 declined at the prompt.")
+    p.add_argument("tags", nargs="+", metavar="TAG")
+    p.add_argument("--keep-last", type=int, metavar="N", help="keep the last N steps")
+    p.add_argument("--keep-every", type=int, metavar="K",
+                   help="keep steps that are multiples of K")
+    p.add_argument("--keep-best", type=int, metavar="M", help="keep the M lowest val_bpb")
+    p.add_argument("--optimizer-only", action="store_true",
+                   help="for the steps not kept, delete only the optimizer shards")
+    p.add_argument("--allow-latest", action="store_true",
+                   help="allow deleting the latest step of a tag")
+    p.add_argument("--allow-pinned", action="store_true", help="allow deleting pinned steps")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p.add_argument("--trash", metavar="DIR", help="move files here (same filesystem)")
+    p.add_argument("--base-dir", metavar="BASE_DIR")
+    _json_flag(p)
+    p.set_defaults(func=cmd_prune)
+    for name, helptext in (("pin", "pin a checkpoint (protects it from pruning)"),
+                           ("unpin", "unpin a checkpoint")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("ref", metavar="TAG@STEP")
+        p.add_argument("--note", metavar="TEXT", help="attach a short note")
+        if name == "unpin":
+            p.add_argument("--clear-note", action="store_true", help="also remove the note")
+        p.add_argument("--base-dir", metavar="BASE_DIR")
+        p.set_defaults(func=cmd_pin, clear_note=False)
     p = sub.add_parser("demo", help="write a realistic demo base dir (real torch.save files)")
     p.add_argument("dir", nargs="?", default="nanochat-ckpt-demo", metavar="DIR")
     p.set_defaults(func=cmd_demo)

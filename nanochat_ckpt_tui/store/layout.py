@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .pins import SIDECAR, PinsError, load_pins
+
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
 STALL_WINDOW = 120.0  # seconds: an unreadable zip this recent is still being written
@@ -84,6 +86,8 @@ class Checkpoint:
     state: State = State.COMPLETE
     problems: list[str] = field(default_factory=list)
     is_latest: bool = False
+    pinned: bool = False
+    note: str | None = None
 
     @property
     def key(self) -> str:
@@ -136,6 +140,7 @@ class Tag:
     other_files: list[FileEntry] = field(default_factory=list)
     mtime: float = 0.0
     is_link: bool = False
+    pins_error: str | None = None  # the sidecar is corrupt: pins unknown, so prune protects all
 
     @property
     def latest_step(self) -> int | None:
@@ -374,6 +379,9 @@ def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
             continue
         fe, mtime_ns = got
         if kind is FileKind.OTHER:
+            if entry.name == SIDECAR or (entry.name.startswith(SIDECAR + ".")
+                                         and entry.name.endswith(".tmp")):
+                continue  # our own pins file (and its temp file while being replaced)
             tag.other_files.append(fe)
             continue
         assert step is not None
@@ -394,6 +402,16 @@ def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
     tag.checkpoints = sorted(groups.values(), key=lambda c: c.step)
     tag.other_files.sort(key=lambda f: natural_key(f.name))
     _assign_states(tag, zip_ok, now)
+    try:
+        pins = load_pins(path)
+    except PinsError as e:
+        tag.pins_error = str(e)
+        notes.append(str(e))
+        pins = {}
+    for ck in tag.checkpoints:
+        entry_ = pins.get(ck.step)
+        if entry_ is not None:
+            ck.pinned, ck.note = entry_.pinned, entry_.note
     return tag
 
 
