@@ -1,0 +1,110 @@
+"""The "prune tag" form: retention rules with a live preview of what would go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from ..fmt import human_bytes
+from ..store.prune import PruneError, PrunePlan, Rules
+
+
+class PruneForm(ModalScreen["Rules | None"]):
+    """Ask for rules; ``preview(rules)`` plans them (no deletion) as the user types."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, preview: Callable[[Rules], PrunePlan],
+                 initial: Rules | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.preview = preview
+        self.initial = initial
+        self.rules: Rules | None = None
+
+    def compose(self) -> ComposeResult:
+        init = self.initial
+
+        def val(v: int | None) -> str:
+            return "" if v is None else str(v)
+
+        with Vertical(id="dialog"):
+            yield Static(f"[b]Prune {self.title_text}[/b]: keep what any rule keeps", id="title")
+            with Horizontal(classes="field"):
+                yield Label("keep last N steps")
+                yield Input(val(init.keep_last if init else 3), id="keep_last",
+                            type="integer", placeholder="N")
+            with Horizontal(classes="field"):
+                yield Label("keep steps that are multiples of K")
+                yield Input(val(init.keep_every if init else None), id="keep_every",
+                            type="integer", placeholder="K")
+            with Horizontal(classes="field"):
+                yield Label("keep best M by val_bpb")
+                yield Input(val(init.keep_best if init else None), id="keep_best",
+                            type="integer", placeholder="M")
+            yield Checkbox("for the others, delete only optimizer shards (keep weights)",
+                           bool(init and init.optimizer_only), id="optimizer_only")
+            yield Static("", id="preview")
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Review deletion…", id="review", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#keep_last", Input).focus()
+        self.refresh_preview()
+
+    def _rules(self) -> Rules:
+        def num(name: str) -> int | None:
+            text = self.query_one(f"#{name}", Input).value.strip()
+            return int(text) if text else None
+
+        return Rules(num("keep_last"), num("keep_every"), num("keep_best"),
+                     self.query_one("#optimizer_only", Checkbox).value)
+
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    def refresh_preview(self) -> None:
+        out = self.query_one("#preview", Static)
+        review = self.query_one("#review", Button)
+        try:
+            rules = self._rules()
+            plan = self.preview(rules)
+        except (PruneError, ValueError) as e:
+            self.rules = None
+            review.disabled = True
+            out.update(f"[red]{e}[/]")
+            return
+        self.rules = rules
+        review.disabled = plan.is_empty
+        steps = ", ".join(k.rsplit("@", 1)[1] for k in plan.checkpoints[:12])
+        more = f" … and {len(plan.checkpoints) - 12} more" if len(plan.checkpoints) > 12 else ""
+        lines = [f"would delete [b]{len(plan.items)} files, {human_bytes(plan.bytes_freed)}[/b]"
+                 + (f" from steps {steps}{more}" if plan.items else "")]
+        lines += [f"[green]protected[/] {p.checkpoint}: {p.reason}" for p in plan.protected[:5]]
+        lines += [f"[yellow]warning[/] {w}" for w in plan.warnings]
+        out.update("\n".join(lines))
+
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        self.action_review()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "review":
+            self.action_review()
+        else:
+            self.action_cancel()
+
+    def action_review(self) -> None:
+        if self.rules is not None and not self.query_one("#review", Button).disabled:
+            self.dismiss(self.rules)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
