@@ -29,7 +29,7 @@ from .store.prune import (
 from .store.refs import RefError, resolve, resolve_tag
 from .store.summary import CheckpointSummary, summarize, val_bpb_of
 
-SUBCOMMANDS = ("ls", "show", "du", "prune", "pin", "unpin", "demo")
+SUBCOMMANDS = ("ls", "show", "du", "diff", "prune", "pin", "unpin", "demo")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
@@ -412,6 +412,121 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
             con.print(tensors)
 
 
+def _sci(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3e}"
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .store.diff import DiffCancelled, diff
+    from .store.ptfile import CheckpointError
+
+    cat = layout.scan(args.base_dir)
+    try:
+        a, b = resolve(cat, args.a), resolve(cat, args.b)
+    except RefError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    for ck in (a, b):
+        if ck.is_writing:
+            raise CliError(f"{ck.key} is still being written; diff it when the write is done")
+    progress = None
+    bar = None
+    if sys.stderr.isatty() and not args.quiet:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        bar = Progress("diff", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                       transient=True, console=_console_err())
+        task = bar.add_task("diff", total=None)
+        bar.start()
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+    try:
+        report = diff(a, b, progress=progress)
+    except CheckpointError as e:
+        raise CliError(str(e)) from None
+    except DiffCancelled:
+        raise CliError("cancelled") from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.json:
+        doc = report.to_json()
+        if args.top:
+            doc["tensors"] = sorted(doc["tensors"], key=lambda t: -(t["rel_change"] or 0))[
+                :args.top]
+        _print_json(doc)
+        return EXIT_OK
+    _print_diff(report, args.top or 15)
+    return EXIT_OK
+
+
+def _console_err():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_diff(report: Any, top: int) -> None:
+    from rich.table import Table
+
+    con = _console()
+    a, b = report.a, report.b
+    con.print(f"[bold]A[/] {a.label}   [bold]B[/] {b.label}")
+    parts = []
+    if a.val_bpb is not None and b.val_bpb is not None:
+        parts.append(f"val_bpb {a.val_bpb:.4f} → {b.val_bpb:.4f} ({b.val_bpb - a.val_bpb:+.4f})")
+    if a.mtime and b.mtime:
+        parts.append(f"{human_age(abs(b.mtime - a.mtime))} apart")
+    if a.size is not None and b.size is not None:
+        parts.append(f"size {human_bytes(a.size)} → {human_bytes(b.size)}")
+    if parts:
+        con.print("   ".join(parts))
+    o = report.overall
+    con.print(f"[bold]overall[/] rel change {_sci(o.rel_change)}  cosine "
+              f"{'—' if o.cosine is None else f'{o.cosine:.6f}'}  max |B−A| "
+              f"{_sci(o.max_abs_diff)}  over {o.n_tensors} tensors, "
+              f"{human_bytes(report.bytes_total)} read in {report.elapsed_s:.2f}s")
+    if report.identical:
+        con.print("[green]identical[/]: same keys, shapes, dtypes and values")
+    layers = Table(title="relative change by layer", title_justify="left", box=None,
+                   pad_edge=False)
+    for col in ("group", "rel change", "", "cosine"):
+        layers.add_column(col)
+    groups = report.layers + [k for k in report.kinds if k.name in (
+        "wte", "value_embeds", "lm_head", "lambdas")]
+    peak = max((g.rel_change or 0 for g in groups), default=0) or 1
+    for g in groups:
+        r = g.rel_change or 0
+        layers.add_row(g.name, _sci(g.rel_change), "█" * max(0, round(24 * r / peak)),
+                       "—" if g.cosine is None else f"{g.cosine:.6f}")
+    con.print(layers)
+    tensors = Table(title=f"top {top} tensors by relative change", title_justify="left",
+                    box=None, pad_edge=False)
+    tensors.add_column("tensor", overflow="fold")
+    for col in ("rel change", "cosine", "max |B−A|", "NaN/Inf A→B"):
+        tensors.add_column(col, no_wrap=True)
+    for t in sorted(report.tensors, key=lambda t: -(t.rel_change or 0))[:top]:
+        nonfinite = f"{t.nan_a + t.inf_a}→{t.nan_b + t.inf_b}" if (
+            t.nan_a or t.inf_a or t.nan_b or t.inf_b) else ""
+        tensors.add_row(t.name, _sci(t.rel_change),
+                        "—" if t.cosine is None else f"{t.cosine:.6f}", _sci(t.max_abs_diff),
+                        f"[red]{nonfinite}[/]" if nonfinite else "")
+    con.print(tensors)
+    for k in report.only_a:
+        con.print(f"[red]- only in A[/] {k.name} {list(k.shape)} {k.dtype}")
+    for k in report.only_b:
+        con.print(f"[green]+ only in B[/] {k.name} {list(k.shape)} {k.dtype}")
+    for c in report.changed:
+        con.print(f"[yellow]~ changed[/] {c.name} {list(c.shape_a)} {c.dtype_a} → "
+                  f"{list(c.shape_b)} {c.dtype_b}")
+    if report.meta_changes:
+        con.print("[bold]meta differences[/]")
+        for m in report.meta_changes:
+            con.print(f"  {m.path}: {m.a!r} → {m.b!r}")
+    for n in report.notes:
+        con.print(f"[dim]note: {n}[/]")
+
+
 def _print_plan(plan: PrunePlan) -> None:
     """The plan, grouped by checkpoint, every file named in full: nothing is abbreviated."""
     con = _console()
@@ -571,6 +686,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
     _json_flag(p)
     p.set_defaults(func=cmd_du)
+    p = sub.add_parser("diff", help="how the weights moved between two checkpoints")
+    p.add_argument("a", metavar="A", help="PATH or TAG[@STEP]")
+    p.add_argument("b", metavar="B", help="PATH or TAG[@STEP]")
+    p.add_argument("--top", type=int, metavar="N", help="show (or with --json keep) the N "
+                   "tensors that changed most")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--base-dir", metavar="BASE_DIR")
+    _json_flag(p)
+    p.set_defaults(func=cmd_diff)
     p = sub.add_parser("prune", help="delete old checkpoints by rules (asks first)",
                        description="Keep what the rules keep in each TAG; delete the rest (or "
                        "only their optimizer shards). Exit codes: 0 done (or dry run), 3 nothing "
