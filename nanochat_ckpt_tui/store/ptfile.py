@@ -4,13 +4,24 @@ Only ``*/data.pkl`` is read. Its pickle is run by an unpickler whose ``find_clas
 inert stand-ins for an allow-list of globals (``OrderedDict``, ``_rebuild_tensor_v2/v3``,
 ``_rebuild_parameter``, the typed storage classes, dtypes); any other global is refused with a
 :class:`CheckpointError` that names it, before anything is called. Tensor data is never read.
+
+Every object the unpickler hands out is inert: a ``BUILD`` on any of them is refused, so a
+pickle can change neither a stand-in nor a tensor after it was validated. The copyreg extension
+opcodes (``EXT1/2/4``), which can fetch a global without asking ``find_class``, are refused
+whenever the process has any extension registered (torch.save never writes them).
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
+import copyreg
 import io
+import os
 import pickle
+import pickletools
+import reprlib
+import stat
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -21,6 +32,10 @@ from typing import Any
 ORIG_MOD = "_orig_mod."
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 MAX_DIMS = 64
+MAX_NESTING = 64  # containers around a tensor in an optimizer state (nanochat uses 2)
+# JSON-friendly copies of configs / hyper-parameters stop after this many nodes per file, so a
+# pickle that shares one list many times over (a DAG) cannot make the copy explode.
+MAX_PLAIN_NODES = 100_000
 
 # storage class name -> (dtype name, itemsize)
 STORAGE_DTYPES: dict[str, tuple[str, int]] = {
@@ -42,11 +57,44 @@ DTYPE_SIZES: dict[str, int] = {
     "float32": 4, "float": 4, "float64": 8, "double": 8, "float16": 2, "half": 2,
     "bfloat16": 2, "int64": 8, "long": 8, "int32": 4, "int": 4, "int16": 2, "short": 2,
     "int8": 1, "uint8": 1, "bool": 1, "uint16": 2, "uint32": 4, "uint64": 8,
-    "complex64": 8, "complex128": 16, "float8_e4m3fn": 1, "float8_e5m2": 1,
+    "complex32": 4, "complex64": 8, "complex128": 16, "float8_e4m3fn": 1, "float8_e5m2": 1,
     "float8_e4m3fnuz": 1, "float8_e5m2fnuz": 1, "float8_e8m0fnu": 1,
+    "float4_e2m1fn_x2": 1,  # two fp4 values packed in a byte; torch counts bytes as elements
+    "bits8": 1, "bits16": 2, "bits1x8": 1, "bits2x4": 1, "bits4x2": 1,
 }
 _DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64",
                   "int": "int32", "short": "int16"}
+# A pre-1.6 torch.save file (not a zip) starts with the pickled magic number 0x1950a86a20f9469cfc6c.
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+_EXT_OPCODES = frozenset({"EXT1", "EXT2", "EXT4"})
+
+_repr = reprlib.Repr()
+_repr.maxlevel = 3
+_repr.maxstring = 60
+_repr.maxother = 60
+
+
+def _short(obj: Any) -> str:
+    """A bounded repr of anything a pickle can build (deeply nested tuples included)."""
+    try:
+        return _repr.repr(obj)
+    except Exception:  # RecursionError, or a repr that fails
+        return f"<{type(obj).__name__}>"
+
+
+def _key_str(key: Any) -> str:
+    """A dict key as a name part: str and int as they are, anything else as a short repr."""
+    if isinstance(key, str):
+        return key
+    return str(key) if type(key) is int and key.bit_length() <= 64 else _short(key)
+
+
+def _clip(text: Any, limit: int = 80) -> str:
+    """Text from the file, made safe for a one-line message: printable and bounded."""
+    text = str(text)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class CheckpointError(Exception):
@@ -98,42 +146,99 @@ class TensorInfo:
         return 1 + sum((s - 1) * st for s, st in zip(self.shape, self.stride, strict=True))
 
 
-@dataclass(frozen=True)
-class _StorageRef:
-    key: str
-    dtype: str | None  # None for UntypedStorage (bytes); the rebuild call names the dtype
-    itemsize: int
-    numel: int
-    location: str
-
-
-@dataclass
-class _TensorStub:
-    storage: _StorageRef
-    offset: int
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    dtype: str
-    itemsize: int
+# ---------------------------------------------------------------------------------------------
+# the inert objects the unpickler hands out
 
 
 class _Inert:
-    """Base of the stand-ins: a pickle may not call them or set state on them."""
+    """Base of every object the unpickler makes: a pickle may not set state on it.
+
+    ``BUILD`` calls ``__setstate__`` whenever the object has one, so defining it here (and
+    ``__slots__`` everywhere, so there is no ``__dict__``) makes every stand-in and every
+    validated tensor immutable from inside a pickle.
+    """
 
     __slots__ = ()
 
+    def _what(self) -> str:
+        return type(self).__name__.lstrip("_")
+
     def __setstate__(self, state: Any) -> None:
-        raise CheckpointError("the pickle tries to set state on a type (refused)")
+        raise CheckpointError(
+            f"refused to load: the pickle tries to change {self._what()} (a BUILD on an "
+            "allow-listed object; nothing was changed)")
+
+
+class _StorageRef(_Inert):
+    """A storage as named by a persistent id: ``('storage', type, key, location, numel)``."""
+
+    __slots__ = ("key", "dtype", "itemsize", "numel", "location")
+
+    def __init__(self, key: str, dtype: str | None, itemsize: int, numel: int,
+                 location: str) -> None:
+        self.key = key
+        self.dtype = dtype  # None for UntypedStorage (bytes); the rebuild call names the dtype
+        self.itemsize = itemsize
+        self.numel = numel
+        self.location = location
+
+    def _what(self) -> str:
+        return f"storage {self.key}"
+
+    def __repr__(self) -> str:
+        return f"<storage {_clip(self.key, 40)} {self.dtype or 'untyped'} x{self.numel}>"
+
+
+class _TensorStub(_Inert):
+    """A tensor as rebuilt by the pickle, validated when it is made."""
+
+    __slots__ = ("storage", "offset", "shape", "stride", "dtype", "itemsize")
+
+    def __init__(self, storage: _StorageRef, offset: int, shape: tuple[int, ...],
+                 stride: tuple[int, ...], dtype: str, itemsize: int) -> None:
+        self.storage = storage
+        self.offset = offset
+        self.shape = shape
+        self.stride = stride
+        self.dtype = dtype
+        self.itemsize = itemsize
+
+    def _what(self) -> str:
+        return "a tensor"
+
+    def __repr__(self) -> str:
+        return f"<tensor {self.dtype} {list(self.shape)}>"
+
+
+class _Callable(_Inert):
+    """Stand-in for an allow-listed function (``_rebuild_tensor_v2`` ...): it can only be called."""
+
+    __slots__ = ("_name", "_fn")
+
+    def __init__(self, name: str, fn: Any) -> None:
+        self._name = name
+        self._fn = fn
+
+    def _what(self) -> str:
+        return self._name
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
 
 
 class _StorageClass(_Inert):
     """Stand-in for ``torch.XStorage``: only ever used as a tag inside a persistent id."""
 
-    __slots__ = ("dtype", "itemsize")
+    __slots__ = ("dtype", "itemsize", "_name")
 
-    def __init__(self, dtype: str | None, itemsize: int) -> None:
+    def __init__(self, dtype: str | None, itemsize: int,
+                 name: str = "torch.UntypedStorage") -> None:
         self.dtype = dtype
         self.itemsize = itemsize
+        self._name = name
+
+    def _what(self) -> str:
+        return self._name
 
 
 class _Dtype(_Inert):
@@ -145,6 +250,9 @@ class _Dtype(_Inert):
         self.name = _DTYPE_ALIASES.get(name, name)
         self.itemsize = DTYPE_SIZES[name]
 
+    def _what(self) -> str:
+        return f"torch.{self.name}"
+
 
 def _ints(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, tuple | list) or len(value) > MAX_DIMS:
@@ -152,7 +260,9 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
     out = []
     for v in value:
         if type(v) is not int:
-            raise CheckpointError(f"bad tensor {what}: {v!r}")
+            raise CheckpointError(f"bad tensor {what}: {_short(v)}")
+        if v.bit_length() > 63:
+            raise CheckpointError(f"bad tensor {what}: a value beyond 64-bit integers")
         out.append(v)
     return tuple(out)
 
@@ -160,13 +270,14 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> _TensorStub:
     if not isinstance(storage, _StorageRef):
         raise CheckpointError("tensor rebuilt from something that is not a storage")
-    if type(offset) is not int or offset < 0:
-        raise CheckpointError(f"bad storage offset {offset!r}")
+    if type(offset) is not int or offset < 0 or offset.bit_length() > 63:
+        raise CheckpointError(f"bad storage offset {_short(offset)}")
     shape, strides = _ints(size, "shape"), _ints(stride, "stride")
     if len(shape) != len(strides):
         raise CheckpointError("tensor shape and stride differ in length")
     if any(d < 0 for d in shape) or any(s < 0 for s in strides):
-        raise CheckpointError(f"negative tensor shape or stride {shape} / {strides}")
+        raise CheckpointError(
+            f"negative tensor shape or stride {_short(shape)} / {_short(strides)}")
     dtype, itemsize = storage.dtype, storage.itemsize
     # _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, ...)
     if len(rest) >= 3 and isinstance(rest[2], _Dtype):
@@ -182,18 +293,26 @@ def _rebuild_parameter(data: Any, *rest: Any) -> Any:
     return data
 
 
-# Each value makes a fresh stand-in, so no pickle can alter what the next one gets.
+# Each value makes a fresh inert stand-in, never hands out one of this module's own objects, so
+# no pickle can alter what the next one gets. OrderedDict is the real class: an immutable C type.
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): lambda: collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): lambda: _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v3"): lambda: _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): lambda: _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): lambda: _rebuild_parameter,
     ("torch.storage", "UntypedStorage"): lambda: _StorageClass(None, 1),
     ("torch", "UntypedStorage"): lambda: _StorageClass(None, 1),
 }
-_ALLOWED.update({("torch", k): (lambda v=v: _StorageClass(*v)) for k, v in STORAGE_DTYPES.items()})
+_ALLOWED.update({
+    ("torch._utils", n): (lambda n=n, f=f: _Callable(f"torch._utils.{n}", f))
+    for n, f in [("_rebuild_tensor_v2", _rebuild_tensor), ("_rebuild_tensor_v3", _rebuild_tensor),
+                 ("_rebuild_parameter", _rebuild_parameter),
+                 ("_rebuild_parameter_with_state", _rebuild_parameter)]})
+_ALLOWED.update({("torch", k): (lambda k=k, v=v: _StorageClass(*v, f"torch.{k}"))
+                 for k, v in STORAGE_DTYPES.items()})
 _ALLOWED.update({("torch", k): (lambda k=k: _Dtype(k)) for k in DTYPE_SIZES})
+
+
+def _refusal(what: str) -> str:
+    return (f"refused to load: the pickle asks for {what}, which is not on the allow-list "
+            "of tensor metadata (nothing was executed)")
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -203,22 +322,58 @@ class _SafeUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]()
         except (KeyError, TypeError):
-            raise CheckpointError(
-                f"refused to load: the pickle asks for {module}.{name}, which is not on the "
-                "allow-list of tensor metadata (nothing was executed)"
-            ) from None
+            what = f"{_clip(module, 100)}.{_clip(name, 100)}"
+            # a protocol 0-2 pickle may use a Python 2 name that a plain unpickler maps to its
+            # Python 3 one (commands.Popen -> subprocess.Popen): name both
+            py3 = _compat_pickle.NAME_MAPPING.get((module, name))
+            if py3 is None and module in _compat_pickle.IMPORT_MAPPING:
+                py3 = (_compat_pickle.IMPORT_MAPPING[module], name)
+            if py3 is not None and py3 != (module, name):
+                what += f" (that is {_clip(py3[0], 100)}.{_clip(py3[1], 100)})"
+            raise CheckpointError(_refusal(what)) from None
 
     def persistent_load(self, pid: Any) -> _StorageRef:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise CheckpointError(f"unexpected persistent id {str(pid)[:80]}")
+            raise CheckpointError(f"unexpected persistent id {_short(pid)}")
         _, cls, key, location, numel = pid
         if not isinstance(cls, _StorageClass):
             raise CheckpointError("persistent id names no storage type")
         if not isinstance(key, str) or not isinstance(location, str) or type(numel) is not int:
-            raise CheckpointError(f"malformed storage reference {str(pid)[:80]}")
-        if numel < 0:
-            raise CheckpointError(f"negative storage size {numel}")
+            raise CheckpointError(f"malformed storage reference {_short(pid)}")
+        if numel < 0 or numel.bit_length() > 63:
+            raise CheckpointError(f"bad storage size {_short(numel)}")
         return _StorageRef(key, cls.dtype, cls.itemsize, numel, location)
+
+
+def _refuse_extensions(data: bytes) -> None:
+    """Refuse the copyreg extension opcodes when the process has any extension registered.
+
+    ``EXT1/2/4`` fetch a global by a code from copyreg's registry, and a code already in
+    ``copyreg._extension_cache`` is handed out without ``find_class`` being asked at all.
+    torch.save never writes them. With nothing registered (the normal case) they can only
+    fail, so the opcode scan, which costs about as much as the load, is skipped.
+    """
+    codes = copyreg._inverted_registry  # type: ignore[attr-defined]  # code -> (module, name)
+    if not (codes or copyreg._extension_cache):  # type: ignore[attr-defined]
+        return
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in _EXT_OPCODES:
+                pair = codes.get(arg)
+                what = (f"{_clip(pair[0], 100)}.{_clip(pair[1], 100)}" if isinstance(pair, tuple) and len(pair) == 2
+                        else f"unregistered extension code {arg}")
+                raise CheckpointError(
+                    f"refused to load: the pickle asks for {what} through copyreg extension code "
+                    f"{arg}, an opcode torch.save never writes (nothing was executed)")
+    except CheckpointError:
+        raise
+    except Exception as e:  # malformed: refuse it here rather than let the unpickler half-run it
+        raise CheckpointError(f"corrupt pickle ({type(e).__name__}: {_clip(e, 120)})") \
+            from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the zip
 
 
 @dataclass
@@ -233,48 +388,89 @@ class PtArchive:
     byteorder: str = "little"
 
     def storage_data_offset(self, key: str) -> int:
-        """Byte offset of storage ``key``'s data in the file (from the local header)."""
+        """Byte offset of storage ``key``'s data in the file (from the local header).
+
+        Raises :class:`CheckpointError` when the bytes cannot be read in place: the storage is
+        compressed, its local header is bad, or the file shrank since it was read.
+        """
         info = self.storages[key]
-        with open(self.path, "rb") as f:
-            f.seek(info.header_offset)
-            header = f.read(30)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(
+                f"storage {_clip(key)} is compressed in the zip, so its bytes cannot be read in place",
+                self.path)
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(info.header_offset)
+                header = f.read(30)
+                size = os.fstat(f.fileno()).st_size
+        except OSError as e:
+            raise CheckpointError(f"cannot read storage {_clip(key)}: {e.strerror or e}",
+                                  self.path) from None
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise CheckpointError(f"bad local header for storage {key}", self.path)
+            raise CheckpointError(f"bad local header for storage {_clip(key)}", self.path)
         name_len, extra_len = struct.unpack("<HH", header[26:30])
-        return info.header_offset + 30 + name_len + extra_len
+        offset = info.header_offset + 30 + name_len + extra_len
+        if offset + info.file_size > size:
+            raise CheckpointError(
+                f"storage {_clip(key)} ends at byte {offset + info.file_size}, past the end of the "
+                f"{size}-byte file (changed or truncated since it was read)", self.path)
+        return offset
+
+
+def _os_error(e: OSError, path: Path) -> CheckpointError:
+    if isinstance(e, FileNotFoundError | NotADirectoryError):
+        return CheckpointError("file not found (deleted or moved?)", path)
+    if isinstance(e, PermissionError):
+        return CheckpointError("permission denied: cannot read this file", path)
+    if isinstance(e, IsADirectoryError):
+        return CheckpointError("is a directory, not a checkpoint file", path)
+    return CheckpointError(f"cannot open: {e.strerror or e}", path)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_LEGACY_MAGIC))
+    except OSError:
+        return b""
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
+    if "\0" in str(path):
+        raise CheckpointError("invalid file name (it contains a NUL byte)", path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise _os_error(e, path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError("is a directory, not a checkpoint file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError("not a regular file (a device, pipe or socket)", path)
+    if st.st_size == 0:
+        raise CheckpointError("empty file (0 bytes)", path)
     try:
         return zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise CheckpointError("file vanished", path) from None
-    except PermissionError:
-        raise CheckpointError("permission denied", path) from None
-    except IsADirectoryError:
-        raise CheckpointError("is a directory, not a checkpoint file", path) from None
-    except (zipfile.BadZipFile, EOFError, ValueError, struct.error) as e:
-        size = path.stat().st_size if path.exists() else 0
-        if size == 0:
-            raise CheckpointError("empty file (0 bytes)", path) from None
+    except OSError as e:
+        raise _os_error(e, path) from None
+    except Exception as e:  # BadZipFile, EOFError, NotImplementedError, struct.error, ...
+        if _head(path) == _LEGACY_MAGIC:
+            raise CheckpointError(
+                "an old-format torch.save file (not a zip: written by torch < 1.6 or with "
+                "_use_new_zipfile_serialization=False), which this tool does not read",
+                path) from None
         raise CheckpointError(
             "not a readable torch zip: truncated, still being written, or not a checkpoint "
-            f"({e})", path) from None
-    except OSError as e:
-        raise CheckpointError(f"cannot open: {e.strerror or e}", path) from None
+            f"({_clip(e, 120)})", path) from None
 
 
 def read_archive(path: str | Path) -> PtArchive:
     """Open ``path`` and unpickle its ``data.pkl`` into inert stand-ins."""
     path = Path(path)
     with _open_zip(path) as zf:
-        try:
-            infos = zf.infolist()
-        except Exception as e:  # pragma: no cover - infolist is already parsed
-            raise CheckpointError(f"bad zip directory ({e})", path) from None
+        infos = zf.infolist()
         pkl = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
         if not pkl:
-            names = ", ".join(i.filename for i in infos[:3]) or "nothing"
+            names = ", ".join(_clip(i.filename, 60) for i in infos[:3]) or "nothing"
             raise CheckpointError(
                 f"a zip, but not a torch checkpoint (no */data.pkl; it holds {names})", path)
         info = pkl[0]
@@ -284,11 +480,10 @@ def read_archive(path: str | Path) -> PtArchive:
                 f"data.pkl is {info.file_size} bytes, over the {MAX_PICKLE_BYTES} byte limit", path)
         try:
             data = zf.read(info)
-            byteorder = zf.read(f"{prefix}/byteorder").decode("ascii", "replace").strip() \
+            byteorder = zf.read(f"{prefix}/byteorder")[:16].decode("ascii", "replace").strip() \
                 if f"{prefix}/byteorder" in zf.NameToInfo else "little"
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError,
-                RuntimeError, struct.error) as e:
-            raise CheckpointError(f"cannot read data.pkl ({e})", path) from None
+        except Exception as e:  # BadZipFile, zlib.error, NotImplementedError, OSError, ...
+            raise CheckpointError(f"cannot read data.pkl ({_clip(e, 120)})", path) from None
         storages = {
             i.filename[len(prefix) + 6:]: i for i in infos
             if i.filename.startswith(prefix + "/data/")
@@ -298,6 +493,7 @@ def read_archive(path: str | Path) -> PtArchive:
         except OSError:
             size = 0
     try:
+        _refuse_extensions(data)
         root = _SafeUnpickler(io.BytesIO(data)).load()
     except CheckpointError as e:
         raise CheckpointError(e.reason, path) from None
@@ -306,17 +502,21 @@ def read_archive(path: str | Path) -> PtArchive:
     except MemoryError:
         raise CheckpointError("pickle asks for too much memory", path) from None
     except Exception as e:  # any malformed pickle: UnpicklingError, EOFError, TypeError, ...
-        raise CheckpointError(f"corrupt pickle ({type(e).__name__}: {str(e)[:120]})", path) \
+        raise CheckpointError(f"corrupt pickle ({type(e).__name__}: {_clip(e, 120)})", path) \
             from None
     return PtArchive(path, prefix, size, root, storages, byteorder)
 
 
 def _walk(root: Any, prefix: str = "") -> Iterator[tuple[str, _TensorStub]]:
-    """Yield (dotted name, tensor) for every tensor in a nested dict/list tree, iteratively."""
-    stack: list[tuple[str, Any]] = [(prefix, root)]
+    """Yield (dotted name, tensor) for every tensor in a nested dict/list tree, iteratively.
+
+    Each container is visited once; nesting deeper than ``MAX_NESTING`` is refused and name
+    parts are clipped, so building the names stays linear in the size of the pickle.
+    """
+    stack: list[tuple[str, Any, int]] = [(prefix, root, 0)]
     seen: set[int] = set()
     while stack:
-        name, obj = stack.pop()
+        name, obj, depth = stack.pop()
         if isinstance(obj, _TensorStub):
             yield name, obj
             continue
@@ -324,8 +524,12 @@ def _walk(root: Any, prefix: str = "") -> Iterator[tuple[str, _TensorStub]]:
             if id(obj) in seen:
                 continue
             seen.add(id(obj))
+            if depth >= MAX_NESTING:
+                raise CheckpointError(f"containers nested more than {MAX_NESTING} levels deep "
+                                      f"(at {_clip(name, 60)})")
             items = obj.items() if isinstance(obj, dict) else enumerate(obj)
-            children = [(f"{name}.{k}" if name else str(k), v) for k, v in items]
+            children = [(f"{name}.{_clip(_key_str(k), 200)}" if name else
+                         _clip(_key_str(k), 200), v, depth + 1) for k, v in items]
             stack.extend(reversed(children))
 
 
@@ -333,25 +537,77 @@ def _tensor_info(arc: PtArchive, name: str, t: _TensorStub) -> TensorInfo:
     info = TensorInfo(name, t.shape, t.stride, t.dtype, t.itemsize, t.storage.key, t.offset)
     member = arc.storages.get(t.storage.key)
     if member is None:
-        raise CheckpointError(f"tensor {name}: its storage data/{t.storage.key} is missing",
-                              arc.path)
+        raise CheckpointError(
+            f"tensor {_clip(name)}: its storage data/{_clip(t.storage.key)} is missing", arc.path)
     end = (info.storage_offset + info.extent) * info.itemsize
     if info.numel and end > member.file_size:
         raise CheckpointError(
-            f"tensor {name} {list(info.shape)} reaches byte {end} of a "
+            f"tensor {_clip(name)} {_short(list(info.shape))} reaches byte {end} of a "
             f"{member.file_size}-byte storage", arc.path)
     return info
 
 
 def tensors_of(arc: PtArchive, obj: Any, prefix: str = "") -> list[TensorInfo]:
     """TensorInfo for every tensor under ``obj``, validated against the zip's storages."""
-    return [_tensor_info(arc, n, t) for n, t in _walk(obj, prefix)]
+    try:
+        return [_tensor_info(arc, n, t) for n, t in _walk(obj, prefix)]
+    except CheckpointError as e:
+        if e.path is not None:
+            raise
+        raise CheckpointError(e.reason, arc.path) from None
 
 
 def storage_bytes(tensors: list[TensorInfo], arc: PtArchive) -> int:
     """Bytes of the distinct storages the tensors live in (shared views counted once)."""
     keys = {t.storage_key for t in tensors}
     return sum(arc.storages[k].file_size for k in keys if k in arc.storages)
+
+
+class _Budget:
+    """How many more nodes the JSON-friendly copies made from one file may have."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int = MAX_PLAIN_NODES) -> None:
+        self.left = left
+
+
+def _plain(obj: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
+    """A JSON-friendly copy of pickle scalars/containers; tensors become a short description.
+
+    Bounded in depth (20), in breadth (1000 per container) and, through ``budget``, in nodes.
+    """
+    if budget is None:
+        budget = _Budget()
+    budget.left -= 1
+    if depth > 20 or budget.left < 0:
+        return "…"
+    if isinstance(obj, _TensorStub):
+        return f"<tensor {obj.dtype} {list(obj.shape)}>"
+    if isinstance(obj, dict):
+        return {_key_str(k): _plain(v, depth + 1, budget) for k, v in list(obj.items())[:1000]}
+    if isinstance(obj, list | tuple):
+        return [_plain(v, depth + 1, budget) for v in obj[:1000]]
+    if isinstance(obj, bool | float) or obj is None or type(obj) is int and obj.bit_length() <= 64:
+        return obj
+    if isinstance(obj, str):
+        return obj if len(obj) <= 10_000 else obj[:10_000] + "…"
+    return _short(obj)[:80]
+
+
+def _what_is(obj: Any) -> str:
+    """'a dict with no tensors', 'a list', 'an int': the subject of a wrong-content message."""
+    if isinstance(obj, dict):
+        if not any(isinstance(v, _TensorStub) for v in obj.values()):
+            return f"{_a(type(obj).__name__)} with no tensors"
+        return f"{_a(type(obj).__name__)} with non-string keys"
+    if isinstance(obj, _Inert):
+        return "a tensor" if isinstance(obj, _TensorStub) else obj._what()
+    return _a(type(obj).__name__)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,24 +640,15 @@ class ModelFile:
         return next((t for t in self.tensors if t.name == name), None)
 
 
-def _plain(obj: Any, depth: int = 0) -> Any:
-    """A JSON-friendly copy of pickle scalars/containers; tensors become a short description."""
-    if depth > 20:
-        return "…"
-    if isinstance(obj, _TensorStub):
-        return f"<tensor {obj.dtype} {list(obj.shape)}>"
-    if isinstance(obj, dict):
-        return {str(k): _plain(v, depth + 1) for k, v in list(obj.items())[:1000]}
-    if isinstance(obj, list | tuple):
-        return [_plain(v, depth + 1) for v in obj[:1000]]
-    if isinstance(obj, str | int | float | bool) or obj is None:
-        return obj
-    return repr(obj)[:80]
-
-
 def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, dict) and all(isinstance(k, str) for k in obj) and any(
         isinstance(v, _TensorStub) for v in obj.values())
+
+
+def _is_optimizer(obj: Any) -> bool:
+    if isinstance(obj, list):
+        return bool(obj) and all(isinstance(x, dict) and "param_groups" in x for x in obj)
+    return isinstance(obj, dict) and "param_groups" in obj
 
 
 def read_model(path: str | Path) -> ModelFile:
@@ -415,9 +662,11 @@ def read_model(path: str | Path) -> ModelFile:
         step = root.get("step") if type(root.get("step")) is int else None
         config = _plain(root.get("config")) if isinstance(root.get("config"), dict) else None
         has_opt = root.get("optimizer") is not None
+    elif _is_optimizer(root):
+        raise CheckpointError("holds an optimizer state (param_groups), not a model state dict",
+                              arc.path)
     else:
-        kind = type(root).__name__
-        raise CheckpointError(f"holds a {kind}, not a model state dict", arc.path)
+        raise CheckpointError(f"holds {_what_is(root)}, not a model state dict", arc.path)
     tensors: list[TensorInfo] = []
     non_tensor: list[str] = []
     for key, value in sd.items():
@@ -476,17 +725,22 @@ def _group_kind(group: dict[str, Any], fallback: str) -> str:
     return fallback
 
 
-def _parse_opt_dict(arc: PtArchive, sd: Any, prefix: str, fallback: str
+def _parse_opt_dict(arc: PtArchive, sd: Any, prefix: str, fallback: str, budget: _Budget
                     ) -> tuple[list[ParamGroup], list[TensorInfo], int]:
     if not (isinstance(sd, dict) and "param_groups" in sd):
-        raise CheckpointError("not an optimizer state dict (no param_groups)", arc.path)
+        if _is_state_dict(sd) or isinstance(sd, dict) and _is_state_dict(sd.get("model")):
+            raise CheckpointError("holds a model state dict, not an optimizer state", arc.path)
+        where = f"its item {prefix.rstrip('.')} is " if prefix else "it holds "
+        what = _a(type(sd).__name__) if isinstance(sd, dict) else _what_is(sd)
+        raise CheckpointError(
+            f"not an optimizer state ({where}{what} without param_groups)", arc.path)
     raw_groups = sd["param_groups"] if isinstance(sd["param_groups"], list) else []
     groups = []
     for g in raw_groups:
         if not isinstance(g, dict):
             continue
         params = g.get("params")
-        hyper = {k: _plain(v) for k, v in g.items() if k != "params"}
+        hyper = {_key_str(k): _plain(v, 0, budget) for k, v in g.items() if k != "params"}
         groups.append(ParamGroup(_group_kind(g, fallback),
                                  len(params) if isinstance(params, list) else 0, hyper))
     state = sd.get("state") if isinstance(sd.get("state"), dict) else {}
@@ -498,17 +752,18 @@ def read_optimizer(path: str | Path) -> OptimizerFile:
     """Describe an optimizer shard in the current dict form or the older list form."""
     arc = read_archive(path)
     root = arc.root
+    budget = _Budget()
     if isinstance(root, dict):
-        groups, tensors, n = _parse_opt_dict(arc, root, "", "group")
+        groups, tensors, n = _parse_opt_dict(arc, root, "", "group", budget)
         form = "dict"
     elif isinstance(root, list) and root:
         groups, tensors, n, form = [], [], 0, "list"
         for i, sd in enumerate(root):
             fallback = ["adamw", "muon"][i] if i < 2 else f"optimizer{i}"
-            g, t, k = _parse_opt_dict(arc, sd, f"{i}.", fallback)
+            g, t, k = _parse_opt_dict(arc, sd, f"{i}.", fallback, budget)
             groups += g
             tensors += t
             n += k
     else:
-        raise CheckpointError(f"holds a {type(root).__name__}, not an optimizer state", arc.path)
+        raise CheckpointError(f"holds {_what_is(root)}, not an optimizer state", arc.path)
     return OptimizerFile(arc.path, arc.file_size, form, groups, tensors, n)
