@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 ORIG_MOD = "_orig_mod."
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
@@ -435,7 +435,14 @@ def _head(path: Path) -> bytes:
         return b""
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _open_zip(path: Path, fileobj: BinaryIO | None = None) -> zipfile.ZipFile:
+    if fileobj is not None:  # e.g. an fsspec file: only the ranges zipfile seeks to are read
+        try:
+            return zipfile.ZipFile(fileobj)
+        except OSError as e:
+            raise _os_error(e, path) from None
+        except Exception as e:
+            raise CheckpointError(f"not a readable torch zip ({_clip(e, 120)})", path) from None
     if "\0" in str(path):
         raise CheckpointError("invalid file name (it contains a NUL byte)", path)
     try:
@@ -463,10 +470,15 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
             f"({_clip(e, 120)})", path) from None
 
 
-def read_archive(path: str | Path) -> PtArchive:
-    """Open ``path`` and unpickle its ``data.pkl`` into inert stand-ins."""
+def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArchive:
+    """Open ``path`` and unpickle its ``data.pkl`` into inert stand-ins.
+
+    With ``fileobj`` (a seekable binary file, such as an fsspec remote file), the zip is read
+    from it instead, and ``path`` only names it in messages: only the zip's end records, its
+    central directory, ``data.pkl`` and ``byteorder`` are read.
+    """
     path = Path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path, fileobj) as zf:
         infos = zf.infolist()
         pkl = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
         if not pkl:
@@ -489,8 +501,8 @@ def read_archive(path: str | Path) -> PtArchive:
             if i.filename.startswith(prefix + "/data/")
         }
         try:
-            size = path.stat().st_size
-        except OSError:
+            size = path.stat().st_size if fileobj is None else fileobj.seek(0, 2)
+        except (OSError, ValueError):
             size = 0
     try:
         _refuse_extensions(data)
@@ -651,9 +663,9 @@ def _is_optimizer(obj: Any) -> bool:
     return isinstance(obj, dict) and "param_groups" in obj
 
 
-def read_model(path: str | Path) -> ModelFile:
+def read_model(path: str | Path, *, fileobj: BinaryIO | None = None) -> ModelFile:
     """Describe a model file: a bare state dict, or the older wrapper dict with ``model``."""
-    arc = read_archive(path)
+    arc = read_archive(path, fileobj=fileobj)
     root = arc.root
     if _is_state_dict(root):
         sd, layout, step, config, has_opt = root, "state_dict", None, None, False
@@ -748,9 +760,9 @@ def _parse_opt_dict(arc: PtArchive, sd: Any, prefix: str, fallback: str, budget:
     return groups, tensors, len(state)
 
 
-def read_optimizer(path: str | Path) -> OptimizerFile:
+def read_optimizer(path: str | Path, *, fileobj: BinaryIO | None = None) -> OptimizerFile:
     """Describe an optimizer shard in the current dict form or the older list form."""
-    arc = read_archive(path)
+    arc = read_archive(path, fileobj=fileobj)
     root = arc.root
     budget = _Budget()
     if isinstance(root, dict):
