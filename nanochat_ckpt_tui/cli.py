@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_archive import add_archive_commands
 from .store import layout
 from .store.layout import Catalog, Checkpoint, Tag
 from .store.pins import PinsError, update_pin
@@ -29,7 +30,8 @@ from .store.prune import (
 from .store.refs import RefError, resolve, resolve_tag
 from .store.summary import CheckpointSummary, summarize, val_bpb_of
 
-SUBCOMMANDS = ("ls", "show", "du", "diff", "prune", "pin", "unpin", "demo")
+SUBCOMMANDS = ("ls", "show", "du", "diff", "prune", "pin", "unpin", "archive", "verify",
+               "demo")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
@@ -724,6 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--clear-note", action="store_true", help="also remove the note")
         p.add_argument("--base-dir", metavar="BASE_DIR")
         p.set_defaults(func=cmd_pin, clear_note=False)
+    add_archive_commands(sub)
     p = sub.add_parser("demo", help="write a realistic demo base dir (real torch.save files)")
     p.add_argument("dir", nargs="?", default="nanochat-ckpt-demo", metavar="DIR")
     p.set_defaults(func=cmd_demo)

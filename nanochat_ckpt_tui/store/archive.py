@@ -1,0 +1,951 @@
+"""Archive checkpoints to a local dir or any fsspec URL: streamed, verified, resumable.
+
+:func:`archive` copies each checkpoint's weights and meta (plus, when asked, its optimizer
+shards), the source base dir's ``tokenizer/`` files and the step's pin/note to a destination,
+keeping nanochat's ``<stage_dir>/<tag>/`` layout so ``NANOCHAT_BASE_DIR=<dest>`` loads from it.
+Sources are only ever opened for reading.
+
+How a half-copied file is kept from looking complete (the *strategy*):
+
+- ``rename`` (local paths, ``file://``, ``memory://``, ``ssh://``/``sftp://`` and any other
+  fsspec filesystem): bytes go to ``<name>.partial``; it is re-read and checked (size and
+  sha256) and only then renamed to ``<name>``. Local: fsync of the file, ``os.replace`` and
+  fsync of the directory, so ``<name>`` is either absent, the old file, or the verified new
+  one, even after a power cut. SFTP: ``posix_rename`` (atomic on a POSIX server). Other
+  filesystems: whatever their ``mv`` guarantees. A crash leaves a ``*.partial`` file, which
+  neither nanochat (it globs ``model_*.pt``) nor the scan mistakes for a checkpoint, and which
+  the next run overwrites.
+- ``direct`` (``s3://``, ``s3a://``, ``gs://``, ``gcs://``): the upload goes straight to
+  ``<name>``. Object stores publish an object only when its upload completes (a single PUT or
+  the final CompleteMultipartUpload), so a reader never sees a prefix of it; an interrupted
+  upload is aborted (``discard``), or after a hard kill leaves invisible multipart parts (a
+  bucket lifecycle rule ``AbortIncompleteMultipartUpload`` reclaims them). The object is then
+  re-read and checked; on a mismatch it is deleted. This avoids a server-side copy of every
+  multi-GB object, at the price that a (rare) corrupted upload is visible until the check
+  removes it. In both strategies, a file counts as archived only once the manifest says so.
+
+The manifest ``.nanochat-ckpt-manifest.json`` at the destination root::
+
+    {"schema": "nanochat-ckpt.manifest/1", "updated_at": 1764000000.0,
+     "files": {"base_checkpoints/d4/model_003000.pt": {"size": 123, "sha256": "…",
+               "source_mtime": 1763990000.0, "archived_at": 1764000000.0, "source": "/…"}},
+     "checkpoints": {"base_checkpoints/d4@3000": {"stage": "base_checkpoints", "tag": "d4",
+               "step": 3000, "files": ["base_checkpoints/d4/model_003000.pt", …],
+               "with_optimizer": false, "pin": {"pinned": true, "note": "best"} | null,
+               "archived_at": 1764000000.0}}}
+
+It is rewritten after every file (re-read and merged first, so entries written by another
+run are kept; written by temp name + rename, or a single PUT on object stores). A re-run
+copies only files that are missing, of the wrong size, not in the manifest, or (with
+``verify=True``) whose checksum no longer matches.
+
+fsspec is imported only when a URL is given; a missing backend package (s3fs, gcsfs,
+paramiko, …) is an :class:`ArchiveError` naming the package to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from .layout import WRITE_WINDOW, Checkpoint, FileEntry, State
+from .pins import SCHEMA as PINS_SCHEMA
+from .pins import SIDECAR, PinsError, load_pins
+
+CHUNK = 8 * 1024 * 1024
+MANIFEST = ".nanochat-ckpt-manifest.json"
+MANIFEST_SCHEMA = "nanochat-ckpt.manifest/1"
+PARTIAL_SUFFIX = ".partial"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+DIRECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
+STATE_ENV = "NANOCHAT_CKPT_STATE"
+STATE_SCHEMA = "nanochat-ckpt.state/1"
+TOKENIZER_DIR = "tokenizer"
+
+
+class ArchiveError(Exception):
+    """The archive cannot start or the destination cannot be read; the message says why."""
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class CancelToken(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Work done so far. Each byte counts twice: once copied, once re-read to verify it."""
+
+    bytes_done: int
+    bytes_total: int
+    rate: float  # bytes_done per second since the start
+    file: str  # relative path being worked on
+    phase: str  # "copy", "verify" (re-reading the destination) or "hash" (reading the source)
+    files_done: int
+    files_total: int
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    rel: str  # path relative to the destination root
+    source: Path
+    size: int
+    status: str  # "copied", "present" (already there), "failed", "cancelled"
+    detail: str = ""
+    sha256: str | None = None
+    checkpoint: str | None = None  # Checkpoint.key, None for tokenizer files
+
+
+@dataclass
+class ArchiveResult:
+    dest: str  # redacted destination (no password)
+    strategy: str
+    results: list[FileResult] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)  # checkpoint keys now fully archived
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def bytes_copied(self) -> int:
+        return sum(r.size for r in self.results if r.status == "copied")
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(r.size for r in self.results)
+
+    @property
+    def rate(self) -> float:
+        """Copied bytes per second over the whole run (verification included)."""
+        return self.bytes_copied / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and all(r.status in ("copied", "present")
+                                          for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "nanochat-ckpt.archive/1",
+            "dest": self.dest,
+            "strategy": self.strategy,
+            "ok": self.ok,
+            "cancelled": self.cancelled,
+            "archived": self.archived,
+            "files": [{"path": r.rel, "source": str(r.source), "size": r.size,
+                       "status": r.status, "detail": r.detail, "sha256": r.sha256,
+                       "checkpoint": r.checkpoint} for r in self.results],
+            "counts": {s: self.count(s) for s in ("copied", "present", "failed", "cancelled")},
+            "bytes_copied": self.bytes_copied,
+            "bytes_total": self.bytes_total,
+            "seconds": round(self.seconds, 3),
+            "rate_bytes_per_s": round(self.rate, 1),
+            "warnings": self.warnings,
+            "manifest": MANIFEST,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyEntry:
+    rel: str
+    status: str  # "ok", "missing", "mismatch", "error"
+    size: int
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    dest: str
+    entries: list[VerifyEntry] = field(default_factory=list)
+    cancelled: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(e.status == status for e in self.entries)
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and all(e.status == "ok" for e in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "nanochat-ckpt.verify/1",
+            "dest": self.dest,
+            "ok": self.ok,
+            "cancelled": self.cancelled,
+            "counts": {s: self.count(s) for s in ("ok", "missing", "mismatch", "error")},
+            "files": [{"path": e.rel, "status": e.status, "size": e.size, "detail": e.detail}
+                      for e in self.entries],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# destinations
+
+
+def is_url(dest: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", dest))
+
+
+def redact(dest: str) -> str:
+    """The destination without a password (``ssh://user:secret@host`` → ``ssh://user@host``)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):[^/@]*@", r"\1@", dest)
+
+
+class _Target:
+    """The destination root. Paths are relative, with ``/`` separators."""
+
+    display: str
+    strategy: str
+
+    def size(self, rel: str) -> int | None:
+        raise NotImplementedError
+
+    def open_read(self, rel: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def open_write(self, rel: str) -> tuple[IO[bytes], str]:
+        """A handle and the relative path it writes (``.partial`` or final)."""
+        raise NotImplementedError
+
+    def finish(self, fh: IO[bytes]) -> None:
+        """Flush, make durable where possible, close (publishes a direct upload)."""
+        fh.close()
+
+    def abort(self, fh: IO[bytes], written: str) -> None:
+        """Drop an unfinished write so nothing of it is visible."""
+        raise NotImplementedError
+
+    def commit(self, written: str, rel: str, mtime: float) -> None:
+        """Give the written file its final name (and, where possible, the source's mtime)."""
+        raise NotImplementedError
+
+    def remove(self, rel: str) -> None:
+        raise NotImplementedError
+
+    def read_small(self, rel: str, limit: int) -> bytes | None:
+        raise NotImplementedError
+
+    def write_small(self, rel: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Forget cached listings (object stores cache them)."""
+
+    def check_root(self) -> None:
+        """Raise :class:`ArchiveError` if the destination cannot exist as given."""
+
+
+class _LocalTarget(_Target):
+    strategy = "rename"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.display = str(root)
+
+    def _p(self, rel: str) -> Path:
+        return self.root.joinpath(*rel.split("/"))
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return os.stat(self._p(rel)).st_size
+        except FileNotFoundError:
+            return None
+
+    def open_read(self, rel: str) -> IO[bytes]:
+        return open(self._p(rel), "rb")
+
+    def open_write(self, rel: str) -> tuple[IO[bytes], str]:
+        path = self._p(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path.with_name(path.name + PARTIAL_SUFFIX), "wb"), rel + PARTIAL_SUFFIX
+
+    def finish(self, fh: IO[bytes]) -> None:
+        try:
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fh.close()
+
+    def abort(self, fh: IO[bytes], written: str) -> None:
+        with contextlib.suppress(OSError):
+            fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._p(written))
+
+    def commit(self, written: str, rel: str, mtime: float) -> None:
+        final = self._p(rel)
+        with contextlib.suppress(OSError):  # as cp -p: ages and "being written" stay right
+            os.utime(self._p(written), (mtime, mtime))
+        os.replace(self._p(written), final)
+        _fsync_dir(final.parent)
+
+    def remove(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._p(rel))
+
+    def read_small(self, rel: str, limit: int) -> bytes | None:
+        try:
+            with open(self._p(rel), "rb") as f:
+                return f.read(limit + 1)
+        except FileNotFoundError:
+            return None
+
+    def write_small(self, rel: str, data: bytes) -> None:
+        path = self._p(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _FsspecTarget(_Target):
+    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
+        self.display = redact(url)
+        protocol = url.split("://", 1)[0].lower()
+        try:
+            import fsspec.core
+        except ImportError:
+            raise ArchiveError(f"a {protocol}:// destination needs the fsspec package: "
+                               "pip install fsspec") from None
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        except ImportError as e:
+            raise ArchiveError(_missing_backend(protocol, e)) from None
+        except ValueError as e:
+            if "Protocol not known" in str(e):
+                raise ArchiveError(f"unknown destination protocol {protocol}:// (fsspec knows "
+                                   "s3, gs, ssh, file, memory, …)") from None
+            raise ArchiveError(f"{self.display}: {e}") from None
+        self.root = root.rstrip("/")
+        self.strategy = "direct" if protocol in DIRECT_PROTOCOLS else "rename"
+
+    def _p(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def refresh(self) -> None:
+        with contextlib.suppress(Exception):
+            self.fs.invalidate_cache()
+
+    def check_root(self) -> None:
+        if self.strategy != "direct":
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            self.fs.info(bucket)
+        except FileNotFoundError:
+            raise ArchiveError(f"{self.display}: bucket {bucket!r} does not exist (or is not "
+                               "visible with these credentials); this tool never creates "
+                               "buckets") from None
+        except Exception as e:
+            raise ArchiveError(f"{self.display}: cannot reach the destination "
+                               f"({type(e).__name__}: {e})") from None
+
+    def size(self, rel: str) -> int | None:
+        try:
+            info = self.fs.info(self._p(rel))
+        except FileNotFoundError:
+            return None
+        if info.get("type") == "directory":
+            return None
+        return int(info["size"])
+
+    def open_read(self, rel: str) -> IO[bytes]:
+        return self.fs.open(self._p(rel), "rb", block_size=CHUNK)
+
+    def open_write(self, rel: str) -> tuple[IO[bytes], str]:
+        if self.strategy == "direct":  # no directories (and never create a bucket)
+            return self.fs.open(self._p(rel), "wb", block_size=CHUNK), rel
+        written = rel + PARTIAL_SUFFIX
+        with contextlib.suppress(Exception):
+            self.fs.makedirs(self._p(written).rsplit("/", 1)[0], exist_ok=True)
+        return self.fs.open(self._p(written), "wb", block_size=CHUNK), written
+
+    def abort(self, fh: IO[bytes], written: str) -> None:
+        if self.strategy == "direct":
+            with contextlib.suppress(Exception):
+                fh.discard()  # type: ignore[attr-defined]  # s3fs/gcsfs: abort the upload
+            fh.closed = True  # type: ignore[misc]  # never let close() publish the prefix
+            return
+        with contextlib.suppress(Exception):
+            fh.close()
+        with contextlib.suppress(Exception):
+            self.fs.rm(self._p(written))
+
+    def commit(self, written: str, rel: str, mtime: float) -> None:
+        if written != rel:
+            self.fs.mv(self._p(written), self._p(rel))
+
+    def remove(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._p(rel))
+
+    def read_small(self, rel: str, limit: int) -> bytes | None:
+        try:
+            with self.fs.open(self._p(rel), "rb") as f:
+                return f.read(limit + 1)
+        except FileNotFoundError:
+            return None
+
+    def write_small(self, rel: str, data: bytes) -> None:
+        if self.strategy == "direct":  # a single PUT is atomic on object stores
+            self.fs.pipe_file(self._p(rel), data)
+            return
+        tmp = f"{rel}.{os.getpid()}.tmp"
+        parent = self._p(rel).rsplit("/", 1)[0]
+        with contextlib.suppress(Exception):
+            self.fs.makedirs(parent, exist_ok=True)
+        self.fs.pipe_file(self._p(tmp), data)
+        try:
+            self.fs.mv(self._p(tmp), self._p(rel))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(self._p(tmp))
+            raise
+
+
+def _missing_backend(protocol: str, err: ImportError) -> str:
+    cause = err.__cause__ or err.__context__
+    package = getattr(cause, "name", None) or getattr(err, "name", None)
+    if not package:
+        try:
+            from fsspec.registry import known_implementations
+
+            package = known_implementations[protocol]["class"].split(".", 1)[0]
+        except (ImportError, KeyError):
+            package = None
+    package = (package or "").split(".", 1)[0]
+    hint = f"pip install {package}" if package else "install its fsspec backend"
+    return (f"a {protocol}:// destination needs the {package or 'backend'} package, which is "
+            f"not installed: {hint} ({err})")
+
+
+def open_target(dest: str | os.PathLike[str],
+                storage_options: dict[str, Any] | None = None) -> _Target:
+    """A local dir (plain path or ``file://``) or an fsspec URL."""
+    text = os.fspath(dest)
+    if text.lower().startswith("file://"):
+        text = text[len("file://"):]
+        if text.startswith("localhost/"):
+            text = text[len("localhost"):]
+        return _LocalTarget(Path(text).expanduser().absolute())
+    if is_url(text):
+        return _FsspecTarget(text, storage_options)
+    return _LocalTarget(Path(text).expanduser().absolute())
+
+
+# --------------------------------------------------------------------------------------------
+# manifest
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"schema": MANIFEST_SCHEMA, "updated_at": 0.0, "files": {}, "checkpoints": {}}
+
+
+def _load_manifest(target: _Target) -> dict[str, Any]:
+    try:
+        raw = target.read_small(MANIFEST, MAX_MANIFEST_BYTES)
+    except Exception as e:  # network, permissions: say so, never guess
+        raise ArchiveError(f"{target.display}: cannot read {MANIFEST} "
+                           f"({type(e).__name__}: {e})") from None
+    if raw is None:
+        return _empty_manifest()
+    where = f"{target.display}/{MANIFEST}"
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ArchiveError(f"{where}: too large to be ours; left untouched")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        if doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), dict):
+            raise ValueError("unknown schema")
+        doc.setdefault("checkpoints", {})
+        if not isinstance(doc["checkpoints"], dict):
+            raise ValueError("checkpoints is not an object")
+        return doc
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise ArchiveError(f"{where}: manifest is corrupt ({e}); it was left untouched: move "
+                           "it aside to start a new one") from None
+
+
+def _save_manifest(target: _Target, files: dict[str, Any], checkpoints: dict[str, Any]) -> None:
+    """Re-read, merge our entries over it, write it back in one atomic step."""
+    doc = _load_manifest(target)
+    doc["files"].update(files)
+    doc["checkpoints"].update(checkpoints)
+    doc["updated_at"] = time.time()
+    doc["files"] = dict(sorted(doc["files"].items()))
+    doc["checkpoints"] = dict(sorted(doc["checkpoints"].items()))
+    target.write_small(MANIFEST, json.dumps(doc, indent=2).encode("utf-8"))
+
+
+def read_manifest(dest: str | os.PathLike[str],
+                  storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The destination's manifest (an empty one when nothing was archived there)."""
+    target = open_target(dest, storage_options)
+    target.refresh()
+    return _load_manifest(target)
+
+
+def archived_steps(dest: str | os.PathLike[str],
+                   storage_options: dict[str, Any] | None = None) -> set[tuple[str, str, int]]:
+    """``(stage_dir, tag, step)`` of every checkpoint fully archived at ``dest`` (weights and
+    meta at least). Raises :class:`ArchiveError` if the manifest is unreadable."""
+    doc = read_manifest(dest, storage_options)
+    out: set[tuple[str, str, int]] = set()
+    for entry in doc["checkpoints"].values():
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            out.add((str(entry["stage"]), str(entry["tag"]), int(entry["step"])))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# remembering the last destination
+
+
+def state_path() -> Path:
+    """``$NANOCHAT_CKPT_STATE``, else ``$XDG_CONFIG_HOME/nanochat-ckpt/state.json``."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    return Path(config).expanduser() / "nanochat-ckpt" / "state.json"
+
+
+def _read_state() -> dict[str, Any]:
+    try:
+        doc = json.loads(state_path().read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def last_destination() -> str | None:
+    dest = _read_state().get("archive", {}).get("last_destination")
+    return dest if isinstance(dest, str) and dest else None
+
+
+def remember_destination(dest: str | os.PathLike[str]) -> None:
+    """Store the destination (password removed) for next time; other keys are kept."""
+    text = os.fspath(dest)
+    if not is_url(text):
+        text = str(Path(text).expanduser().absolute())
+    path = state_path()
+    doc = _read_state()
+    doc["schema"] = STATE_SCHEMA
+    section = doc.get("archive") if isinstance(doc.get("archive"), dict) else {}
+    section["last_destination"] = redact(text)
+    section["updated_at"] = time.time()
+    doc["archive"] = section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _LocalTarget(path.parent).write_small(path.name, json.dumps(doc, indent=2).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# archiving
+
+
+@dataclass
+class _Item:
+    rel: str
+    source: Path
+    size: int
+    mtime: float
+    checkpoint: str | None
+    action: str = "copy"  # "copy", "present", "check" (re-hash destination), "hash" (source)
+    why: str = ""
+
+
+@dataclass
+class _Run:
+    target: _Target
+    items: list[_Item]
+    progress: ProgressFn | None
+    cancel: CancelToken | None
+    chunk_size: int
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    total: int = 0
+    files_done: int = 0
+
+    def tick(self, n: int, item: _Item, phase: str) -> None:
+        self.done += n
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Cancelled
+        if self.progress:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            self.progress(Progress(self.done, max(self.total, self.done), self.done / elapsed,
+                                   item.rel, phase, self.files_done, len(self.items)))
+
+
+def _weight(item: _Item) -> int:
+    return {"copy": 2, "check": 1, "hash": 1}.get(item.action, 0) * item.size
+
+
+def _chunks(fh: IO[bytes], size: int) -> Iterator[bytes]:
+    while True:
+        buf = fh.read(size)
+        if not buf:
+            return
+        yield buf
+
+
+def _sha_of(open_fn: Callable[[], IO[bytes]], run: _Run, item: _Item, phase: str) -> str:
+    h = hashlib.sha256()
+    with open_fn() as fh:
+        for buf in _chunks(fh, run.chunk_size):
+            h.update(buf)
+            run.tick(len(buf), item, phase)
+    return h.hexdigest()
+
+
+def _files_of(ck: Checkpoint, with_optimizer: bool) -> list[FileEntry]:
+    files = [f for f in (ck.model, ck.legacy, ck.meta) if f]
+    return files + (list(ck.optim) if with_optimizer else [])
+
+
+def _tokenizer_files(base: Path) -> list[tuple[Path, os.stat_result]]:
+    out = []
+    with contextlib.suppress(OSError), os.scandir(base / TOKENIZER_DIR) as it:
+        for e in it:
+            with contextlib.suppress(OSError):
+                if e.is_file():
+                    out.append((Path(e.path), e.stat()))
+    return sorted(out)
+
+
+def _check_not_source(target: _Target, bases: set[Path]) -> None:
+    if not isinstance(target, _LocalTarget):
+        return
+    dest = os.path.realpath(target.root)
+    for base in bases:
+        real = os.path.realpath(base)
+        if dest == real:
+            raise ArchiveError(f"{target.display} is the source base dir itself: archive to "
+                               "another place")
+        rel = os.path.relpath(dest, real)
+        if not rel.startswith("..") and rel.split(os.sep)[0].endswith("_checkpoints"):
+            raise ArchiveError(f"{target.display} is inside the source's checkpoint dirs, where "
+                               "nanochat and this tool would mistake it for a tag")
+
+
+def _plan(target: _Target, checkpoints: list[Checkpoint], with_optimizer: bool,
+          with_tokenizer: bool, manifest: dict[str, Any], verify: bool) -> list[_Item]:
+    items: list[_Item] = []
+    seen: set[str] = set()
+
+    def add(rel: str, source: Path, size: int, mtime: float, key: str | None) -> None:
+        if rel not in seen:
+            seen.add(rel)
+            items.append(_Item(rel, source, size, mtime, key))
+
+    bases = list(dict.fromkeys(ck.dir.parent.parent for ck in checkpoints))
+    if with_tokenizer:
+        for base in bases:
+            for path, st in _tokenizer_files(base):
+                add(f"{TOKENIZER_DIR}/{path.name}", path, st.st_size, st.st_mtime, None)
+    for ck in checkpoints:
+        for f in _files_of(ck, with_optimizer):
+            add(f"{ck.stage}/{ck.tag}/{f.name}", f.path, f.size, f.mtime, ck.key)
+    for item in items:
+        with contextlib.suppress(OSError):  # the real stat now; a vanished file fails later
+            st = os.stat(item.source)
+            item.size, item.mtime = st.st_size, st.st_mtime
+        entry = manifest["files"].get(item.rel)
+        try:
+            dsize = target.size(item.rel)
+        except Exception as e:
+            raise ArchiveError(f"{target.display}: cannot read the destination "
+                               f"({type(e).__name__}: {e})") from None
+        if not isinstance(entry, dict) or dsize is None:
+            item.action, item.why = "copy", "missing" if dsize is None else "not in the manifest"
+        elif entry.get("size") != item.size or dsize != item.size:
+            item.action, item.why = "copy", "size differs"
+        elif abs(float(entry.get("source_mtime", 0.0)) - item.mtime) > 1e-3:
+            item.action, item.why = "hash", "source mtime changed"
+        elif verify:
+            item.action, item.why = "check", ""
+        else:
+            item.action, item.why = "present", ""
+    return items
+
+
+def _copy(run: _Run, item: _Item) -> str:
+    """Stream one file to the destination; returns its sha256 once verified there."""
+    target = run.target
+    st0 = os.stat(item.source)
+    if item.checkpoint is not None and time.time() - st0.st_mtime < WRITE_WINDOW:
+        raise OSError(f"modified {time.time() - st0.st_mtime:.0f}s ago: still being written")
+    h = hashlib.sha256()
+    n = 0
+    fh, written = target.open_write(item.rel)
+    try:
+        with open(item.source, "rb") as src:
+            for buf in _chunks(src, run.chunk_size):
+                h.update(buf)
+                fh.write(buf)
+                n += len(buf)
+                run.tick(len(buf), item, "copy")
+        target.finish(fh)
+    except BaseException:
+        target.abort(fh, written)
+        raise
+    sha = h.hexdigest()
+    try:
+        st1 = os.stat(item.source)
+        if (st1.st_size, st1.st_mtime_ns) != (st0.st_size, st0.st_mtime_ns) or n != st1.st_size:
+            raise OSError("the source changed during the copy")
+        got = target.size(written)
+        if got != n:
+            raise OSError(f"destination has {got} bytes after the copy, expected {n}")
+        back = _sha_of(lambda: target.open_read(written), run, item, "verify")
+        if back != sha:
+            raise OSError("checksum of the destination differs from the source after the copy")
+        target.commit(written, item.rel, st0.st_mtime)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            target.remove(written)
+        raise
+    item.size, item.mtime = n, st0.st_mtime
+    return sha
+
+
+def _pin_of(ck: Checkpoint, warnings: list[str]) -> dict[str, Any] | None:
+    try:
+        entry = load_pins(ck.dir).get(ck.step)
+    except PinsError as e:
+        warnings.append(f"{ck.key}: pins not copied: {e}")
+        return None
+    if entry is None or not (entry.pinned or entry.note):
+        return None
+    return {"pinned": entry.pinned, "note": entry.note, "updated": entry.updated}
+
+
+def _copy_pin(target: _Target, ck: Checkpoint, pin: dict[str, Any], warnings: list[str]) -> None:
+    """Merge the step's pin/note into the destination tag's sidecar (nanochat ignores it)."""
+    rel = f"{ck.stage}/{ck.tag}/{SIDECAR}"
+    try:
+        raw = target.read_small(rel, 4 * 1024 * 1024)
+        doc: dict[str, Any] = {"schema": PINS_SCHEMA, "steps": {}}
+        if raw is not None:
+            doc = json.loads(raw.decode("utf-8"))
+            if doc.get("schema") != PINS_SCHEMA or not isinstance(doc.get("steps"), dict):
+                raise ValueError("unknown schema")
+        doc["steps"][str(ck.step)] = pin
+        doc["steps"] = dict(sorted(doc["steps"].items(), key=lambda kv: int(kv[0])))
+        target.write_small(rel, json.dumps(doc, indent=2).encode("utf-8"))
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        warnings.append(f"{ck.key}: pins sidecar at the destination is unreadable ({e}); "
+                        "left untouched, pin not copied")
+    except Exception as e:
+        warnings.append(f"{ck.key}: pin not copied ({type(e).__name__}: {e})")
+
+
+def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
+            with_optimizer: bool = False, with_tokenizer: bool = True, verify: bool = False,
+            progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+            storage_options: dict[str, Any] | None = None, chunk_size: int = CHUNK,
+            remember: bool = True) -> ArchiveResult:
+    """Copy checkpoints to ``dest`` (see the module doc). Per-file problems are reported in
+    the result; :class:`ArchiveError` only for what stops the whole run before it starts
+    (a checkpoint being written, a bad destination, a missing backend, a corrupt manifest)."""
+    cks = list({ck.key: ck for ck in checkpoints}.values())
+    writing = [ck.key for ck in cks if ck.state is State.WRITING]
+    if writing:
+        raise ArchiveError(f"refusing to archive checkpoints still being written: "
+                           f"{', '.join(writing)}; wait until training has saved them")
+    lone = [ck.key for ck in cks if ck.step < 0]
+    if lone:
+        raise ArchiveError(f"not a checkpoint step of a tag: {', '.join(lone)}")
+    target = open_target(dest, storage_options)
+    _check_not_source(target, {ck.dir.parent.parent for ck in cks})
+    target.refresh()
+    target.check_root()
+    manifest = _load_manifest(target)
+    items = _plan(target, cks, with_optimizer, with_tokenizer, manifest, verify)
+    result = ArchiveResult(target.display, target.strategy)
+    run = _Run(target, items, progress, cancel, max(1, chunk_size))
+    run.total = sum(_weight(i) for i in items)
+    new_files: dict[str, Any] = {}
+    by_rel: dict[str, FileResult] = {}
+
+    def record(item: _Item, sha: str, status: str, detail: str = "") -> None:
+        entry = dict(manifest["files"].get(item.rel) or {})
+        if status == "copied" or entry.get("sha256") != sha or "archived_at" not in entry:
+            entry["archived_at"] = time.time()
+        entry.update({"size": item.size, "sha256": sha, "source_mtime": item.mtime,
+                      "source": str(item.source)})
+        new_files[item.rel] = entry
+        by_rel[item.rel] = FileResult(item.rel, item.source, item.size, status, detail, sha,
+                                      item.checkpoint)
+
+    try:
+        for item in items:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            try:
+                if item.action == "present":
+                    entry = manifest["files"][item.rel]
+                    by_rel[item.rel] = FileResult(item.rel, item.source, item.size, "present",
+                                                  "", entry.get("sha256"), item.checkpoint)
+                    continue
+                if item.action == "check":
+                    sha = _sha_of(lambda it=item: target.open_read(it.rel), run, item, "verify")
+                    if sha == manifest["files"][item.rel].get("sha256"):
+                        by_rel[item.rel] = FileResult(item.rel, item.source, item.size,
+                                                      "present", "checksum verified", sha,
+                                                      item.checkpoint)
+                        continue
+                    item.why = "checksum mismatch at the destination"
+                    run.total += 2 * item.size
+                elif item.action == "hash":
+                    sha = _sha_of(functools.partial(open, item.source, "rb"), run, item, "hash")
+                    if sha == manifest["files"][item.rel].get("sha256"):
+                        record(item, sha, "present", "same content (source mtime changed)")
+                        _save_manifest(target, new_files, {})
+                        continue
+                    item.why = "source content changed"
+                    run.total += 2 * item.size
+                sha = _copy(run, item)
+                record(item, sha, "copied", item.why)
+                _save_manifest(target, new_files, {})
+            except _Cancelled:
+                by_rel.setdefault(item.rel, FileResult(
+                    item.rel, item.source, item.size, "cancelled",
+                    "interrupted; nothing half-written was kept", None, item.checkpoint))
+                raise
+            except ArchiveError as e:
+                by_rel[item.rel] = FileResult(item.rel, item.source, item.size, "failed",
+                                              str(e), None, item.checkpoint)
+            except Exception as e:
+                detail = getattr(e, "strerror", None) or str(e) or type(e).__name__
+                if not isinstance(e, OSError):
+                    detail = f"{type(e).__name__}: {detail}"
+                by_rel[item.rel] = FileResult(item.rel, item.source, item.size, "failed",
+                                              detail, None, item.checkpoint)
+            finally:
+                run.files_done += 1
+    except _Cancelled:
+        result.cancelled = True
+    for item in items:
+        result.results.append(by_rel.get(item.rel) or FileResult(
+            item.rel, item.source, item.size, "cancelled", "cancelled before this file", None,
+            item.checkpoint))
+    new_cks: dict[str, Any] = {}
+    for ck in cks:
+        rels = [f"{ck.stage}/{ck.tag}/{f.name}" for f in _files_of(ck, with_optimizer)]
+        if not rels or any(by_rel.get(r) is None or by_rel[r].status not in ("copied", "present")
+                           for r in rels):
+            continue
+        pin = _pin_of(ck, result.warnings)
+        if pin is not None:
+            _copy_pin(target, ck, pin, result.warnings)
+        old = manifest["checkpoints"].get(f"{ck.stage}/{ck.tag}@{ck.step}") or {}
+        new_cks[f"{ck.stage}/{ck.tag}@{ck.step}"] = {
+            "stage": ck.stage, "tag": ck.tag, "step": ck.step,
+            "files": sorted(set(rels) | set(old.get("files", []))),
+            "with_optimizer": with_optimizer or bool(old.get("with_optimizer")),
+            "pin": {"pinned": pin["pinned"], "note": pin["note"]} if pin else None,
+            "archived_at": time.time()}
+        result.archived.append(ck.key)
+    if new_files or new_cks:
+        try:
+            _save_manifest(target, new_files, new_cks)
+        except Exception as e:
+            result.warnings.append(f"manifest not updated ({type(e).__name__}: {e})")
+            result.archived.clear()
+    for ck in cks:
+        if ck.state is not State.COMPLETE:
+            result.warnings.append(f"{ck.key} is {ck.state.value}: "
+                                   + "; ".join(ck.problems or ["see `show`"]))
+    result.seconds = time.monotonic() - run.started
+    if remember and not result.cancelled and (result.count("copied") or result.count("present")):
+        with contextlib.suppress(OSError):
+            remember_destination(dest)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# verification
+
+
+def verify_archive(dest: str | os.PathLike[str], *, progress: ProgressFn | None = None,
+                   cancel: CancelToken | None = None,
+                   storage_options: dict[str, Any] | None = None,
+                   chunk_size: int = CHUNK) -> VerifyReport:
+    """Check every file the manifest lists: present, same size, same sha256 (streamed).
+    Raises :class:`ArchiveError` when there is no manifest or it cannot be read."""
+    target = open_target(dest, storage_options)
+    target.refresh()
+    manifest = _load_manifest(target)
+    if not manifest["files"]:
+        raise ArchiveError(f"{target.display}: no {MANIFEST} here: nothing was archived to it")
+    report = VerifyReport(target.display)
+    entries = sorted(manifest["files"].items())
+    items = [_Item(rel, Path(str(e.get("source", ""))), int(e.get("size", 0)), 0.0, None)
+             for rel, e in entries]
+    run = _Run(target, items, progress, cancel, max(1, chunk_size))
+    run.total = sum(i.size for i in items)
+    try:
+        for item, (rel, entry) in zip(items, entries, strict=True):
+            try:
+                got = target.size(rel)
+                if got is None:
+                    report.entries.append(VerifyEntry(rel, "missing", item.size, "not found"))
+                    run.total -= item.size
+                elif got != item.size:
+                    report.entries.append(VerifyEntry(
+                        rel, "mismatch", item.size, f"size {got}, manifest says {item.size}"))
+                    run.total -= item.size
+                else:
+                    sha = _sha_of(lambda r=rel: target.open_read(r), run, item, "verify")
+                    if sha == entry.get("sha256"):
+                        report.entries.append(VerifyEntry(rel, "ok", item.size))
+                    else:
+                        report.entries.append(VerifyEntry(
+                            rel, "mismatch", item.size,
+                            f"sha256 {sha[:12]}…, manifest says {str(entry.get('sha256'))[:12]}…"))
+            except _Cancelled:
+                raise
+            except Exception as e:
+                report.entries.append(VerifyEntry(rel, "error", item.size,
+                                                  f"{type(e).__name__}: {e}"))
+            finally:
+                run.files_done += 1
+    except _Cancelled:
+        report.cancelled = True
+    return report
