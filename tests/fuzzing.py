@@ -157,8 +157,41 @@ def _deflated(pkl: bytes, data: bytes) -> bytes:
     return buf.getvalue()
 
 
+def scramble_pickle(data: bytes, rng: random.Random) -> bytes:
+    """Damage bytes inside data.pkl and fix its CRC-32 (local header and central directory),
+    as a crafted file would: the damage reaches the unpickler instead of failing the CRC."""
+    import zlib
+
+    z = zipfile.ZipFile(io.BytesIO(data))
+    info = next(i for i in z.infolist() if i.filename.endswith("/data.pkl"))
+    h = info.header_offset  # the local header's extra field (alignment padding) may differ
+    start = h + 30 + int.from_bytes(data[h + 26:h + 28], "little") + int.from_bytes(
+        data[h + 28:h + 30], "little")
+    buf = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        i = start + rng.randrange(max(info.file_size, 1))
+        buf[i] = rng.randrange(256)
+    crc = zlib.crc32(bytes(buf[start:start + info.file_size])).to_bytes(4, "little")
+    buf[info.header_offset + 14:info.header_offset + 18] = crc
+    name = info.filename.encode()
+    pos = data.find(b"PK\x01\x02")
+    while pos >= 0:
+        nlen = int.from_bytes(data[pos + 28:pos + 30], "little")
+        if data[pos + 46:pos + 46 + nlen] == name:
+            buf[pos + 16:pos + 20] = crc
+            break
+        pos = data.find(b"PK\x01\x02", pos + 4)
+    return bytes(buf)
+
+
 def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
-    """A truncated, bit-flipped, spliced or zeroed copy of a real file."""
+    """A truncated, bit-flipped, spliced or zeroed copy of a real file, or one whose pickle is
+    damaged behind a valid CRC."""
+    if rng.randrange(4) == 0:
+        try:
+            return "pickle-crc-fixed", scramble_pickle(data, rng)
+        except (StopIteration, zipfile.BadZipFile):
+            pass
     choice = rng.randrange(5)
     if choice == 0 or not data:
         cut = rng.randrange(len(data) + 1) if data else 0

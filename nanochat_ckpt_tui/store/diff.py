@@ -454,21 +454,25 @@ class _Side:
 
     def read_into(self, dst: Any, offset: int) -> None:
         """Fill the writable contiguous buffer ``dst`` from file byte ``offset``."""
-        mv = memoryview(dst).cast("B")
-        got = 0
-        while got < len(mv):
-            try:
-                if _HAS_PREADV:
-                    n = os.preadv(self.fd, [mv[got:]], offset + got)
-                else:  # pragma: no cover - platforms without preadv
-                    assert self._file is not None
-                    self._file.seek(offset + got)
-                    n = self._file.readinto(mv[got:]) or 0
-            except OSError as e:
-                raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
-            if n <= 0:
-                raise CheckpointError("truncated while being read", self.path)
-            got += n
+        # Views are released explicitly: one left alive in an exception's traceback could
+        # outlive ``dst`` when the cycle is collected ("deallocated bytearray object has
+        # exported buffers").
+        with memoryview(dst) as base, base.cast("B") as mv:
+            got = 0
+            while got < len(mv):
+                try:
+                    with mv[got:] as rest:
+                        if _HAS_PREADV:
+                            n = os.preadv(self.fd, [rest], offset + got)
+                        else:  # pragma: no cover - platforms without preadv
+                            assert self._file is not None
+                            self._file.seek(offset + got)
+                            n = self._file.readinto(rest) or 0
+                except OSError as e:
+                    raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
+                if n <= 0:
+                    raise CheckpointError("truncated while being read", self.path)
+                got += n
 
     def will_need(self, offset: int, length: int) -> None:
         if hasattr(os, "posix_fadvise") and length > 0:

@@ -19,15 +19,15 @@ import copyreg
 import io
 import os
 import pickle
-import pickletools
 import reprlib
 import stat
 import struct
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from . import zipdir
 
 ORIG_MOD = "_orig_mod."
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
@@ -66,7 +66,6 @@ _DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "l
                   "int": "int32", "short": "int16"}
 # A pre-1.6 torch.save file (not a zip) starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
-_EXT_OPCODES = frozenset({"EXT1", "EXT2", "EXT4"})
 
 _repr = reprlib.Repr()
 _repr.maxlevel = 3
@@ -254,30 +253,37 @@ class _Dtype(_Inert):
         return f"torch.{self.name}"
 
 
-def _ints(value: Any, what: str) -> tuple[int, ...]:
+_INT63 = 1 << 63
+
+
+def _dims(value: Any, what: str) -> tuple[int, ...]:
+    """A shape or stride: a short tuple of non-negative ints below 2**63, else refused."""
+    if type(value) is tuple and len(value) <= MAX_DIMS:  # the fast path: every real file
+        for v in value:
+            if type(v) is not int or not 0 <= v < _INT63:
+                break
+        else:
+            return value
     if not isinstance(value, tuple | list) or len(value) > MAX_DIMS:
         raise CheckpointError(f"bad tensor {what}: {type(value).__name__}")
-    out = []
     for v in value:
         if type(v) is not int:
             raise CheckpointError(f"bad tensor {what}: {_short(v)}")
         if v.bit_length() > 63:
             raise CheckpointError(f"bad tensor {what}: a value beyond 64-bit integers")
-        out.append(v)
-    return tuple(out)
+        if v < 0:
+            raise CheckpointError(f"negative tensor {what} {_short(tuple(value))}")
+    return tuple(value)
 
 
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> _TensorStub:
     if not isinstance(storage, _StorageRef):
         raise CheckpointError("tensor rebuilt from something that is not a storage")
-    if type(offset) is not int or offset < 0 or offset.bit_length() > 63:
+    if type(offset) is not int or not 0 <= offset < _INT63:
         raise CheckpointError(f"bad storage offset {_short(offset)}")
-    shape, strides = _ints(size, "shape"), _ints(stride, "stride")
+    shape, strides = _dims(size, "shape"), _dims(stride, "stride")
     if len(shape) != len(strides):
         raise CheckpointError("tensor shape and stride differ in length")
-    if any(d < 0 for d in shape) or any(s < 0 for s in strides):
-        raise CheckpointError(
-            f"negative tensor shape or stride {_short(shape)} / {_short(strides)}")
     dtype, itemsize = storage.dtype, storage.itemsize
     # _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, ...)
     if len(rest) >= 3 and isinstance(rest[2], _Dtype):
@@ -345,31 +351,74 @@ class _SafeUnpickler(pickle.Unpickler):
         return _StorageRef(key, cls.dtype, cls.itemsize, numel, location)
 
 
-def _refuse_extensions(data: bytes) -> None:
-    """Refuse the copyreg extension opcodes when the process has any extension registered.
+# Opcode argument layout, for the pre-scan: >= 0 fixed argument bytes; -1/-4/-8 a u8/u32/u64
+# length then that many bytes; -10 up to a newline; -11 up to a second newline; -20 a u32 memo
+# index (LONG_BINPUT/LONG_BINGET); -21 a text memo index (PUT/GET); -30 EXT1/2/4; -99 unknown.
+_KIND = [-99] * 256
+for _ops, _k in ((b"(.012N\x88\x89)]}aebdltR\x85\x86\x87suQ\x81\x92\x93\x94\x8f\x90\x91o\x97\x98", 0),
+                 (b"\x80Kqh", 1), (b"M", 2), (b"J", 4), (b"G\x95", 8), (b"U\x8cC\x8a", -1),
+                 (b"TXB\x8b", -4), (b"\x8d\x8e\x96", -8), (b"ILFSVP", -10), (b"ci", -11),
+                 (b"rj", -20), (b"pg", -21), (b"\x82\x83\x84", -30)):
+    for _c in _ops:
+        _KIND[_c] = _k
+del _ops, _k, _c
+_U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
 
-    ``EXT1/2/4`` fetch a global by a code from copyreg's registry, and a code already in
-    ``copyreg._extension_cache`` is handed out without ``find_class`` being asked at all.
-    torch.save never writes them. With nothing registered (the normal case) they can only
-    fail, so the opcode scan, which costs about as much as the load, is skipped.
+
+def _prescan(data: bytes) -> None:
+    """Walk the opcodes once, before the C unpickler sees them, and refuse two things it would
+    otherwise act on: a memo index beyond the pickle's length (the C unpickler sizes its memo
+    array to twice the index: ``LONG_BINPUT 1239817249`` asks for ~20 GB), and the copyreg
+    EXT opcodes (a code in ``copyreg._extension_cache`` is handed out without ``find_class``).
+    torch.save writes neither. The walk stops at the first unknown opcode, where the unpickler
+    stops too. About 0.1 µs per opcode.
     """
-    codes = copyreg._inverted_registry  # type: ignore[attr-defined]  # code -> (module, name)
-    if not (codes or copyreg._extension_cache):  # type: ignore[attr-defined]
-        return
+    n, i, kind, u32 = len(data), 0, _KIND, _U32
     try:
-        for op, arg, _pos in pickletools.genops(data):
-            if op.name in _EXT_OPCODES:
-                pair = codes.get(arg)
-                what = (f"{_clip(pair[0], 100)}.{_clip(pair[1], 100)}" if isinstance(pair, tuple) and len(pair) == 2
-                        else f"unregistered extension code {arg}")
+        while i < n:
+            op = data[i]
+            k = kind[op]
+            i += 1
+            if k >= 0:
+                i += k
+            elif k == -4:
+                i += 4 + u32(data, i)[0]
+            elif k == -20:
+                if u32(data, i)[0] > n:
+                    raise CheckpointError(
+                        f"refused to load: the pickle uses memo slot {u32(data, i)[0]} in a "
+                        f"{n}-byte pickle (a memory bomb; nothing was executed)")
+                i += 4
+            elif k == -1:
+                i += 1 + data[i]
+            elif k == -11:
+                i = data.index(b"\n", data.index(b"\n", i) + 1) + 1
+            elif k == -10:
+                i = data.index(b"\n", i) + 1
+            elif k == -21:
+                j = data.index(b"\n", i)
+                if int(data[i:j]) > n:
+                    raise CheckpointError(
+                        f"refused to load: the pickle uses memo slot {_clip(data[i:j], 30)} in "
+                        f"a {n}-byte pickle (a memory bomb; nothing was executed)")
+                i = j + 1
+            elif k == -8:
+                i += 8 + _U64(data, i)[0]
+            elif k == -30:
+                width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                code = int.from_bytes(data[i:i + width], "little")
+                pair = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+                what = (f"{_clip(pair[0], 100)}.{_clip(pair[1], 100)}"
+                        if isinstance(pair, tuple) and len(pair) == 2
+                        else f"unregistered extension code {code}")
                 raise CheckpointError(
                     f"refused to load: the pickle asks for {what} through copyreg extension code "
-                    f"{arg}, an opcode torch.save never writes (nothing was executed)")
-    except CheckpointError:
-        raise
-    except Exception as e:  # malformed: refuse it here rather than let the unpickler half-run it
-        raise CheckpointError(f"corrupt pickle ({type(e).__name__}: {_clip(e, 120)})") \
-            from None
+                    f"{code}, an opcode torch.save never writes (nothing was executed)")
+            else:
+                return
+    except (ValueError, IndexError, struct.error):
+        return  # malformed where the unpickler will fail too, and before any memo growth
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +433,7 @@ class PtArchive:
     prefix: str  # the zip's root folder, e.g. "model_000006"
     file_size: int
     root: Any
-    storages: dict[str, zipfile.ZipInfo] = field(repr=False)
+    storages: dict[str, zipdir.Member] = field(repr=False)
     byteorder: str = "little"
 
     def storage_data_offset(self, key: str) -> int:
@@ -394,26 +443,31 @@ class PtArchive:
         compressed, its local header is bad, or the file shrank since it was read.
         """
         info = self.storages[key]
-        if info.compress_type != zipfile.ZIP_STORED:
+        if info.compress_type != zipdir.STORED:
             raise CheckpointError(
                 f"storage {_clip(key)} is compressed in the zip, so its bytes cannot be read in place",
                 self.path)
         try:
-            with open(self.path, "rb") as f:
-                f.seek(info.header_offset)
-                header = f.read(30)
-                size = os.fstat(f.fileno()).st_size
+            fd = os.open(self.path, os.O_RDONLY)
         except OSError as e:
             raise CheckpointError(f"cannot read storage {_clip(key)}: {e.strerror or e}",
                                   self.path) from None
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise CheckpointError(f"bad local header for storage {_clip(key)}", self.path)
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        offset = info.header_offset + 30 + name_len + extra_len
-        if offset + info.file_size > size:
+        try:
+            src = zipdir.Source(fd)
+            offset = zipdir.data_offset(src, info)
+        except (zipdir.ZipError, struct.error) as e:
+            raise CheckpointError(
+                f"storage {_clip(key)}: {e} (changed or truncated since it was read?)",
+                self.path) from None
+        except OSError as e:
+            raise CheckpointError(f"cannot read storage {_clip(key)}: {e.strerror or e}",
+                                  self.path) from None
+        finally:
+            os.close(fd)
+        if offset + info.file_size > src.size:
             raise CheckpointError(
                 f"storage {_clip(key)} ends at byte {offset + info.file_size}, past the end of the "
-                f"{size}-byte file (changed or truncated since it was read)", self.path)
+                f"{src.size}-byte file (changed or truncated since it was read)", self.path)
         return offset
 
 
@@ -435,14 +489,13 @@ def _head(path: Path) -> bytes:
         return b""
 
 
-def _open_zip(path: Path, fileobj: BinaryIO | None = None) -> zipfile.ZipFile:
-    if fileobj is not None:  # e.g. an fsspec file: only the ranges zipfile seeks to are read
+def _open_source(path: Path, fileobj: BinaryIO | None = None) -> tuple[zipdir.Source, int | None]:
+    """A positioned-read source for the file (and the fd to close, for a local file)."""
+    if fileobj is not None:  # e.g. an fsspec file: only the ranges we ask for are fetched
         try:
-            return zipfile.ZipFile(fileobj)
+            return zipdir.Source(fileobj=fileobj), None
         except OSError as e:
             raise _os_error(e, path) from None
-        except Exception as e:
-            raise CheckpointError(f"not a readable torch zip ({_clip(e, 120)})", path) from None
     if "\0" in str(path):
         raise CheckpointError("invalid file name (it contains a NUL byte)", path)
     try:
@@ -456,18 +509,24 @@ def _open_zip(path: Path, fileobj: BinaryIO | None = None) -> zipfile.ZipFile:
     if st.st_size == 0:
         raise CheckpointError("empty file (0 bytes)", path)
     try:
-        return zipfile.ZipFile(path)
+        fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise _os_error(e, path) from None
-    except Exception as e:  # BadZipFile, EOFError, NotImplementedError, struct.error, ...
-        if _head(path) == _LEGACY_MAGIC:
-            raise CheckpointError(
-                "an old-format torch.save file (not a zip: written by torch < 1.6 or with "
-                "_use_new_zipfile_serialization=False), which this tool does not read",
-                path) from None
-        raise CheckpointError(
-            "not a readable torch zip: truncated, still being written, or not a checkpoint "
-            f"({_clip(e, 120)})", path) from None
+    try:
+        return zipdir.Source(fd), fd
+    except OSError as e:
+        os.close(fd)
+        raise _os_error(e, path) from None
+
+
+def _not_a_zip(path: Path, e: Exception) -> CheckpointError:
+    if _head(path) == _LEGACY_MAGIC:
+        return CheckpointError(
+            "an old-format torch.save file (not a zip: written by torch < 1.6 or with "
+            "_use_new_zipfile_serialization=False), which this tool does not read", path)
+    return CheckpointError(
+        "not a readable torch zip: truncated, still being written, or not a checkpoint "
+        f"({_clip(e, 120)})", path)
 
 
 def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArchive:
@@ -478,11 +537,18 @@ def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArch
     central directory, ``data.pkl`` and ``byteorder`` are read.
     """
     path = Path(path)
-    with _open_zip(path, fileobj) as zf:
-        infos = zf.infolist()
-        pkl = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
+    src, fd = _open_source(path, fileobj)
+    try:
+        try:
+            members = zipdir.read_directory(src)
+        except (zipdir.ZipError, struct.error) as e:
+            raise _not_a_zip(path, e) from None
+        except OSError as e:
+            raise _os_error(e, path) from None
+        pkl = [m for m in members.values()
+               if m.filename.endswith("/data.pkl") and m.filename.count("/") == 1]
         if not pkl:
-            names = ", ".join(_clip(i.filename, 60) for i in infos[:3]) or "nothing"
+            names = ", ".join(_clip(n, 60) for n in list(members)[:3]) or "nothing"
             raise CheckpointError(
                 f"a zip, but not a torch checkpoint (no */data.pkl; it holds {names})", path)
         info = pkl[0]
@@ -491,21 +557,20 @@ def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArch
             raise CheckpointError(
                 f"data.pkl is {info.file_size} bytes, over the {MAX_PICKLE_BYTES} byte limit", path)
         try:
-            data = zf.read(info)
-            byteorder = zf.read(f"{prefix}/byteorder")[:16].decode("ascii", "replace").strip() \
-                if f"{prefix}/byteorder" in zf.NameToInfo else "little"
-        except Exception as e:  # BadZipFile, zlib.error, NotImplementedError, OSError, ...
+            data = zipdir.read_member(src, info, MAX_PICKLE_BYTES)
+            bo = members.get(f"{prefix}/byteorder")
+            byteorder = zipdir.read_member(src, bo, 16).decode("ascii", "replace").strip() \
+                if bo is not None else "little"
+        except (zipdir.ZipError, struct.error, OSError) as e:
             raise CheckpointError(f"cannot read data.pkl ({_clip(e, 120)})", path) from None
-        storages = {
-            i.filename[len(prefix) + 6:]: i for i in infos
-            if i.filename.startswith(prefix + "/data/")
-        }
-        try:
-            size = path.stat().st_size if fileobj is None else fileobj.seek(0, 2)
-        except (OSError, ValueError):
-            size = 0
+        storages = {name[len(prefix) + 6:]: m for name, m in members.items()
+                    if name.startswith(prefix + "/data/")}
+        size = src.size
+    finally:
+        if fd is not None:
+            os.close(fd)
     try:
-        _refuse_extensions(data)
+        _prescan(data)
         root = _SafeUnpickler(io.BytesIO(data)).load()
     except CheckpointError as e:
         raise CheckpointError(e.reason, path) from None
