@@ -431,3 +431,15 @@ def test_memo_bomb_is_refused_before_the_unpickler_allocates(real_pt: Path, tmp_
     for fn in READERS:
         with pytest.raises(CheckpointError, match="memory bomb"):
             fn(p)
+
+
+@pytest.mark.parametrize("op", [b"\x96" + (2**62).to_bytes(8, "little"),  # BYTEARRAY8
+                                b"\x8e" + (2**40).to_bytes(8, "little"),  # BINBYTES8
+                                b"X" + (2**31).to_bytes(4, "little")])  # BINUNICODE
+def test_length_past_the_end_is_refused_before_allocation(real_pt: Path, tmp_path: Path,
+                                                          op: bytes) -> None:
+    """The C unpickler allocates a BYTEARRAY8 before reading it; a huge length is refused first."""
+    p = write_pt(real_pt, tmp_path / "length.pt", proto(op + b"."))
+    for fn in READERS:
+        with pytest.raises(CheckpointError, match="bytes more than"):
+            fn(p)

@@ -417,6 +417,10 @@ def _prescan(data: bytes) -> None:
                     f"{code}, an opcode torch.save never writes (nothing was executed)")
             else:
                 return
+            if i > n:  # a length field reaching past the end: the unpickler would allocate it
+                raise CheckpointError(
+                    f"corrupt pickle: opcode {op:#04x} claims {i - n} bytes more than the "
+                    f"{n}-byte pickle holds")
     except (ValueError, IndexError, struct.error):
         return  # malformed where the unpickler will fail too, and before any memo growth
 
