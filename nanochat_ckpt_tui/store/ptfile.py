@@ -17,8 +17,10 @@ import _compat_pickle
 import collections
 import copyreg
 import io
+import math
 import os
 import pickle
+import re
 import reprlib
 import stat
 import struct
@@ -119,10 +121,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -140,7 +139,7 @@ class TensorInfo:
     @property
     def extent(self) -> int:
         """Elements of the storage this tensor reaches, counted from its offset."""
-        if self.numel == 0:
+        if 0 in self.shape:
             return 0
         return 1 + sum((s - 1) * st for s, st in zip(self.shape, self.stride, strict=True))
 
@@ -362,8 +361,31 @@ for _ops, _k in ((b"(.012N\x88\x89)]}aebdltR\x85\x86\x87suQ\x81\x92\x93\x94\x8f\
     for _c in _ops:
         _KIND[_c] = _k
 del _ops, _k, _c
+
+
+def _fixed_run_regex() -> re.Pattern[bytes]:
+    """A run of opcodes whose arguments have a fixed size, built from ``_KIND`` itself, plus
+    LONG_BINPUT/LONG_BINGET with an index below 2**20 (harmless): matched in C, these are
+    most of a torch pickle, leaving Python the strings, GLOBALs and anything unusual."""
+    by_size: dict[int, list[int]] = {}
+    for code, k in enumerate(_KIND):
+        if k >= 0:
+            by_size.setdefault(k, []).append(code)
+    alts = [b"[" + b"".join(re.escape(bytes([c])) for c in codes) + b"]" + b"." * size
+            for size, codes in sorted(by_size.items())]
+    alts.append(b"[rj]..[\x00-\x0f]\x00")
+    return re.compile(b"(?:" + b"|".join(alts) + b")*", re.DOTALL)
+
+
+_FIXED_RUN = _fixed_run_regex().match
 _U32 = struct.Struct("<I").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
+
+
+def _past_end(op: int, i: int, n: int) -> CheckpointError:
+    return CheckpointError(
+        f"corrupt pickle: opcode {op:#04x} claims {i - n} bytes more than the {n}-byte pickle "
+        "holds")
 
 
 def _prescan(data: bytes) -> None:
@@ -374,9 +396,12 @@ def _prescan(data: bytes) -> None:
     torch.save writes neither. The walk stops at the first unknown opcode, where the unpickler
     stops too. About 0.1 µs per opcode.
     """
-    n, i, kind, u32 = len(data), 0, _KIND, _U32
+    n, i, kind, u32, run = len(data), 0, _KIND, _U32, _FIXED_RUN
     try:
         while i < n:
+            i = run(data, i).end()  # type: ignore[union-attr]  # (matches the empty run too)
+            if i >= n:
+                break
             op = data[i]
             k = kind[op]
             i += 1
@@ -384,6 +409,8 @@ def _prescan(data: bytes) -> None:
                 i += k
             elif k == -4:
                 i += 4 + u32(data, i)[0]
+                if i > n:
+                    raise _past_end(op, i, n)
             elif k == -20:
                 if u32(data, i)[0] > n:
                     raise CheckpointError(
@@ -392,6 +419,8 @@ def _prescan(data: bytes) -> None:
                 i += 4
             elif k == -1:
                 i += 1 + data[i]
+                if i > n:
+                    raise _past_end(op, i, n)
             elif k == -11:
                 i = data.index(b"\n", data.index(b"\n", i) + 1) + 1
             elif k == -10:
@@ -405,6 +434,8 @@ def _prescan(data: bytes) -> None:
                 i = j + 1
             elif k == -8:
                 i += 8 + _U64(data, i)[0]
+                if i > n:  # BYTEARRAY8 is allocated before it is read: 5e18 bytes, say
+                    raise _past_end(op, i, n)
             elif k == -30:
                 width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
                 code = int.from_bytes(data[i:i + width], "little")
@@ -417,10 +448,6 @@ def _prescan(data: bytes) -> None:
                     f"{code}, an opcode torch.save never writes (nothing was executed)")
             else:
                 return
-            if i > n:  # a length field reaching past the end: the unpickler would allocate it
-                raise CheckpointError(
-                    f"corrupt pickle: opcode {op:#04x} claims {i - n} bytes more than the "
-                    f"{n}-byte pickle holds")
     except (ValueError, IndexError, struct.error):
         return  # malformed where the unpickler will fail too, and before any memo growth
 
@@ -620,8 +647,9 @@ def _tensor_info(arc: PtArchive, name: str, t: _TensorStub) -> TensorInfo:
     if member is None:
         raise CheckpointError(
             f"tensor {_clip(name)}: its storage data/{_clip(t.storage.key)} is missing", arc.path)
-    end = (info.storage_offset + info.extent) * info.itemsize
-    if info.numel and end > member.file_size:
+    extent = info.extent
+    end = (info.storage_offset + extent) * info.itemsize
+    if extent and end > member.file_size:
         raise CheckpointError(
             f"tensor {_clip(name)} {_short(list(info.shape))} reaches byte {end} of a "
             f"{member.file_size}-byte storage", arc.path)
