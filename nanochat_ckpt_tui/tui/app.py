@@ -1,0 +1,406 @@
+"""The nanochat-ckpt TUI: a tree of checkpoints, a detail pane, a live watcher.
+
+Blocking work runs in thread workers (scans, detail loads, the demo writer); the file
+watcher is an async worker that only asks for rescans, which are coalesced so a burst of
+events costs one scan. Nothing here imports torch, except writing the demo on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, Static, Tree
+from textual.worker import Worker, WorkerState
+
+from ..store.layout import Catalog, resolve_base_dir, scan
+from ..store.summary import val_bpb_of
+from ..store.watch import recheck_delay, watch_base
+from .detail import DetailPane
+from .help import HelpScreen, key_rows
+from .palette import Palette
+from .status import StatusBar, StatusInfo
+from .tree import SORT_KEYS, CheckpointTree, NodeRef
+from .welcome import WelcomeScreen, default_demo_root, write_fresh_demo
+
+AGE_REFRESH = 30.0  # seconds between redraws of the ages in the tree
+MAX_RECHECK = 30.0
+SWITCH_INTERVAL = 0.001  # seconds (Python's default is 0.005)
+
+
+def pretty_path(path: Path) -> str:
+    """``/home/me/.cache/nanochat`` → ``~/.cache/nanochat``."""
+    home = str(Path.home())
+    s = str(path)
+    return "~" + s[len(home):] if home != "/" and (s == home or s.startswith(home + "/")) else s
+
+
+class Scanned(Message):
+    """A scan finished in a worker."""
+
+    def __init__(self, base: Path, catalog: Catalog | None, bpb: dict[str, float | None],
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.base, self.catalog, self.bpb, self.error = base, catalog, bpb, error
+
+
+class DemoReady(Message):
+    def __init__(self, path: Path | None, error: str | None = None) -> None:
+        super().__init__()
+        self.path, self.error = path, error
+
+
+class CkptApp(App[None]):
+    """See, compare and prune nanochat checkpoints."""
+
+    TITLE = "nanochat-ckpt"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("r", "rescan", "Refresh"),
+        Binding("escape", "escape", "Clear filter", show=False),
+    ]
+
+    def __init__(self, base_dir: str | os.PathLike[str] | None = None, *, poll: bool = False,
+                 read_only: bool = False, demo: bool = False,
+                 clock: Callable[[], float] | None = None, display_name: str | None = None,
+                 demo_root: Path | None = None, watch: bool = True,
+                 demo_now: float | None = None) -> None:
+        super().__init__()
+        self.base_dir: Path = resolve_base_dir(base_dir)
+        self.poll = poll
+        self.read_only = read_only
+        self.demo = demo
+        self.clock: Callable[[], float] = clock or time.time
+        self.display_name = display_name
+        self.demo_root = demo_root or default_demo_root()
+        self.demo_now = demo_now
+        self.watch_enabled = watch
+        self.catalog: Catalog | None = None
+        self.scan_count = 0
+        self.events_seen = 0
+        self._scanning = False
+        self._scan_again = False
+        self._recheck: Timer | None = None
+        self._mode = "scanning…"
+        self._welcome: WelcomeScreen | None = None
+        self._switch_interval = sys.getswitchinterval()
+        self._status = StatusBar(id="status")
+        self._tree_header = Static(id="tree-header")
+        self._tree = CheckpointTree(clock=self.clock, id="tree")
+        self._detail = DetailPane(clock=self.clock, id="detail")
+        self._filter_bar = Horizontal(id="filter-bar")
+        self._filter = Input(placeholder="tag, stage or step (>1000 <5000 =3000)", id="filter")
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield self._status
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield self._tree_header
+                yield self._tree
+            yield self._detail
+        with self._filter_bar:
+            yield Label("/", id="filter-label")
+            yield self._filter
+        yield Footer()
+
+    # The main screen's widgets, held directly: ``query_one`` searches the *active* screen,
+    # which is a modal while help or the first-run screen is open, and scans go on then.
+    @property
+    def tree_view(self) -> CheckpointTree:
+        return self._tree
+
+    @property
+    def detail_pane(self) -> DetailPane:
+        return self._detail
+
+    @property
+    def display_label(self) -> str:
+        """How the base dir is named on screen (a given display name, or a ~ path)."""
+        return self.display_name or pretty_path(self.base_dir)
+
+    def on_mount(self) -> None:
+        # Worker threads (detail loads, scans) hold the GIL in long pure-Python stretches;
+        # a shorter switch interval hands it back to the UI thread sooner (key latency).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._apply_theme()
+        self.theme_changed_signal.subscribe(self, lambda _theme: self._apply_theme())
+        self.set_interval(AGE_REFRESH, self.tree_view.relabel)
+        self.tree_view.focus()
+        if self.demo:
+            self.open_demo()
+        else:
+            self.open_base(self.base_dir, self.display_name)
+
+    def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)
+
+    def _apply_theme(self) -> None:
+        pal = Palette.from_variables(self.theme_variables)
+        self.tree_view.set_palette(pal)
+        self.detail_pane.palette = pal
+        self.detail_pane.rerender()
+
+    # -- base dir, scans, watcher -----------------------------------------------------------
+
+    def open_base(self, base: Path, display: str | None = None) -> None:
+        """Show ``base``: scan it and watch it."""
+        self.base_dir, self.display_name = Path(base), display
+        self.catalog = None
+        self._mode = "scanning…"
+        self._update_status()
+        self.request_scan()
+        if self.watch_enabled:
+            self._watch(self.base_dir)
+        else:
+            self._mode = "not watching"
+
+    def request_scan(self) -> None:
+        """Scan now, or once more right after the scan in flight (coalesced)."""
+        if self._scanning:
+            self._scan_again = True
+            return
+        self._scanning = True
+        self._scan(self.base_dir)
+
+    @work(thread=True, group="scan", exit_on_error=False)
+    def _scan(self, base: Path) -> None:
+        try:
+            cat = scan(base, now=self.clock())
+            bpb = {ck.key: val_bpb_of(ck) for ck in cat.checkpoints}
+            self.post_message(Scanned(base, cat, bpb))
+        except Exception as e:  # noqa: BLE001 - a scan must never take the app down
+            self.post_message(Scanned(base, None, {}, f"{type(e).__name__}: {e}"))
+
+    @on(Scanned)
+    def _scanned(self, message: Scanned) -> None:
+        self._scanning = False
+        self.scan_count += 1
+        if self._scan_again:
+            self._scan_again = False
+            self.request_scan()
+        if message.base != self.base_dir:
+            return  # a scan of a dir we have since left
+        if message.catalog is None:
+            self.notify(f"Scan failed: {message.error}", severity="error")
+            return
+        cat = self.catalog = message.catalog
+        if self._mode == "scanning…":
+            self._mode = ("polling" if self.poll else "watching") if self.watch_enabled \
+                else "not watching"
+        self.tree_view.set_catalog(cat, message.bpb)
+        self.detail_pane.context.catalog = cat
+        self.detail_pane.context.bpb = message.bpb
+        self.detail_pane.context.default_tags = {
+            f"{s.dirname}/{s.default_tag}" for s in cat.stages if s.default_tag}
+        self.detail_pane.context.display = self.display_label
+        self._show_current()
+        self._update_status()
+        self._schedule_recheck(cat)
+        if not cat.exists and not self.demo and self._welcome is None:
+            self._welcome = WelcomeScreen(self.base_dir, self.display_label)
+            self.push_screen(self._welcome, self._welcome_done)
+        elif cat.exists and self._welcome is not None and self.screen is self._welcome:
+            self._welcome.dismiss(None)
+
+    def _schedule_recheck(self, cat: Catalog) -> None:
+        """Rescan when a "writing" badge can clear, since no file event will say so."""
+        if self._recheck is not None:
+            self._recheck.stop()
+            self._recheck = None
+        delay = recheck_delay(cat, self.clock())
+        if delay is not None:
+            self._recheck = self.set_timer(min(delay, MAX_RECHECK), self.request_scan)
+
+    @work(exclusive=True, group="watcher", exit_on_error=False)
+    async def _watch(self, base: Path) -> None:
+        async for batch in watch_base(base, poll=self.poll):
+            self.events_seen += len(batch)
+            if batch.error:
+                self.notify(batch.error, severity="warning")
+            self.request_scan()
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state is WorkerState.ERROR:
+            if worker.group == "watcher":
+                self._mode = "not watching"
+                self._update_status()
+                self.notify(f"File watcher stopped: {worker.error}. Press r to rescan.",
+                            severity="warning")
+            elif worker.group == "scan":
+                self._scanning = False
+            else:
+                self.notify(f"{worker.group} failed: {worker.error}", severity="error")
+
+    @property
+    def busy(self) -> bool:
+        """A scan, demo write or detail load is pending (the watcher does not count)."""
+        if self._scanning or self.detail_pane.busy:
+            return True
+        return any(w.group != "watcher" and w.state in (WorkerState.PENDING,
+                                                          WorkerState.RUNNING)
+                   for w in self.workers)
+
+    async def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until nothing but the watcher is working (tests, screenshots, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.busy:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    # -- first run and demo -----------------------------------------------------------------
+
+    def _welcome_done(self, open_demo: bool | None) -> None:
+        self._welcome = None
+        if open_demo:
+            self.open_demo()
+        elif open_demo is False:
+            self.exit()
+
+    def open_demo(self) -> None:
+        """Write a fresh demo base dir (in a worker: it imports torch) and open it."""
+        self._mode = "writing demo…"
+        self._update_status()
+        self.notify("Writing the demo checkpoints…", timeout=4)
+        self._write_demo(self.demo_root)
+
+    @work(thread=True, group="demo", exit_on_error=False)
+    def _write_demo(self, root: Path) -> None:
+        try:
+            self.post_message(DemoReady(write_fresh_demo(root, now=self.demo_now)))
+        except Exception as e:  # noqa: BLE001 - tell the user, keep running
+            self.post_message(DemoReady(None, f"{type(e).__name__}: {e}"))
+
+    @on(DemoReady)
+    def _demo_ready(self, message: DemoReady) -> None:
+        if message.path is None:
+            self.notify(f"Could not write the demo: {message.error}", severity="error")
+            return
+        self.demo = True
+        self.open_base(message.path, self.display_name if self.display_name else None)
+
+    # -- tree ↔ detail ----------------------------------------------------------------------
+
+    def _show_current(self) -> None:
+        ref = self.tree_view.current
+        self.detail_pane.show(ref, self.tree_view.obj(ref))
+
+    @on(Tree.NodeHighlighted)
+    def _highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        self._show_current()
+
+    @on(CheckpointTree.Opened)
+    def _opened(self) -> None:
+        self.detail_pane.focus()
+
+    @on(CheckpointTree.ViewChanged)
+    def _view_changed(self) -> None:
+        self._update_status()
+        self._show_current()
+
+    def _update_status(self) -> None:
+        tree = self.tree_view
+        self._tree_header.update(tree.header_text())
+        self._status.show_info(StatusInfo(
+            display=self.display_label, catalog=self.catalog, mode=self._mode,
+            read_only=self.read_only, sort=tree.sort_label, filter=tree.filter_text,
+            marks=len(tree.marks)))
+
+    # -- filter -----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self._filter_bar.display = True
+        self._filter.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.tree_view.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self._filter_bar.display = False
+        self.tree_view.focus()
+
+    def action_escape(self) -> None:
+        self.clear_filter()
+
+    def clear_filter(self) -> None:
+        self._filter.value = ""
+        self.tree_view.set_filter("")
+        self._filter_bar.display = False
+        self.tree_view.focus()
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        rows = key_rows([("Anywhere", self.BINDINGS), ("Tree", CheckpointTree.BINDINGS),
+                         ("Details", DetailPane.BINDINGS)])
+        self.push_screen(HelpScreen(rows))
+
+    def action_rescan(self) -> None:
+        self.request_scan()
+        self.notify("Rescanning…", timeout=1.5)
+
+    def expand_all(self, expand: bool) -> None:
+        for node in list(self.tree_view.root.children):
+            for child in [node, *node.children]:
+                if child.allow_expand and expand:
+                    child.expand()
+                elif child.allow_expand:
+                    child.collapse()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        tree = self.tree_view
+        yield SystemCommand("Refresh", "Rescan the base dir now (r)", self.action_rescan)
+        yield SystemCommand("Help", "Every key (?)", self.action_help)
+        yield SystemCommand("Filter", "Filter by tag, stage or step (/)", self.action_filter)
+        yield SystemCommand("Clear filter", "Show every checkpoint (escape)", self.clear_filter)
+        for key in SORT_KEYS:
+            yield SystemCommand(f"Sort by {key}", f"Order checkpoints by {key} (s cycles)",
+                                lambda key=key: tree.set_sort(key))
+        yield SystemCommand("Reverse sort", "Reverse the checkpoint order (S)",
+                            tree.action_reverse_sort)
+        yield SystemCommand("Clear marks", "Unmark every checkpoint (u)",
+                            tree.action_clear_marks)
+        yield SystemCommand("Expand all", "Show every checkpoint of every tag",
+                            lambda: self.expand_all(True))
+        yield SystemCommand("Collapse all", "Show only stages and tags",
+                            lambda: self.expand_all(False))
+        yield SystemCommand("Focus details", "Move the keyboard to the detail pane (tab)",
+                            self.detail_pane.focus)
+        yield SystemCommand("Open demo", "Write a fresh demo base dir and open it",
+                            self.open_demo)
+
+
+def run_app(base_dir: Path | None, demo: bool = False, poll: bool = False,
+            read_only: bool = False) -> None:
+    """Entry point for the CLI: ``nanochat-ckpt [BASE_DIR] [--demo] [--poll] [--read-only]``."""
+    CkptApp(base_dir, demo=demo, poll=poll, read_only=read_only).run()
+
+
+__all__ = ["CkptApp", "run_app"]

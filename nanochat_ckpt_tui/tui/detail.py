@@ -1,0 +1,268 @@
+"""The detail pane: what the highlighted stage, tag or checkpoint holds.
+
+Stages render at once from the scan. Tags and checkpoints show the scan's facts at once and
+read the rest (meta JSON, the pickle's tensor list, optimizer shards; never tensor bytes) in
+a thread worker. Selections are debounced, a newer selection cancels an older load, and a
+result is shown only if it still matches the selection, so holding an arrow key over many
+large checkpoints never blocks the UI or flashes stale content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.timer import Timer
+from textual.worker import get_current_worker
+
+from ..store.layout import Catalog, Checkpoint, Stage, Tag
+from ..store.summary import CheckpointSummary, MetricPoint, summarize, tag_metrics
+from .lines import Lines, RenderedLines, render_lines
+from .palette import Palette
+from .render import (
+    checkpoint_header,
+    checkpoint_view,
+    error_view,
+    overview_view,
+    stage_view,
+    tag_header,
+    tag_view,
+)
+from .tree import NodeRef
+
+Target = Stage | Tag | Checkpoint | None
+CACHE_SIZE = 64
+
+
+def _files_sig(ck: Checkpoint) -> tuple[Hashable, ...]:
+    return (ck.state, ck.is_latest, tuple((f.name, f.size, f.mtime) for f in ck.files))
+
+
+def signature(obj: Target) -> Hashable:
+    """Changes whenever what the pane shows for ``obj`` could change."""
+    if isinstance(obj, Checkpoint):
+        return _files_sig(obj)
+    if isinstance(obj, Tag):
+        return (tuple((c.step, _files_sig(c)) for c in obj.checkpoints),
+                tuple((f.name, f.size) for f in obj.other_files))
+    return id(obj)
+
+
+@dataclass
+class Context:
+    """What the views need besides the object: the catalog's values and notes."""
+
+    catalog: Catalog | None = None
+    bpb: dict[str, float | None] = field(default_factory=dict)
+    default_tags: set[str] = field(default_factory=set)
+    display: str = ""
+
+
+class DetailPane(VerticalScroll, can_focus=True):
+    """Scrollable details of the tree's current row."""
+
+    DEBOUNCE = 0.06  # seconds: a selection must stay this long before its files are read
+    READING_AFTER = 0.15  # seconds: then show the scan's facts while the read goes on
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "scroll_down", "Scroll down", show=False),
+        Binding("k", "scroll_up", "Scroll up", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
+    ]
+
+    class Loaded(Message):
+        """A worker finished reading ``want``; shown only if it is still wanted."""
+
+        def __init__(self, want: tuple[str, Hashable], obj: Target, result: Any,
+                     error: str | None, lines: RenderedLines | None = None,
+                     width: int = 0) -> None:
+            super().__init__()
+            self.want, self.obj, self.result, self.error = want, obj, result, error
+            self.lines, self.width = lines, width
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.palette = Palette.default()
+        self.context = Context()
+        self.loads_started = 0
+        self.rendered: list[str] = []  # keys whose full details were shown, in order
+        self._want: tuple[str, Hashable] | None = None
+        self._ref: NodeRef | None = None
+        self._obj: Target = None
+        self._result: Any = None
+        self._timer: Timer | None = None
+        self._cache: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
+        self._painted_width = 0
+        self._painted_key: str | None = None
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Lines(id="detail-body")
+
+    @property
+    def body(self) -> Lines:
+        return self.query_one("#detail-body", Lines)
+
+    @property
+    def shown_key(self) -> str | None:
+        """The key whose full details are on screen (None while loading)."""
+        return self._ref.key if self._ref is not None and self._result is not None else None
+
+    @property
+    def busy(self) -> bool:
+        """A load is waiting for its debounce, running, or not yet shown."""
+        return self._timer is not None or (
+            isinstance(self._obj, Checkpoint | Tag) and self._result is None)
+
+    def show(self, ref: NodeRef | None, obj: Target) -> None:
+        """Show ``obj`` (the tree's current row), reading its files in a worker if needed."""
+        want = (ref.key, signature(obj)) if ref is not None else ("", id(self.context.catalog))
+        if want == self._want:
+            return
+        self._want, self._ref, self._obj, self._result = want, ref, obj, None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if isinstance(obj, Checkpoint | Tag):
+            cached = self._cache.get(want)
+            if cached is not None:
+                self._cache.move_to_end(want)
+                self._result = cached
+                self._paint()
+                return
+            # Nothing is drawn until the selection has stayed put for DEBOUNCE: while an
+            # arrow key repeats, each press repaints only two tree rows.
+            if self.DEBOUNCE > 0:
+                self._timer = self.set_timer(self.DEBOUNCE, lambda: self._start(want, obj))
+            else:
+                self._start(want, obj)
+        else:
+            self._result = obj
+            self._paint()
+
+    def rerender(self) -> None:
+        """Draw the current view again (theme or width changed)."""
+        self._paint()
+
+    def _start(self, want: tuple[str, Hashable], obj: Target) -> None:
+        self._timer = None
+        if want == self._want:
+            self.loads_started += 1
+            self._load(want, obj, self.palette, self._width())
+            # most loads finish within a frame or two; only a slow one shows "reading…"
+            self.set_timer(self.READING_AFTER, lambda: self._reading(want))
+
+    def _reading(self, want: tuple[str, Hashable]) -> None:
+        if want == self._want and self._result is None:
+            self._paint()  # the scan's facts, with "reading…"
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def _load(self, want: tuple[str, Hashable], obj: Target, pal: Palette, width: int) -> None:
+        """Read the files and render the view, all off the UI thread."""
+        worker = get_current_worker()
+        if worker.is_cancelled or want != self._want:
+            return
+        result: Any = None
+        error = None
+        try:
+            if isinstance(obj, Checkpoint):
+                result = summarize(obj)
+            elif isinstance(obj, Tag):
+                result = tag_metrics(obj)
+        except Exception as e:  # noqa: BLE001 - bad input must never take the app down
+            error = f"{type(e).__name__}: {e}"
+        if worker.is_cancelled or want != self._want:
+            return
+        lines = None
+        try:
+            view = build_view(obj, error if error else result, self.context, pal,
+                              self.clock(), width)
+            lines = render_lines(view, width)
+        except Exception:  # noqa: BLE001 - rendered again on the UI thread, errors shown
+            lines = None
+        if worker.is_cancelled or want != self._want:
+            return
+        self.post_message(self.Loaded(want, obj, result, error, lines, width))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        message.stop()
+        if message.want != self._want:
+            return  # the selection moved on
+        if message.error is None:
+            self._cache[message.want] = message.result
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+            self._result = message.result
+        else:
+            self._result = message.error
+        if message.lines is not None and message.width == self._width() \
+                and message.obj is self._obj:
+            self._show_lines(message.lines)
+        else:
+            self._paint()
+
+    def _paint(self) -> None:
+        width = self._width()
+        try:
+            view = build_view(self._obj, self._result, self.context, self.palette,
+                              self.clock(), width)
+            lines = render_lines(view, width)
+        except Exception as e:  # noqa: BLE001 - odd contents must not take the app down
+            lines = render_lines(Text(f"Cannot display this: {type(e).__name__}: {e}",
+                                      style=self.palette.error), width)
+        self._show_lines(lines)
+
+    def _show_lines(self, lines: RenderedLines) -> None:
+        self._painted_width = self._width()
+        self.body.set_lines(lines)
+        key = self._ref.key if self._ref is not None else None
+        if key != self._painted_key:  # another row: start at the top
+            self._painted_key = key
+            self.scroll_home(animate=False)
+        if self._result is not None and self._ref is not None:
+            self.rendered.append(self._ref.key)
+            del self.rendered[:-200]
+
+    def _width(self) -> int:
+        width = self.scrollable_content_region.width
+        return width if width > 10 else 60
+
+    def on_resize(self) -> None:
+        if self._width() != self._painted_width:
+            self._paint()
+
+
+def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
+               width: int) -> RenderableType:
+    """The view of ``obj`` given what was read (``res``: a summary, metric points, an error
+    string, the object itself for stages, or None while reading)."""
+    if isinstance(obj, Checkpoint):
+        header = checkpoint_header(obj, now, pal)
+        if isinstance(res, CheckpointSummary):
+            return checkpoint_view(res, now, pal, width)
+        if isinstance(res, str):
+            return error_view(header, f"Could not read this checkpoint: {res}", pal)
+        return Group(header, Text(""), Text("reading…", style="dim"))
+    if isinstance(obj, Tag):
+        default = f"{obj.stage}/{obj.name}" in ctx.default_tags
+        if isinstance(res, str):
+            return error_view(tag_header(obj, pal, default),
+                              f"Could not read the meta files: {res}", pal)
+        points: list[MetricPoint] | None = res if isinstance(res, list) else None
+        return tag_view(obj, points, now, pal, max(30, width - 1), default)
+    if isinstance(obj, Stage):
+        return stage_view(obj, ctx.bpb, pal, ctx.catalog.notes if ctx.catalog else [])
+    if ctx.catalog is not None:
+        return overview_view(ctx.catalog, pal, ctx.display)
+    return Text("scanning…", style="dim")

@@ -1,0 +1,73 @@
+"""The help screen (``?``): every key, gathered from the widgets' own bindings."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+# keys that come from Textual's own widgets or from the terminal, described for people
+EXTRA_KEYS: list[tuple[str, str, str]] = [
+    ("Tree", "↑ ↓", "move the cursor"),
+    ("Tree", "pgup pgdn", "move a page"),
+    ("Tree", "click", "select a row (a stage or tag also expands or collapses)"),
+    ("Tree", "shift+↑ shift+↓", "previous / next sibling"),
+    ("Tree", "s (again)", "sort by step, size, val_bpb, age: each key first in its natural "
+                          "order, pressed again reversed, then the next key"),
+    ("Anywhere", "tab / shift+tab", "switch between the tree and the detail pane"),
+    ("Anywhere", "ctrl+p", "command palette: every action, themes, screenshot"),
+    ("Details", "↑ ↓ pgup pgdn home end", "scroll"),
+    ("Filter", "enter", "keep the filter and go back to the tree"),
+    ("Filter", "escape", "clear the filter"),
+    ("Filter", "terms", "tag or stage name, step digits, or >N <N >=N <=N =N on the step"),
+]
+
+
+def _key_names(key: str) -> str:
+    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc"}
+    return " ".join(names.get(k, k) for k in key.split(","))
+
+
+def key_rows(sources: list[tuple[str, list[BindingType]]]) -> list[tuple[str, str, str]]:
+    """(where, keys, what) for every binding with a description, plus the built-in keys."""
+    rows: list[tuple[str, str, str]] = []
+    for where, bindings in sources:
+        for b in bindings:
+            if isinstance(b, Binding) and b.description:
+                rows.append((where, _key_names(b.key), b.description))
+    return rows + EXTRA_KEYS
+
+
+class HelpScreen(ModalScreen[None]):
+    """A scrollable table of keys; any of escape, q or ? closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close help"),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, padding=(0, 2), header_style="bold", expand=True)
+        table.add_column("where", style="dim", no_wrap=True)
+        table.add_column("key", style="bold", no_wrap=True)
+        table.add_column("does")
+        for where, key, what in self.rows:
+            table.add_row(where, key, what)
+        intro = Text.assemble(
+            ("nanochat-ckpt", "bold"),
+            " — checkpoints under the base dir, live while training writes.\n",
+            ("Badges: latest · writing (never opened) · corrupt · orphan (meta without "
+             "model) · no meta · incomplete (optimizer shards missing).", "dim"))
+        with VerticalScroll(id="help-box"):
+            yield Static(intro, id="help-intro")
+            yield Static(table, id="help-table")
+            yield Static(Text("escape, q or ? closes this help", style="dim"))

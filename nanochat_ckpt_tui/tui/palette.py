@@ -1,0 +1,68 @@
+"""Theme-aware Rich styles for renderables that Textual CSS cannot reach (tree labels, tables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.style import Style
+from textual.color import Color, ColorParseError
+
+from ..store.layout import Checkpoint, State
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Rich styles derived from the current Textual theme's variables."""
+
+    success: Style
+    warning: Style
+    error: Style
+    accent: Style
+    primary: Style
+    muted: Style
+
+    @classmethod
+    def from_variables(cls, variables: dict[str, str]) -> Palette:
+        def style(name: str, fallback: str, **kw: bool) -> Style:
+            try:
+                color = Color.parse(variables.get(name, fallback)).rich_color
+            except (ColorParseError, ValueError):
+                color = Color.parse(fallback).rich_color
+            return Style(color=color, **kw)
+
+        return cls(
+            success=style("success", "green"),
+            warning=style("warning", "yellow"),
+            error=style("error", "red", bold=True),
+            accent=style("accent", "magenta"),
+            primary=style("primary", "blue", bold=True),
+            muted=Style(dim=True),
+        )
+
+    @classmethod
+    def default(cls) -> Palette:
+        return cls.from_variables({})
+
+
+# badge text and palette role per state (COMPLETE shows none)
+STATE_BADGES: dict[State, tuple[str, str]] = {
+    State.WRITING: ("writing", "warning"),
+    State.CORRUPT: ("corrupt", "error"),
+    State.ORPHAN: ("orphan", "error"),
+    State.NO_META: ("no meta", "warning"),
+    State.OPTIM_INCOMPLETE: ("incomplete", "warning"),
+}
+
+
+def badges(ck: Checkpoint, pal: Palette) -> list[tuple[str, Style]]:
+    """Short badges for a checkpoint: latest, and its state when not complete.
+
+    Room for more (``pinned`` comes with pruning): callers join them with spaces.
+    """
+    out: list[tuple[str, Style]] = []
+    if ck.state in STATE_BADGES:  # first: it matters most when the row is cut off
+        text, role = STATE_BADGES[ck.state]
+        out.append((text, getattr(pal, role)))
+    if ck.is_latest:
+        out.append(("latest", pal.success))
+    return out

@@ -1,0 +1,347 @@
+"""Rich renderables for the detail pane: catalog, stage, tag and checkpoint views.
+
+Pure functions of store objects (no widgets, no I/O), so they are cheap to call on the UI
+thread once a worker has read what they need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..fmt import fmt_duration, fmt_metric, human_age, human_bytes, human_count, sparkline
+from ..store.layout import Catalog, Checkpoint, FileEntry, Stage, State, Tag
+from ..store.summary import CheckpointSummary, MetricPoint, ModelSummary
+from .palette import Palette, badges
+from .plot import line_chart
+
+MAX_CONFIG_ITEMS = 40
+SHORT_DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16",
+                "int64": "i64", "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8"}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _kv(rows: list[tuple[str, RenderableType | str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for k, v in rows:
+        grid.add_row(k, v)
+    return grid
+
+
+def _title(text: str, pal: Palette) -> Text:
+    return Text(text, style=pal.primary)
+
+
+def _badge_text(ck: Checkpoint, pal: Palette) -> Text:
+    out = Text()
+    for word, style in badges(ck, pal):
+        out.append(" ")
+        out.append(f"[{word}]", style=style)
+    return out
+
+
+def _config(cfg: dict[str, Any]) -> Text:
+    items = list(cfg.items())
+    text = Text()
+    for i, (k, v) in enumerate(items[:MAX_CONFIG_ITEMS]):
+        if i:
+            text.append("  ")
+        text.append(f"{k}=", style="dim")
+        text.append(str(v)[:60])
+    if len(items) > MAX_CONFIG_ITEMS:
+        text.append(f"  … {len(items) - MAX_CONFIG_ITEMS} more", style="dim")
+    return text
+
+
+def _problems(problems: list[str], pal: Palette) -> Text:
+    text = Text()
+    for i, p in enumerate(problems):
+        if i:
+            text.append("\n")
+        text.append("! ", style=pal.warning)
+        text.append(p)
+    return text
+
+
+# ------------------------------------------------------------------------------------------
+# catalog and stage
+
+
+def overview_view(cat: Catalog, pal: Palette, display: str) -> RenderableType:
+    """What to show when the tree is empty or nothing is selected."""
+    parts: list[RenderableType] = [_title(f"Base dir {display}", pal)]
+    if not cat.exists:
+        parts.append(Text("The directory does not exist (yet).", style=pal.warning))
+    elif not cat.checkpoints:
+        parts.append(Text("No checkpoints found: nanochat writes them under "
+                          "<base>/base_checkpoints/<tag>/ and friends."))
+    else:
+        parts.append(Text(f"{len(cat.stages)} stages, {len(cat.tags)} tags, "
+                          f"{len(cat.checkpoints)} checkpoints, "
+                          f"{human_bytes(cat.total_bytes)}"))
+    if cat.notes:
+        parts += [Text(""), Text("Scan notes", style="bold"),
+                  _problems(cat.notes[:50], pal)]
+    return Group(*parts)
+
+
+def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
+               notes: list[str]) -> RenderableType:
+    """A stage: one row per tag with steps, latest step, val_bpb and size."""
+    table = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
+    longest = max((len(t.name) + 1 for t in stage.tags), default=4)
+    table.add_column("tag", no_wrap=True, overflow="ellipsis", min_width=min(24, longest))
+    for col in ("steps", "latest", "val_bpb", "size"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("trend", no_wrap=True, style=pal.accent)
+    default = stage.default_tag
+    for tag in stage.tags:
+        name = Text(tag.name)
+        if tag.name == default:
+            name.append("*", style=pal.accent)
+        trend = sparkline([bpb.get(c.key) for c in tag.checkpoints], width=12)
+        table.add_row(name, str(len(tag.checkpoints)), str(tag.latest_step or "-"),
+                      fmt_metric(latest_bpb(tag, bpb)), human_bytes(tag.total_bytes),
+                      trend if trend.strip() else "")
+    parts: list[RenderableType] = [
+        _title(f"Stage {stage.label}  ({stage.dirname})", pal),
+        Text(f"{plural(len(stage.tags), 'tag')} · model {human_bytes(stage.model_bytes)} · optimizer "
+             f"{human_bytes(stage.optim_bytes)} · total {human_bytes(stage.total_bytes)}"),
+        Text(""), table,
+    ]
+    if default:
+        parts.append(Text(f"* {default}: the tag nanochat loads when none is given",
+                          style="dim"))
+    mine = [n for n in notes if f"/{stage.dirname}/" in n or n.endswith(f"/{stage.dirname}")]
+    if mine:
+        parts += [Text(""), Text("Scan notes", style="bold"), _problems(mine[:30], pal)]
+    return Group(*parts)
+
+
+def latest_bpb(tag: Tag, bpb: dict[str, float | None]) -> float | None:
+    """val_bpb of the highest step that has one."""
+    for ck in reversed(tag.checkpoints):
+        v = bpb.get(ck.key)
+        if v is not None:
+            return v
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# tag
+
+
+def tag_header(tag: Tag, pal: Palette, default: bool) -> RenderableType:
+    steps = [c.step for c in tag.checkpoints]
+    title = _title(f"Tag {tag.stage}/{tag.name}", pal)
+    if default:
+        title.append("  (default: nanochat loads this tag)", style="dim")
+    states: dict[str, int] = {}
+    for c in tag.checkpoints:
+        states[c.state.value] = states.get(c.state.value, 0) + 1
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("steps", f"{len(steps)}" + (f" ({steps[0]} … {steps[-1]})" if steps else "")),
+        ("latest step", str(tag.latest_step) if tag.latest_step is not None else "-"),
+        ("disk used", f"{human_bytes(tag.total_bytes)}  (model {human_bytes(tag.model_bytes)}"
+                      f" · optimizer {human_bytes(tag.optim_bytes)}"
+                      f" · other {human_bytes(tag.other_bytes)})"),
+        ("states", ", ".join(f"{n} {s}" for s, n in states.items()) or "-"),
+    ]
+    return Group(title, _kv(rows))
+
+
+def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palette,
+             width: int, default: bool) -> RenderableType:
+    """Tag summary, charts of val_bpb and train loss over steps, and a steps table."""
+    parts: list[RenderableType] = [tag_header(tag, pal, default), Text("")]
+    if points is None:
+        parts.append(Text("reading meta files…", style="dim"))
+        return Group(*parts)
+    chart_w = max(24, width - 2)
+    by_step = {p.step: p for p in points}
+    for label, key in (("val_bpb", "val_bpb"), ("train loss", "train_loss")):
+        series = [(float(p.step), p.metrics.get(key)) for p in points]
+        if any(v is not None for _, v in series) or key == "val_bpb":
+            parts += [line_chart(label, series, chart_w, 5, pal.accent), Text("")]
+    other = sorted({k for p in points for k in p.metrics} - {"val_bpb", "train_loss",
+                                                              "min_val_bpb", "train_time"})
+    for key in other:
+        parts += [line_chart(key, [(float(p.step), p.metrics.get(key)) for p in points],
+                             chart_w, 3, pal.accent), Text("")]
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for col in ("step", "val_bpb", "train_loss", "size", "age", "state"):
+        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
+    for ck in reversed(tag.checkpoints):
+        p = by_step.get(ck.step)
+        m = p.metrics if p else {}
+        state = Text(ck.state.value, style=pal.muted if ck.state is State.COMPLETE else
+                     pal.warning)
+        if p and p.error:
+            state.append(f" (meta: {p.error})", style=pal.error)
+        table.add_row(str(ck.step), fmt_metric(m.get("val_bpb")),
+                      fmt_metric(m.get("train_loss")), human_bytes(ck.total_bytes),
+                      human_age(now - ck.mtime), state)
+    parts.append(table)
+    if tag.other_files:
+        parts += [Text(""), Text("Other files (not checkpoint names, never touched)",
+                                 style="bold"), _files(tag.other_files, now)]
+    return Group(*parts)
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoint
+
+
+def checkpoint_header(ck: Checkpoint, now: float, pal: Palette) -> RenderableType:
+    """What the scan alone tells: shown at once, before the files are read."""
+    title = _title(f"{ck.stage}/{ck.tag} · step {ck.step}", pal)
+    title.append_text(_badge_text(ck, pal))
+    sizes = Text(f"model {human_bytes(ck.model_bytes)} · optimizer "
+                 f"{human_bytes(ck.optim_bytes)}"
+                 + (f" ({len(ck.optim)} shards)" if len(ck.optim) > 1 else "")
+                 + f" · total {human_bytes(ck.total_bytes)} · written {_ago(now - ck.mtime)}")
+    parts: list[RenderableType] = [title, sizes]
+    if ck.problems:
+        parts.append(_problems(ck.problems, pal))
+    return Group(*parts)
+
+
+def _ago(seconds: float) -> str:
+    age = human_age(seconds)
+    return "just now" if age == "now" else f"{age} ago"
+
+
+def _files(files: list[FileEntry], now: float) -> Table:
+    table = Table(box=None, padding=(0, 1), show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(style="dim")
+    table.add_column(justify="right")
+    table.add_column(justify="right", style="dim")
+    for f in files:
+        table.add_row(f.name + (" →" if f.is_link else ""), f.kind.value,
+                      human_bytes(f.size), human_age(now - f.mtime))
+    return table
+
+
+def _shards(s: CheckpointSummary, pal: Palette) -> Table:
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    table.add_column("shard", no_wrap=True)
+    table.add_column("param groups", overflow="fold")
+    table.add_column("state", justify="right", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    for sh in s.shards:
+        name = f"rank {sh.entry.rank}" if sh.entry.rank is not None else sh.entry.name
+        if sh.error or sh.optimizer is None:
+            table.add_row(name, Text(f"unreadable: {sh.error}", style=pal.error), "", "")
+            continue
+        opt = sh.optimizer
+        groups = " · ".join(f"{g.kind} {g.n_params}" for g in opt.groups)
+        form = "" if opt.form == "dict" else f" ({opt.form} form)"
+        table.add_row(name, groups + form, str(opt.n_state_tensors),
+                      human_bytes(opt.state_bytes))
+    return table
+
+
+def _tensor_rows(ms: ModelSummary) -> list[tuple[str, str, str, str, str, bool]]:
+    rows = []
+    groups = [(g, "") for g in ms.others] + [(g, g.name + ".") for g in ms.layers]
+    for g, prefix in groups:
+        rows.append((g.name, "", "", human_count(g.params), human_bytes(g.nbytes), True))
+        for t in g.tensors:
+            name = t.name.removeprefix("_orig_mod.")
+            short = name[len(prefix):] if prefix and name.startswith(prefix) else name
+            rows.append(("  " + short, "×".join(map(str, t.shape)) or "scalar",
+                         SHORT_DTYPES.get(t.dtype, t.dtype), human_count(t.numel),
+                         human_bytes(t.nbytes), False))
+    return rows
+
+
+def tensor_table(s: CheckpointSummary, width: int) -> Text:
+    """Every tensor (name, shape, dtype, params, bytes), grouped: others, then each layer.
+
+    Laid out by hand rather than with a Rich table: a deep model has hundreds of rows and
+    this is rendered on every selection.
+    """
+    ms = s.model_summary
+    assert ms is not None
+    rows = _tensor_rows(ms)
+    head = ("tensor", "shape", "dtype", "params", "bytes")
+    w = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(1, 5)]
+    name_w = max(12, min(max(len(r[0]) for r in rows), width - sum(w) - 5))
+    out = Text(no_wrap=True, overflow="crop")
+
+    def line(cells: tuple[str, ...], style: str, dim_cols: bool) -> None:
+        name = cells[0] if len(cells[0]) <= name_w else cells[0][: name_w - 1] + "…"
+        out.append(f"{name:<{name_w}}", style=style)
+        out.append(f" {cells[1]:<{w[0]}} {cells[2]:<{w[1]}}", style="dim" if dim_cols else style)
+        out.append(f" {cells[3]:>{w[2]}} {cells[4]:>{w[3]}}\n", style=style)
+
+    line(head, "bold", False)
+    for r in rows:
+        line(r[:5], "bold" if r[5] else "", not r[5])
+    out.rstrip()
+    return out
+
+
+def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette,
+                    width: int = 80) -> RenderableType:
+    """The whole checkpoint: header, model, metrics, config, files, shards, tensors."""
+    ck = s.checkpoint
+    parts: list[RenderableType] = [checkpoint_header(ck, now, pal), Text("")]
+    ms = s.model_summary
+    rows: list[tuple[str, RenderableType | str]] = []
+    if ms is not None:
+        rows.append(("params", f"{human_count(ms.params)} ({ms.params:,})"
+                               f" · tensors {human_bytes(ms.nbytes)}"))
+        rows.append(("depth", f"{ms.depth if ms.depth is not None else '?'}"
+                              f" ({ms.depth_source})"))
+        rows.append(("dtypes", " · ".join(f"{d} {human_count(n)}" for d, n in
+                                          sorted(ms.dtypes.items(), key=lambda x: -x[1]))))
+        emb = "×".join(map(str, ms.embedding_shape)) if ms.embedding_shape else "-"
+        head = "×".join(map(str, ms.lm_head_shape)) if ms.lm_head_shape else "-"
+        rows.append(("embedding", f"{emb} · lm_head {head}" + (" (tied)" if ms.tied else "")))
+        if s.model and s.model.layout == "wrapper":
+            rows.append(("layout", "older step_N.pt wrapper {model, step, config"
+                         + (", optimizer}" if s.model.has_optimizer else "}")))
+        if s.model and s.model.orig_mod_prefix:
+            rows.append(("keys", "_orig_mod. prefix (saved from torch.compile)"))
+    if s.model_error and ck.is_writing:
+        rows.append(("model", Text("not opened while it is still being written; the details "
+                                   "appear when the write finishes", style=pal.warning)))
+    elif s.model_error:
+        rows.append(("model", Text(f"could not be read: {s.model_error}", style=pal.error)))
+    if s.meta is not None:
+        metrics = s.meta.metrics
+        if metrics:
+            rows.append(("metrics", "  ".join(
+                f"{k} {fmt_duration(v) if k == 'train_time' else fmt_metric(v)}"
+                for k, v in metrics.items())))
+    elif s.meta_error:
+        rows.append(("meta", Text(f"could not be read: {s.meta_error}", style=pal.error)))
+    elif ck.meta is None:
+        rows.append(("meta", Text("missing", style=pal.warning)))
+    cfg = s.model_config
+    if cfg:
+        rows.append(("config", _config(cfg)))
+    if s.meta is not None and s.meta.user_config:
+        rows.append(("run args", _config(s.meta.user_config)))
+    parts += [_kv(rows), Text(""), Text("Files", style="bold"), _files(ck.files, now)]
+    if s.shards:
+        parts += [Text(""), Text(f"Optimizer shards ({len(s.shards)})", style="bold"),
+                  _shards(s, pal)]
+    if ms is not None:
+        parts += [Text(""), Text(f"Tensors ({len(s.model.tensors) if s.model else 0}, "
+                                 "grouped by layer)", style="bold"), tensor_table(s, width)]
+    return Group(*parts)
+
+
+def error_view(header: RenderableType, message: str, pal: Palette) -> RenderableType:
+    return Group(header, Text(""), Text(message, style=pal.error))

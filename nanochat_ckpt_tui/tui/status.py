@@ -1,0 +1,73 @@
+"""The one-line status bar: base dir, counts, disk used and free, watch mode, sort, filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ..fmt import human_bytes
+from ..store.layout import Catalog
+
+
+@dataclass
+class StatusInfo:
+    display: str = ""
+    catalog: Catalog | None = None
+    mode: str = ""  # "watching", "polling", "not watching", "scanning…"
+    read_only: bool = False
+    sort: str = ""
+    filter: str = ""
+    marks: int = 0
+
+
+class StatusBar(Static):
+    """Left: where and how much. Right: what the view is doing. Drops words when narrow."""
+
+    WIDE = 110
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.info = StatusInfo()
+
+    def show_info(self, info: StatusInfo) -> None:
+        self.info = info
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        info, cat = self.info, self.info.catalog
+        wide = self.size.width >= self.WIDE or self.size.width == 0
+        left = Text()
+        if wide:
+            left.append("nanochat-ckpt ", style="bold")
+        left.append(info.display)
+        if cat is not None and cat.exists:
+            left.append(f"  {human_bytes(cat.total_bytes)}")
+            if cat.free_bytes is not None:
+                left.append(f" · {human_bytes(cat.free_bytes)} free")
+            left.append(f" · {len(cat.checkpoints)} ckpts")
+            if cat.notes:
+                left.append(f" · {len(cat.notes)} notes", style="italic")
+        elif cat is not None:
+            left.append("  (missing)", style="italic")
+        bits = []
+        if info.filter:
+            bits.append(f"/{info.filter}")
+        if info.marks:
+            bits.append(f"{info.marks} marked")
+        if info.sort:
+            bits.append(f"sort {info.sort}" if wide else info.sort)
+        if info.read_only:
+            bits.append("read-only")
+        if info.mode:
+            bits.append(info.mode)
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_row(left, Text(" · ".join(bits)))
+        self.update(grid)
