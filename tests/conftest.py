@@ -22,3 +22,11 @@ def demo_dir(demo_master: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "base"
     shutil.copytree(demo_master, dst, copy_function=shutil.copy2)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _private_app_state(tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test remembers its own archive destination, never the user's."""
+    state = tmp_path_factory.mktemp("state") / "state.json"
+    monkeypatch.setenv("NANOCHAT_CKPT_STATE", str(state))

@@ -30,6 +30,7 @@ from ..store.summary import val_bpb_of
 from ..store.watch import recheck_delay, watch_base
 from .detail import DetailPane
 from .help import HelpScreen, key_rows
+from .manage import ManageActions
 from .palette import Palette
 from .status import StatusBar, StatusInfo
 from .tree import SORT_KEYS, CheckpointTree, NodeRef
@@ -62,7 +63,7 @@ class DemoReady(Message):
         self.path, self.error = path, error
 
 
-class CkptApp(App[None]):
+class CkptApp(ManageActions, App[None]):
     """See, compare and prune nanochat checkpoints."""
 
     TITLE = "nanochat-ckpt"
@@ -72,6 +73,13 @@ class CkptApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("slash", "filter", "Filter"),
         Binding("r", "rescan", "Refresh"),
+        Binding("d", "diff", "Diff"),
+        Binding("x,delete", "delete", "Delete"),
+        Binding("X", "delete_optimizer", "Delete optimizer shards", show=False),
+        Binding("P", "prune_tag", "Prune tag", show=False),
+        Binding("p", "pin", "Pin", show=False),
+        Binding("n", "note", "Note", show=False),
+        Binding("a", "archive", "Archive", show=False),
         Binding("escape", "escape", "Clear filter", show=False),
     ]
 
@@ -105,6 +113,9 @@ class CkptApp(App[None]):
         self._detail = DetailPane(clock=self.clock, id="detail")
         self._filter_bar = Horizontal(id="filter-bar")
         self._filter = Input(placeholder="tag, stage or step (>1000 <5000 =3000)", id="filter")
+        self.job_line = Static(id="job")
+        self.archived_keys: set[str] = set()
+        self._archived_loaded = False
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -118,6 +129,7 @@ class CkptApp(App[None]):
         with self._filter_bar:
             yield Label("/", id="filter-label")
             yield self._filter
+        yield self.job_line
         yield Footer()
 
     # The main screen's widgets, held directly: ``query_one`` searches the *active* screen,
@@ -214,6 +226,9 @@ class CkptApp(App[None]):
         self._show_current()
         self._update_status()
         self._schedule_recheck(cat)
+        if not self._archived_loaded:
+            self._archived_loaded = True
+            self.load_archived()
         if not cat.exists and not self.demo and self._welcome is None:
             self._welcome = WelcomeScreen(self.base_dir, self.display_label)
             self.push_screen(self._welcome, self._welcome_done)
@@ -316,6 +331,7 @@ class CkptApp(App[None]):
 
     @on(CheckpointTree.ViewChanged)
     def _view_changed(self) -> None:
+        self.marks_changed()
         self._update_status()
         self._show_current()
 
@@ -395,6 +411,25 @@ class CkptApp(App[None]):
                             self.detail_pane.focus)
         yield SystemCommand("Open demo", "Write a fresh demo base dir and open it",
                             self.open_demo)
+        yield SystemCommand("Diff", "Compare two marked checkpoints, or the highlighted one "
+                            "with the previous step (d)", self.action_diff)
+        yield SystemCommand("Archive", "Copy the highlighted or marked checkpoints to a dir or "
+                            "URL, checksummed (a)", self.action_archive)
+        if self._archive_cancel is not None:
+            yield SystemCommand("Cancel archive", "Stop the running archive (re-run resumes)",
+                                self.action_cancel_archive)
+        if not self.read_only:
+            yield SystemCommand("Delete", "Delete the highlighted or marked checkpoints, after "
+                                "a confirmation listing every file (x)", self.action_delete)
+            yield SystemCommand("Delete optimizer shards", "Free the optimizer state of the "
+                                "highlighted or marked checkpoints, keep weights (X)",
+                                self.action_delete_optimizer)
+            yield SystemCommand("Prune tag", "Keep last N / every K-th / best M of a tag, with "
+                                "a preview (P)", self.action_prune_tag)
+            yield SystemCommand("Pin / unpin", "Protect checkpoints from pruning (p)",
+                                self.action_pin)
+            yield SystemCommand("Note", "Attach a note to the highlighted checkpoint (n)",
+                                self.action_note)
 
 
 def run_app(base_dir: Path | None, demo: bool = False, poll: bool = False,

@@ -54,15 +54,17 @@ STATE_BADGES: dict[State, tuple[str, str]] = {
 }
 
 
-def badges(ck: Checkpoint, pal: Palette) -> list[tuple[str, Style]]:
-    """Short badges for a checkpoint: latest, and its state when not complete.
-
-    Room for more (``pinned`` comes with pruning): callers join them with spaces.
-    """
+def badges(ck: Checkpoint, pal: Palette, archived: bool = False) -> list[tuple[str, Style]]:
+    """Short badges for a checkpoint: its state when not complete, latest, pinned, archived
+    (in the remembered destination's manifest). Callers join them with spaces."""
     out: list[tuple[str, Style]] = []
     if ck.state in STATE_BADGES:  # first: it matters most when the row is cut off
         text, role = STATE_BADGES[ck.state]
         out.append((text, getattr(pal, role)))
     if ck.is_latest:
         out.append(("latest", pal.success))
+    if ck.pinned:
+        out.append(("pinned", pal.accent))
+    if archived:
+        out.append(("archived", pal.success))
     return out

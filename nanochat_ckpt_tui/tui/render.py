@@ -209,6 +209,9 @@ def checkpoint_header(ck: Checkpoint, now: float, pal: Palette) -> RenderableTyp
                  + (f" ({len(ck.optim)} shards)" if len(ck.optim) > 1 else "")
                  + f" · total {human_bytes(ck.total_bytes)} · written {_ago(now - ck.mtime)}")
     parts: list[RenderableType] = [title, sizes]
+    if ck.pinned or ck.note:
+        parts.append(Text(("pinned" if ck.pinned else "note") + (f": {ck.note}" if ck.note
+                                                                 else ""), style=pal.accent))
     if ck.problems:
         parts.append(_problems(ck.problems, pal))
     return Group(*parts)

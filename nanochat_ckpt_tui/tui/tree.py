@@ -86,6 +86,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.bpb: dict[str, float | None] = {}
         self.objects: dict[str, Stage | Tag | Checkpoint] = {}
         self.marks: set[str] = set()
+        self.archived: set[str] = set()  # checkpoint keys in the archive manifest
         self.sort_key = "step"
         self.sort_reverse = False
         self.filter_text = ""
@@ -354,7 +355,7 @@ class CheckpointTree(Tree[NodeRef]):
         v = self.bpb.get(ck.key)
         text.append(f" {fmt_metric(v) if v is not None else '-':>7}")
         text.append(f" {human_age(self.clock() - ck.mtime):>4}", style="dim")
-        for word, style in badges(ck, pal):
+        for word, style in badges(ck, pal, ck.key in self.archived):
             text.append(" ")
             text.append(word, style=style)
         return text
