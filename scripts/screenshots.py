@@ -55,6 +55,15 @@ def press(*keys: str) -> Step:
     return step
 
 
+async def wait_diff(pilot: Pilot[None]) -> None:
+    """Wait until the diff screen has its report."""
+    for _ in range(500):
+        if getattr(pilot.app.screen, "report", None) is not None:
+            break
+        await pilot.pause(0.02)
+    await pilot.pause(0.1)
+
+
 async def shoot(base: Path, out: Path, size: tuple[int, int], steps: list[Step]) -> None:
     app = CkptApp(base, clock=lambda: NOW, display_name="~/.cache/nanochat")
     async with app.run_test(size=size) as pilot:
@@ -81,6 +90,12 @@ async def main(out_dir: Path) -> None:
         await shoot(base, out_dir / "help.svg", (120, 40), [press("question_mark")])
         await shoot(base, out_dir / "filter_sort.svg", (120, 40),
                     [press("s", "s", "s", "s", "slash", "d", "4"), press("enter")])
+        await shoot(base, out_dir / "diff.svg", (120, 40),
+                    [cursor_on("base_checkpoints/d4@500"), press("space"),
+                     cursor_on("base_checkpoints/d4@3000"), press("space", "d"), wait_diff])
+        await shoot(base, out_dir / "confirm_delete.svg", (120, 40),
+                    [cursor_on("base_checkpoints/d4@500"), press("space", "space"),
+                     press("x")])
         # a step that training is still writing: shown, never opened
         d4 = base / "base_checkpoints" / "d4"
         data = (d4 / "model_003000.pt").read_bytes()

@@ -219,3 +219,17 @@ async def test_read_only_hides_and_disables_writes(demo_dir: Path) -> None:
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert "Delete" not in commands and "Prune tag" not in commands
         assert "Diff" in commands
+
+
+async def test_tree_actions_are_off_behind_the_diff_screen(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, f"{D4}@2500")
+        await pilot.press("d")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen))
+        active = {ab.binding.action for ab in app.active_bindings.values()}
+        assert not active & {"delete", "diff", "archive", "pin"}
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, DiffScreen)  # no confirm modal over the diff

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .tree import CheckpointTree
 
 WRITES_TO_BASE = frozenset({"delete", "delete_optimizer", "prune_tag", "pin", "note"})
+ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive"}
 
 
 class ManageActions:
@@ -42,7 +43,10 @@ class ManageActions:
     # -- read-only ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # False hides the binding from the footer and never runs it
+        # False hides the binding from the footer and never runs it. The actions on the tree's
+        # selection only run on the main screen, never from behind a diff or a dialog.
+        if action in ON_THE_TREE and len(self.screen_stack) > 1:
+            return False
         return not (self.read_only and action in WRITES_TO_BASE)
 
     # -- selection ------------------------------------------------------------------------
