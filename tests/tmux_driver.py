@@ -26,11 +26,13 @@ class Tmux:
         subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"],
                        check=False, capture_output=True)
 
-    def keys(self, *keys: str, literal: bool = False) -> None:
+    def keys(self, *keys: str, literal: bool = False, settle: float = 0.25) -> None:
+        """Type keys, then give the app ``settle`` seconds (focus moves are asynchronous)."""
         args = ["tmux", "send-keys", "-t", self.name]
         if literal:
             args.append("-l")
         subprocess.run(args + list(keys), check=True)
+        time.sleep(settle)
 
     def screen(self) -> str:
         out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
