@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .cli_archive import add_archive_commands
+from .cli_archive import _storage_options, add_archive_commands
 from .store import layout
+from .store.archive import is_url
 from .store.layout import Catalog, Checkpoint, Tag
 from .store.pins import PinsError, update_pin
 from .store.prune import (
@@ -28,7 +30,7 @@ from .store.prune import (
     plan_rules,
 )
 from .store.refs import RefError, resolve, resolve_tag
-from .store.summary import CheckpointSummary, summarize, val_bpb_of
+from .store.summary import CheckpointSummary, prefetch_metas, summarize, val_bpb_of
 
 SUBCOMMANDS = ("ls", "show", "du", "diff", "prune", "pin", "unpin", "archive", "verify",
                "demo")
@@ -114,6 +116,11 @@ def _console():  # rich is imported only for human output
 # JSON documents
 
 
+def _path_text(path: Any, remote: Any) -> str:
+    """A file's path as shown: local as is, remote as its URL (no password)."""
+    return remote.url_of(path) if remote is not None else str(path)
+
+
 def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
     return {
         "step": ck.step,
@@ -130,7 +137,8 @@ def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
         "optim_ranks": ck.ranks,
         "pinned": ck.pinned,
         "note": ck.note,
-        "files": [{"name": f.name, "path": str(f.path), "kind": f.kind.value, "size": f.size,
+        "files": [{"name": f.name, "path": _path_text(f.path, ck.remote), "kind": f.kind.value,
+                   "size": f.size,
                    "mtime": f.mtime, "rank": f.rank, "is_link": f.is_link} for f in ck.files],
     }
 
@@ -138,7 +146,7 @@ def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
 def tag_json(tag: Tag, with_checkpoints: bool = True) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": tag.name,
-        "path": str(tag.path),
+        "path": _path_text(tag.path, tag.remote),
         "steps": len(tag.checkpoints),
         "latest_step": tag.latest_step,
         "total_bytes": tag.total_bytes,
@@ -156,7 +164,7 @@ def tag_json(tag: Tag, with_checkpoints: bool = True) -> dict[str, Any]:
 def catalog_json(cat: Catalog, schema: str, with_checkpoints: bool = True) -> dict[str, Any]:
     return {
         "schema": schema,
-        "base_dir": str(cat.base_dir),
+        "base_dir": cat.location,  # a URL for a remote (read-only) base dir
         "exists": cat.exists,
         "scanned_at": cat.scanned_at,
         "total_bytes": cat.total_bytes,
@@ -228,12 +236,69 @@ def summary_json(s: CheckpointSummary, with_tensors: bool = True) -> dict[str, A
 # commands
 
 
-def _scan(base: str | None) -> Catalog:
-    cat = layout.scan(base)
+def _base_arg(base: str | None) -> str | None:
+    """The base dir as given, else ``$NANOCHAT_BASE_DIR`` (which may be a URL too)."""
+    return base or os.environ.get("NANOCHAT_BASE_DIR") or None
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return _storage_options(getattr(args, "storage_option", None))
+    except ValueError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+
+
+def _load(base: str | None, args: argparse.Namespace) -> Catalog:
+    """Scan a local base dir, or list a URL (read-only) with the ``-o`` storage options."""
+    base = _base_arg(base)
+    if base is not None and is_url(base):
+        from .store.remote import RemoteError, scan_url
+
+        try:
+            return scan_url(base, storage_options=_options(args))
+        except RemoteError as e:
+            raise CliError(str(e)) from None
+    return layout.scan(base)
+
+
+def _scan(base: str | None, args: argparse.Namespace) -> Catalog:
+    cat = _load(base, args)
     if not cat.exists:
-        raise CliError(f"base dir {cat.base_dir} does not exist "
+        raise CliError(f"base dir {cat.location} does not exist "
                        "(give BASE_DIR, set NANOCHAT_BASE_DIR, or try `nanochat-ckpt demo`)")
     return cat
+
+
+def _refuse_remote(base: str | None, what: str) -> None:
+    """Remote browsing is read-only: one clear line, before anything is scanned."""
+    base = _base_arg(base)
+    if base is not None and is_url(base):
+        from .store.archive import redact
+
+        raise CliError(f"{what} needs a local base dir: {redact(base)} is a URL, and remote "
+                       "browsing is read-only", EXIT_USAGE)
+
+
+def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpoint:
+    """A reference: a URL naming one checkpoint (``s3://b/runs/base/d20@5000``), or a path or
+    TAG[@STEP] in the base dir (scanned, from ``--base-dir``, on first need)."""
+    if is_url(ref):
+        from .store.remote import RemoteError, resolve_url
+
+        try:
+            return resolve_url(ref, storage_options=_options(args))
+        except RemoteError as e:
+            raise CliError(str(e)) from None
+        except RefError as e:
+            raise CliError(str(e), EXIT_USAGE) from None
+    if cat is None:
+        cat = _load(args.base_dir, args)
+    try:
+        return resolve(cat, ref)
+    except RefError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    except OSError as e:
+        raise CliError(f"{ref}: {e.strerror or e}") from None
 
 
 STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold red",
@@ -241,7 +306,9 @@ STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold r
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    cat = _scan(args.base_dir)
+    cat = _scan(args.base_dir, args)
+    if cat.read_only:  # every step's val_bpb is shown: fetch the meta files concurrently
+        prefetch_metas(cat.checkpoints)
     if args.json:
         _print_json(catalog_json(cat, "nanochat-ckpt.ls/1"))
         return EXIT_OK
@@ -249,8 +316,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     con = _console()
     now = time.time()
-    con.print(f"[bold]{cat.base_dir}[/]  {human_bytes(cat.total_bytes)} in checkpoints, "
-              f"{human_bytes(cat.free_bytes)} free")
+    where = ("remote, read-only" if cat.read_only
+             else f"{human_bytes(cat.free_bytes)} free")
+    con.print(f"[bold]{cat.location}[/]  {human_bytes(cat.total_bytes)} in checkpoints, {where}",
+              highlight=False)
     if not cat.stages:
         con.print("no *_checkpoints directories here")
     for stage in cat.stages:
@@ -283,13 +352,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_du(args: argparse.Namespace) -> int:
-    cat = _scan(args.base_dir)
+    cat = _scan(args.base_dir, args)
     if args.json:
         _print_json(catalog_json(cat, "nanochat-ckpt.du/1", with_checkpoints=False))
         return EXIT_OK
     from rich.table import Table
 
-    table = Table(title=f"{cat.base_dir}", title_justify="left")
+    table = Table(title=cat.location, title_justify="left")
     for col in ("stage / tag", "steps", "model", "optimizer", "meta", "other", "total"):
         table.add_column(col, justify="left" if col == "stage / tag" else "right")
 
@@ -318,13 +387,7 @@ def cmd_du(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    cat = layout.scan(args.base_dir)
-    try:
-        ck = resolve(cat, args.ref)
-    except RefError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
-    except OSError as e:
-        raise CliError(f"{args.ref}: {e.strerror or e}") from None
+    ck = _resolve(None, args.ref, args)
     s = summarize(ck)
     if args.json:
         _print_json(summary_json(s, with_tensors=not args.no_tensors))
@@ -422,11 +485,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from .store.diff import DiffCancelled, diff
     from .store.ptfile import CheckpointError
 
-    cat = layout.scan(args.base_dir)
-    try:
-        a, b = resolve(cat, args.a), resolve(cat, args.b)
-    except RefError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+    cat = None if is_url(args.a) and is_url(args.b) else _load(args.base_dir, args)
+    a, b = _resolve(cat, args.a, args), _resolve(cat, args.b, args)
     for ck in (a, b):
         if ck.is_writing:
             raise CliError(f"{ck.key} is still being written; diff it when the write is done")
@@ -570,7 +630,8 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    cat = _scan(args.base_dir)
+    _refuse_remote(args.base_dir, "prune")
+    cat = _scan(args.base_dir, args)
     try:
         tags = [resolve_tag(cat, spec) for spec in args.tags]
         rules = Rules(args.keep_last, args.keep_every, args.keep_best, args.optimizer_only)
@@ -615,6 +676,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
+    _refuse_remote(args.base_dir, args.command)
+    if is_url(args.ref):
+        _refuse_remote(args.ref, args.command)
     cat = layout.scan(args.base_dir)
     try:
         ck = resolve(cat, args.ref)
@@ -654,6 +718,9 @@ def run_tui(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise CliError(f"the interactive app is not available in this build ({e}); "
                        "the subcommands ls, show, du and demo work") from None
+    if args.base_dir and is_url(args.base_dir):  # until the app opens a remote catalog
+        raise CliError("the interactive app opens local base dirs only (for now); browse a URL "
+                       "with `nanochat-ckpt ls|du|show|diff ... URL`", EXIT_USAGE)
     base = Path(args.base_dir).expanduser() if args.base_dir else None
     return run_app(base, demo=args.demo, poll=args.poll, read_only=args.read_only) or EXIT_OK
 
@@ -666,6 +733,13 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON document (see README)")
 
 
+def _remote_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--storage-option", action="append", metavar="KEY=VALUE",
+                   help="fsspec option when the base dir is a URL (read-only), e.g. "
+                        "endpoint_url=http://…; credentials are better left to the backend's "
+                        "env vars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nanochat-ckpt",
@@ -674,28 +748,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "~/.cache/nanochat).")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     p = sub.add_parser("ls", help="stages, tags and steps with sizes, val_bpb and state")
-    p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
+    p.add_argument("base_dir", nargs="?", metavar="BASE_DIR|URL")
     _json_flag(p)
+    _remote_flag(p)
     p.set_defaults(func=cmd_ls)
     p = sub.add_parser("show", help="one checkpoint: summary, optimizer shards, tensors")
-    p.add_argument("ref", metavar="PATH|TAG[@STEP]",
-                   help="a file, or a tag such as d20, base/d20@5000, sft/d20@latest")
-    p.add_argument("--base-dir", metavar="BASE_DIR")
+    p.add_argument("ref", metavar="PATH|TAG[@STEP]|URL",
+                   help="a file, or a tag such as d20, base/d20@5000, sft/d20@latest, or a URL "
+                        "such as s3://bucket/runs/base/d20@5000")
+    p.add_argument("--base-dir", metavar="BASE_DIR|URL")
     p.add_argument("--no-tensors", action="store_true", help="leave out the tensor table")
     _json_flag(p)
+    _remote_flag(p)
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("du", help="disk used by stage and tag, model vs optimizer, free disk")
-    p.add_argument("base_dir", nargs="?", metavar="BASE_DIR")
+    p.add_argument("base_dir", nargs="?", metavar="BASE_DIR|URL")
     _json_flag(p)
+    _remote_flag(p)
     p.set_defaults(func=cmd_du)
     p = sub.add_parser("diff", help="how the weights moved between two checkpoints")
-    p.add_argument("a", metavar="A", help="PATH or TAG[@STEP]")
-    p.add_argument("b", metavar="B", help="PATH or TAG[@STEP]")
+    p.add_argument("a", metavar="A", help="PATH, TAG[@STEP] or URL")
+    p.add_argument("b", metavar="B", help="PATH, TAG[@STEP] or URL")
     p.add_argument("--top", type=int, metavar="N", help="show (or with --json keep) the N "
                    "tensors that changed most")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.add_argument("--base-dir", metavar="BASE_DIR")
+    p.add_argument("--base-dir", metavar="BASE_DIR|URL")
     _json_flag(p)
+    _remote_flag(p)
     p.set_defaults(func=cmd_diff)
     p = sub.add_parser("prune", help="delete old checkpoints by rules (asks first)",
                        description="Keep what the rules keep in each TAG; delete the rest (or "

@@ -4,6 +4,9 @@ Scanning only stats files, plus one 22-byte read of each model/optimizer file's 
 whether its zip central directory is there yet (cached by path, size and mtime). Meta JSON
 is read lazily by :mod:`.summary`. Anything that vanishes or cannot be read mid-scan is
 skipped with a note in ``Catalog.notes``; the scan itself never raises for bad contents.
+
+The grouping of one tag dir's entries into checkpoints (:func:`group_rows`) is shared with
+:func:`.remote.scan_url`, which feeds it rows from fsspec listings instead of ``os.scandir``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .pins import SIDECAR, PinsError, load_pins
+from .pins import SIDECAR, PinEntry, PinsError, load_pins
+
+if TYPE_CHECKING:
+    from .remote import RemoteFS
 
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
@@ -60,6 +68,10 @@ class State(str, enum.Enum):
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One file. In a remote catalog (``Catalog.remote``) ``path`` is a :class:`.remote.RemotePath`
+    inside the remote filesystem: a pure path that ``os`` functions refuse, so no local file can
+    be touched through it by mistake; read it through ``Checkpoint.remote.open``."""
+
     path: Path
     kind: FileKind
     size: int
@@ -90,6 +102,8 @@ class Checkpoint:
     is_latest: bool = False
     pinned: bool = False
     note: str | None = None
+    # the read-only remote filesystem the files live in (None: a local checkpoint)
+    remote: RemoteFS | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -143,6 +157,7 @@ class Tag:
     mtime: float = 0.0
     is_link: bool = False
     pins_error: str | None = None  # the sidecar is corrupt: pins unknown, so prune protects all
+    remote: RemoteFS | None = field(default=None, repr=False, compare=False)
 
     @property
     def latest_step(self) -> int | None:
@@ -236,6 +251,18 @@ class Catalog:
     disk_bytes: int | None = None
     scanned_at: float = 0.0
     exists: bool = True
+    # set by remote.scan_url: the fsspec filesystem, root and opener; a remote catalog is
+    # read-only (nothing may prune, pin or delete in it) and its paths are RemotePaths
+    remote: RemoteFS | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def read_only(self) -> bool:
+        return self.remote is not None
+
+    @property
+    def location(self) -> str:
+        """What to show the user: the local base dir, or the remote URL (no password)."""
+        return self.remote.url if self.remote is not None else str(self.base_dir)
 
     @property
     def tags(self) -> list[Tag]:
@@ -392,6 +419,30 @@ _ZIP_KINDS = frozenset((FileKind.MODEL, FileKind.OPTIM, FileKind.LEGACY))
 _NOT_A_STEP = (FileKind.OTHER, None, None)
 
 
+# One directory entry as the grouping sees it: name, is_dir, size, mtime (s), is_link, and
+# mtime_ns (the zip tail cache key; 0 for remote files, whose tails are never read in a scan).
+Row = tuple[str, bool, int, float, bool, int]
+
+
+def _local_rows(path: Path, notes: list[str]) -> Iterator[Row]:
+    """The rows of one local directory (``os.scandir`` + a stat per entry, links followed)."""
+    for entry in _entries(path, notes):
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        try:
+            st = entry.stat()  # follows links: the user sees the target's size
+            is_link = entry.is_symlink()
+        except FileNotFoundError:
+            notes.append(f"{entry.path}: vanished during the scan (or a dangling link)")
+            continue
+        except OSError as e:
+            notes.append(f"{entry.path}: cannot stat ({e.strerror or e}), skipped")
+            continue
+        yield entry.name, is_dir, st.st_size, st.st_mtime, is_link, st.st_mtime_ns
+
+
 def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
     tag = Tag(stage, path.name, path)
     try:
@@ -399,25 +450,42 @@ def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
         tag.mtime = path.stat().st_mtime
     except OSError:
         pass
+    prefix = os.path.join(path, "")  # "<dir>/": the tail check's path without a Path per file
+    group_rows(tag, _local_rows(path, notes), notes, now, _child_path,
+               lambda name, size, mtime_ns: zip_complete(prefix + name, size, mtime_ns))
+    try:
+        pins = load_pins(path)
+    except PinsError as e:
+        tag.pins_error = str(e)
+        notes.append(str(e))
+        pins = {}
+    apply_pins(tag, pins)
+    return tag
+
+
+def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
+               join: Callable[[Any, str], Any],
+               tail_ok: Callable[[str, int, int], bool] | None = None) -> None:
+    """Group one tag dir's entries into ``tag.checkpoints`` and ``tag.other_files``, and give
+    every checkpoint its state. Shared by the local scan and :func:`.remote.scan_url`.
+
+    ``join(tag.path, name)`` makes a file's path. ``tail_ok(name, size, mtime_ns)`` says whether
+    a model/optimizer file ends in a zip central directory; ``None`` (remote) skips the check,
+    so only a recent mtime can make such a checkpoint "writing". Our pins sidecar is skipped.
+    """
     groups: dict[int, Checkpoint] = {}
     bad_zips: set[int] = set()  # id() of the FileEntries whose zip tail check failed
+    stage, path, other_files = tag.stage, tag.path, tag.other_files
     # (the enum members are read into locals once: each FileKind.X lookup costs ~0.2 µs)
     other, optim, zip_kinds, not_a_step = _OTHER, _OPTIM, _ZIP_KINDS, _NOT_A_STEP
-    for entry in _entries(path, notes):
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            is_dir = False
-        kind, step, rank = not_a_step if is_dir else _classify(entry.name)
-        got = _file_entry(entry, kind, step, rank, notes, path)
-        if got is None:
-            continue
-        fe, mtime_ns = got
+    classify, sidecar, sidecar_tmp = _classify, SIDECAR, SIDECAR + "."
+    for name, is_dir, size, mtime, is_link, mtime_ns in rows:
+        kind, step, rank = not_a_step if is_dir else classify(name)
+        fe = FileEntry(join(path, name), kind, size, mtime, step, rank, is_link)
         if kind is other:
-            if entry.name == SIDECAR or (entry.name.startswith(SIDECAR + ".")
-                                         and entry.name.endswith(".tmp")):
+            if name == sidecar or (name.startswith(sidecar_tmp) and name.endswith(".tmp")):
                 continue  # our own pins file (and its temp file while being replaced)
-            tag.other_files.append(fe)
+            other_files.append(fe)
             continue
         assert step is not None
         ck = groups.get(step)
@@ -428,27 +496,23 @@ def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
         else:
             slot = kind._value_  # (.value is a descriptor: slower)
             if getattr(ck, slot) is not None:  # e.g. model_6.pt beside model_000006.pt
-                tag.other_files.append(fe)
+                other_files.append(fe)
                 notes.append(f"{fe.path}: a second {slot} file for step {step}, listed as other")
                 continue
             setattr(ck, slot, fe)
-        # entry.path is str(fe.path): same cache key, without formatting the Path again
-        if kind in zip_kinds and not zip_complete(entry.path, fe.size, mtime_ns):
+        if tail_ok is not None and kind in zip_kinds and not tail_ok(name, size, mtime_ns):
             bad_zips.add(id(fe))
     tag.checkpoints = sorted(groups.values(), key=lambda c: c.step)
-    tag.other_files.sort(key=lambda f: natural_key(f.name))
+    other_files.sort(key=lambda f: natural_key(f.name))
     _assign_states(tag, bad_zips, now)
-    try:
-        pins = load_pins(path)
-    except PinsError as e:
-        tag.pins_error = str(e)
-        notes.append(str(e))
-        pins = {}
+
+
+def apply_pins(tag: Tag, pins: dict[int, PinEntry]) -> None:
+    """Copy the sidecar's pins and notes onto the tag's checkpoints."""
     for ck in tag.checkpoints:
-        entry_ = pins.get(ck.step)
-        if entry_ is not None:
-            ck.pinned, ck.note = entry_.pinned, entry_.note
-    return tag
+        entry = pins.get(ck.step)
+        if entry is not None:
+            ck.pinned, ck.note = entry.pinned, entry.note
 
 
 _STATE_RANK = {s: i for i, s in enumerate(State)}  # most urgent first, as State lists them

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .layout import Checkpoint, FileEntry, Tag
 from .ptfile import (
@@ -24,6 +24,9 @@ from .ptfile import (
     read_optimizer,
     strip_prefix,
 )
+
+if TYPE_CHECKING:
+    from .remote import RemoteFS
 
 LAYER_RE = re.compile(r"(?:^|\.)h\.(\d+)\.")
 MAX_META_BYTES = 16 * 1024 * 1024
@@ -91,8 +94,14 @@ class Meta:
 _META_CACHE: dict[tuple[str, int, float], Meta | MetaError] = {}
 
 
-def read_meta(entry: FileEntry | Path) -> Meta:
-    """Parse a meta JSON (Infinity/NaN allowed). Raises :class:`MetaError` with one clear line."""
+def read_meta(entry: FileEntry | Path, *, remote: RemoteFS | None = None) -> Meta:
+    """Parse a meta JSON (Infinity/NaN allowed). Raises :class:`MetaError` with one clear line.
+
+    With ``remote`` (e.g. ``ck.remote``), ``entry`` is a file in that filesystem: it is fetched
+    in one request and cached by URL, size and mtime from the scan.
+    """
+    if remote is not None:
+        return _read_remote_meta(entry, remote)
     path = entry.path if isinstance(entry, FileEntry) else Path(entry)
     try:
         st = path.stat()
@@ -104,23 +113,86 @@ def read_meta(entry: FileEntry | Path) -> Meta:
     cached = _META_CACHE.get(key)
     if cached is None:
         cached = _parse_meta(path, st.st_size)
-        if len(_META_CACHE) > 100_000:
-            _META_CACHE.clear()
-        _META_CACHE[key] = cached
+        _remember(key, cached)
     if isinstance(cached, MetaError):
         raise cached
     return cached
+
+
+def _remember(key: tuple[str, int, float], value: Meta | MetaError) -> None:
+    if len(_META_CACHE) > 100_000:
+        _META_CACHE.clear()
+    _META_CACHE[key] = value
+
+
+def _remote_key(entry: FileEntry | Path, remote: RemoteFS) -> tuple[Any, tuple[str, int, float]]:
+    if isinstance(entry, FileEntry):
+        return entry.path, (remote.url_of(entry.path), entry.size, entry.mtime)
+    from .remote import _mtime_of
+
+    info = remote.fs.info(str(entry))
+    return entry, (remote.url_of(entry), int(info.get("size") or 0), _mtime_of(info))
+
+
+def _read_remote_meta(entry: FileEntry | Path, remote: RemoteFS) -> Meta:
+    try:
+        path, key = _remote_key(entry, remote)
+    except FileNotFoundError:
+        raise MetaError("meta file vanished", getattr(entry, "path", entry)) from None
+    except Exception as e:
+        raise MetaError(f"cannot read meta ({type(e).__name__}: {e})",
+                        getattr(entry, "path", entry)) from None
+    cached = _META_CACHE.get(key)
+    if cached is None:
+        if key[1] > MAX_META_BYTES:
+            cached = MetaError(f"meta is {key[1]} bytes, over the {MAX_META_BYTES} byte limit",
+                               path)
+        else:
+            try:
+                cached = _parse_meta_bytes(remote.cat(path), path)
+            except FileNotFoundError:
+                raise MetaError("meta file vanished", path) from None
+            except Exception as e:  # network or server: not cached, a retry may work
+                raise MetaError(f"cannot read meta ({type(e).__name__}: {e})", path) from None
+        _remember(key, cached)
+    if isinstance(cached, MetaError):
+        raise cached
+    return cached
+
+
+def prefetch_metas(checkpoints: list[Checkpoint]) -> None:
+    """Fetch the meta files of remote checkpoints not read yet, concurrently, into the cache
+    that :func:`read_meta` uses (call before ``val_bpb_of`` over many remote checkpoints).
+    Local checkpoints are skipped; failures are left for ``read_meta`` to report."""
+    by_remote: dict[int, tuple[RemoteFS, list[tuple[FileEntry, tuple[str, int, float]]]]] = {}
+    for ck in checkpoints:
+        if ck.remote is None or ck.meta is None or ck.meta.size > MAX_META_BYTES:
+            continue
+        key = (ck.remote.url_of(ck.meta.path), ck.meta.size, ck.meta.mtime)
+        if key not in _META_CACHE:
+            by_remote.setdefault(id(ck.remote), (ck.remote, []))[1].append((ck.meta, key))
+    for remote, todo in by_remote.values():
+        got = remote.cat_many([str(e.path) for e, _ in todo])
+        for (entry, key), raw in zip(todo, got, strict=True):
+            if not isinstance(raw, Exception):
+                _remember(key, _parse_meta_bytes(raw, entry.path))
 
 
 def _parse_meta(path: Path, size: int) -> Meta | MetaError:
     if size > MAX_META_BYTES:
         return MetaError(f"meta is {size} bytes, over the {MAX_META_BYTES} byte limit", path)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        return MetaError("meta is not UTF-8 text", path)
+        raw = path.read_bytes()
     except OSError as e:
         return MetaError(f"cannot read meta ({e.strerror or e})", path)
+    return _parse_meta_bytes(raw, path)
+
+
+def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return MetaError("meta is not UTF-8 text", path)
     if not text.strip():
         return MetaError("meta is empty (still being written?)", path)
     try:
@@ -251,11 +323,16 @@ class CheckpointSummary:
 
 def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
     """Read a checkpoint's model metadata, meta JSON and optimizer shards. Never raises for
-    bad contents; a file still being written is not opened."""
+    bad contents; a file still being written is not opened. A remote checkpoint
+    (``ck.remote``) is read with ranged requests: each zip's tail, ``data.pkl`` and
+    ``byteorder``, and the meta file; never tensor data."""
+    from .remote import read_with
+
     out = CheckpointSummary(ck)
+    remote = ck.remote
     if ck.meta is not None:
         try:
-            out.meta = read_meta(ck.meta)
+            out.meta = read_meta(ck.meta, remote=remote)
         except MetaError as e:
             out.meta_error = e.reason
     weights = ck.weights
@@ -266,7 +343,7 @@ def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
         out.model_error = "no model file for this step"
     else:
         try:
-            out.model = read_model(weights.path)
+            out.model = read_with(read_model, weights.path, weights.size, remote)
             out.model_summary = summarize_model(out.model, out.model_config or None)
         except CheckpointError as e:
             out.model_error = e.reason
@@ -274,7 +351,7 @@ def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
         for entry in ck.optim:
             shard = ShardInfo(entry)
             try:
-                shard.optimizer = read_optimizer(entry.path)
+                shard.optimizer = read_with(read_optimizer, entry.path, entry.size, remote)
             except CheckpointError as e:
                 shard.error = e.reason
             out.shards.append(shard)
@@ -289,13 +366,16 @@ class MetricPoint:
 
 
 def tag_metrics(tag: Tag) -> list[MetricPoint]:
-    """Metrics of every step of a tag that has a meta file, in step order."""
+    """Metrics of every step of a tag that has a meta file, in step order (a remote tag's
+    meta files are fetched concurrently first)."""
+    if tag.remote is not None:
+        prefetch_metas(tag.checkpoints)
     points = []
     for ck in tag.checkpoints:
         if ck.meta is None:
             continue
         try:
-            points.append(MetricPoint(ck.step, read_meta(ck.meta).metrics))
+            points.append(MetricPoint(ck.step, read_meta(ck.meta, remote=ck.remote).metrics))
         except MetaError as e:
             points.append(MetricPoint(ck.step, {}, e.reason))
     return points
@@ -306,6 +386,6 @@ def val_bpb_of(ck: Checkpoint) -> float | None:
     if ck.meta is None:
         return None
     try:
-        return read_meta(ck.meta).val_bpb
+        return read_meta(ck.meta, remote=ck.remote).val_bpb
     except MetaError:
         return None
