@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_archive import _storage_options, add_archive_commands
+from .fmt import human_age, human_bytes, human_count
 from .store import layout
 from .store.archive import is_url
 from .store.layout import Catalog, Checkpoint, Tag
@@ -49,32 +50,6 @@ class CliError(Exception):
 
 # --------------------------------------------------------------------------------------------
 # formatting
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
-def human_age(seconds: float) -> str:
-    seconds = max(seconds, 0)
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= span:
-            return f"{seconds / span:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def human_count(n: int) -> str:
-    for unit, span in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= span:
-            return f"{n / span:.2f}{unit}"
-    return str(n)
 
 
 def _num(v: float | None) -> str:
