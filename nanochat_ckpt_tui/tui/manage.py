@@ -170,9 +170,11 @@ class ManageActions:
         removed = result.count("removed")
         others = [r for r in result.results if r.status not in ("removed", "trashed")]
         msg = f"Freed {human_bytes(result.bytes_freed)}: {removed} of {len(plan.items)} files"
-        if others:
-            details = "; ".join(f"{r.path.name}: {r.status} ({r.detail})" for r in others[:3])
-            self.notify(f"{msg}. Not removed: {details}", severity="warning", timeout=12)
+        if others:  # every file that stayed, with why (up to a dozen: a toast is small)
+            details = "; ".join(f"{r.path.name}: {r.status}: {r.detail}" for r in others[:12])
+            more = f"; and {len(others) - 12} more" if len(others) > 12 else ""
+            self.notify(f"{msg}. Not removed: {details}{more}", severity="warning",
+                        timeout=12)
         else:
             self.notify(msg, timeout=6)
         gone = {i.checkpoint for i in plan.items if i.kind != "optim"}
