@@ -693,11 +693,16 @@ def run_tui(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise CliError(f"the interactive app is not available in this build ({e}); "
                        "the subcommands ls, show, du and demo work") from None
-    if args.base_dir and is_url(args.base_dir):  # until the app opens a remote catalog
-        raise CliError("the interactive app opens local base dirs only (for now); browse a URL "
-                       "with `nanochat-ckpt ls|du|show|diff ... URL`", EXIT_USAGE)
-    base = Path(args.base_dir).expanduser() if args.base_dir else None
-    return run_app(base, demo=args.demo, poll=args.poll, read_only=args.read_only) or EXIT_OK
+    if args.base_dir and is_url(args.base_dir):
+        base: Path | str | None = args.base_dir  # browsed read-only through fsspec
+    else:
+        base = Path(args.base_dir).expanduser() if args.base_dir else None
+    try:
+        options = _storage_options(args.storage_option)
+    except ValueError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    return run_app(base, demo=args.demo, poll=args.poll, read_only=args.read_only,
+                   storage_options=options or None) or EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------
@@ -797,6 +802,7 @@ def build_app_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll", action="store_true",
                         help="poll for changes (network filesystems, where inotify is silent)")
     parser.add_argument("--read-only", action="store_true", help="disable destructive actions")
+    _remote_flag(parser)
     return parser
 
 

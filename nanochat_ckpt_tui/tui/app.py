@@ -88,9 +88,22 @@ class CkptApp(ManageActions, App[None]):
                  read_only: bool = False, demo: bool = False,
                  clock: Callable[[], float] | None = None, display_name: str | None = None,
                  demo_root: Path | None = None, watch: bool = True,
-                 demo_now: float | None = None) -> None:
+                 demo_now: float | None = None,
+                 storage_options: dict[str, object] | None = None) -> None:
         super().__init__()
-        self.base_dir: Path = resolve_base_dir(base_dir)
+        from ..store.archive import is_url, redact
+
+        # A URL (s3://…, ssh://…, memory://…) is browsed read-only through fsspec: no watcher
+        # (r rescans), no writes, no archiving from it.
+        self.remote_url = str(base_dir) if base_dir and is_url(str(base_dir)) else None
+        self.storage_options = storage_options
+        self._remote_fs: object | None = None
+        if self.remote_url:
+            self.base_dir = Path(self.remote_url)  # an identity for scans, never opened
+            read_only, watch = True, False
+            display_name = display_name or redact(self.remote_url)
+        else:
+            self.base_dir = resolve_base_dir(base_dir)
         self.poll = poll
         self.read_only = read_only
         self.demo = demo
@@ -207,7 +220,7 @@ class CkptApp(ManageActions, App[None]):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            cat = scan(base, now=self.clock())
+            cat = self._scan_remote() if self.remote_url else scan(base, now=self.clock())
             bpb = {ck.key: val_bpb_of(ck) for ck in cat.checkpoints}
             gc.freeze()
             self.post_message(Scanned(base, cat, bpb))
@@ -216,6 +229,17 @@ class CkptApp(ManageActions, App[None]):
         finally:
             if gc_was_enabled:
                 gc.enable()
+
+    def _scan_remote(self) -> Catalog:
+        """List the remote base dir (in the scan worker) and fetch its metas concurrently."""
+        from ..store.remote import connect, scan_url
+        from ..store.summary import prefetch_metas
+
+        if self._remote_fs is None:
+            self._remote_fs = connect(self.remote_url, self.storage_options)  # type: ignore[arg-type]
+        cat = scan_url(self._remote_fs, now=self.clock())  # type: ignore[arg-type]
+        prefetch_metas(cat.checkpoints)
+        return cat
 
     @on(Scanned)
     def _scanned(self, message: Scanned) -> None:
@@ -257,6 +281,8 @@ class CkptApp(ManageActions, App[None]):
         elif cat.exists and self._vanished:
             self._vanished = False
             self.notify(f"{self.display_label} is back", timeout=4)
+        elif not cat.exists and self.remote_url:
+            self.notify(f"{self.display_label}: nothing there (yet); r rescans", severity="warning")
         elif not cat.exists and not self.demo and self._welcome is None and not self._vanished:
             self._welcome = WelcomeScreen(self.base_dir, self.display_label)
             self.push_screen(self._welcome, self._welcome_done)
@@ -460,10 +486,12 @@ class CkptApp(ManageActions, App[None]):
                                 self.action_note)
 
 
-def run_app(base_dir: Path | None, demo: bool = False, poll: bool = False,
-            read_only: bool = False) -> None:
-    """Entry point for the CLI: ``nanochat-ckpt [BASE_DIR] [--demo] [--poll] [--read-only]``."""
-    CkptApp(base_dir, demo=demo, poll=poll, read_only=read_only).run()
+def run_app(base_dir: Path | str | None, demo: bool = False, poll: bool = False,
+            read_only: bool = False, storage_options: dict[str, object] | None = None) -> None:
+    """Entry point for the CLI: ``nanochat-ckpt [BASE_DIR|URL] [--demo] [--poll]
+    [--read-only] [-o KEY=VALUE]``."""
+    CkptApp(base_dir, demo=demo, poll=poll, read_only=read_only,
+            storage_options=storage_options).run()
 
 
 __all__ = ["CkptApp", "run_app"]

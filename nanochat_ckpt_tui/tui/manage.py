@@ -47,6 +47,8 @@ class ManageActions:
         # selection only run on the main screen, never from behind a diff or a dialog.
         if action in ON_THE_TREE and len(self.screen_stack) > 1:
             return False
+        if action == "archive" and getattr(self, "remote_url", None):
+            return False  # archiving copies local files; a remote base is only browsed
         return not (self.read_only and action in WRITES_TO_BASE)
 
     # -- selection ------------------------------------------------------------------------
