@@ -260,8 +260,12 @@ def test_prune_and_pin_refuse_remote_base_dirs(mem_url: str, capsys: pytest.Capt
                  ["pin", f"{mem_url}/base/d4@500"]):
         code, out, err = run_cli(capsys, *argv)
         assert code == 2 and "read-only" in err and err.count("\n") == 1, argv
-    code, _, err = run_cli(capsys, mem_url)  # the app: not for URLs yet, says what works
-    assert code == 2 and "ls|du|show|diff" in err
+    opened: dict[str, object] = {}  # the app opens a URL (read-only: tests/test_tui_remote.py)
+    monkeypatch.setattr("nanochat_ckpt_tui.tui.app.run_app",
+                        lambda base, **kw: opened.update(base=base, **kw))
+    code, _, err = run_cli(capsys, mem_url, "-o", "skip_instance_cache=true")
+    assert code == 0 and opened["base"] == mem_url
+    assert opened["storage_options"] == {"skip_instance_cache": True}
     monkeypatch.setenv("NANOCHAT_BASE_DIR", mem_url)
     code, _, err = run_cli(capsys, "prune", "base/d4", "--keep-last", "1", "--yes")
     assert code == 2 and "read-only" in err
