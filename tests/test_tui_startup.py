@@ -49,7 +49,7 @@ def test_browsing_never_imports_torch(demo_master: Path) -> None:
 
 def test_run_app_signature() -> None:
     params = list(inspect.signature(run_app).parameters)
-    assert params == ["base_dir", "demo", "poll", "read_only"]
+    assert params == ["base_dir", "demo", "poll", "read_only", "storage_options"]
     app = CkptApp(None, poll=True, read_only=True)
     assert app.poll and app.read_only
 
