@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +34,27 @@ def _private_app_state(tmp_path_factory: pytest.TempPathFactory,
     """Each test remembers its own archive destination, never the user's."""
     state = tmp_path_factory.mktemp("state") / "state.json"
     monkeypatch.setenv("NANOCHAT_CKPT_STATE", str(state))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, Any]]:
+    """An S3-compatible server (moto) on loopback; yields s3fs storage options for it."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
+        pytest.skip("moto[server] and s3fs are not installed: pip install 'moto[server]' s3fs "
+                    "to run the S3 tests")
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}",
+               "client_kwargs": {"region_name": "eu-west-1"}, "skip_instance_cache": True}
+    finally:
+        server.stop()

@@ -9,7 +9,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -388,30 +387,7 @@ def test_memory_filesystem_archive_and_verify(demo_dir: Path, memory_url: str) -
 
 
 # --------------------------------------------------------------------------------------------
-# an S3-compatible server on loopback
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[dict[str, Any]]:
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
-        pytest.skip("moto[server] and s3fs are not installed: pip install 'moto[server]' s3fs "
-                    "to run the S3 archive tests")
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "eu-west-1"}, "skip_instance_cache": True}
-    finally:
-        server.stop()
+# against an S3-compatible server on loopback (the s3_server fixture, conftest.py)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import datetime
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -299,37 +298,14 @@ def test_store_imports_fsspec_only_when_a_url_is_opened() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# an S3-compatible server on loopback
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# against an S3-compatible server on loopback (the s3_server fixture, conftest.py)
 
 
 @pytest.fixture(scope="module")
-def s3_options() -> Iterator[dict[str, Any]]:
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
-        pytest.skip("moto[server] and s3fs are not installed: pip install 'moto[server]' s3fs "
-                    "to run the S3 browsing tests")
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "eu-west-1"}, "skip_instance_cache": True}
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_url(s3_options: dict[str, Any], demo_master: Path) -> str:
+def s3_url(s3_server: dict[str, Any], demo_master: Path) -> str:
     import s3fs
 
-    fs = s3fs.S3FileSystem(**s3_options)
+    fs = s3fs.S3FileSystem(**s3_server)
     bucket = f"ckpt-{uuid.uuid4().hex[:10]}"
     fs.mkdir(bucket)
     fs.put(str(demo_master), f"{bucket}/runs", recursive=True)
@@ -337,9 +313,9 @@ def s3_url(s3_options: dict[str, Any], demo_master: Path) -> str:
 
 
 def test_s3_scan_summary_bytes_and_diff(demo_master: Path, s3_url: str,
-                                        s3_options: dict[str, Any]) -> None:
+                                        s3_server: dict[str, Any]) -> None:
     local = scan(demo_master, now=LATER)
-    cat = remote.scan_url(s3_url, storage_options=s3_options, now=LATER)
+    cat = remote.scan_url(s3_url, storage_options=s3_server, now=LATER)
     assert not cat.notes and digest(cat) == digest(local)
     ck = resolve(cat, "base/d4@3000")
     cat.remote.stats.reset()
@@ -355,12 +331,12 @@ def test_s3_scan_summary_bytes_and_diff(demo_master: Path, s3_url: str,
                                                                          resolve(local, rb))
 
 
-def test_s3_cli_with_storage_options(s3_url: str, s3_options: dict[str, Any],
+def test_s3_cli_with_storage_options(s3_url: str, s3_server: dict[str, Any],
                                      capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # the objects were uploaded seconds ago (so they look in flight): scan as if an hour later
     monkeypatch.setattr(remote, "time", types.SimpleNamespace(time=lambda: LATER))
-    opts = ["-o", f"endpoint_url={s3_options['endpoint_url']}", "-o", "key=testing",
+    opts = ["-o", f"endpoint_url={s3_server['endpoint_url']}", "-o", "key=testing",
             "-o", "secret=testing", "-o", "skip_instance_cache=true"]
     code, out, _ = run_cli(capsys, "ls", s3_url, "--json", *opts)
     doc = json.loads(out)

@@ -49,8 +49,13 @@ def load_pins(tag_dir: Path) -> dict[int, PinEntry]:
         return {}
     except OSError as e:
         raise PinsError(f"{path}: cannot read pins ({e.strerror or e})") from None
+    return parse_pins(raw, str(path))
+
+
+def parse_pins(raw: bytes, where: str) -> dict[int, PinEntry]:
+    """A sidecar's bytes (local or fetched) by step; PinsError naming ``where`` if corrupt."""
     if len(raw) > MAX_SIDECAR_BYTES:
-        raise PinsError(f"{path}: pins file is {len(raw)} bytes, too large to be ours")
+        raise PinsError(f"{where}: pins file is {len(raw)} bytes, too large to be ours")
     try:
         doc = json.loads(raw.decode("utf-8"))
         steps = doc["steps"]
@@ -64,8 +69,8 @@ def load_pins(tag_dir: Path) -> dict[int, PinEntry]:
                                      float(val.get("updated", 0.0)))
         return out
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-        raise PinsError(f"{path}: pins file is corrupt ({type(e).__name__}: {e}); it was left "
-                        "untouched: move it aside to start over") from None
+        raise PinsError(f"{where}: pins file is corrupt ({type(e).__name__}: {e}); it was "
+                        "left untouched: move it aside to start over") from None
 
 
 @contextlib.contextmanager

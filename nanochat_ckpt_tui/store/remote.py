@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import io
-import json
 import os
 import threading
 import time
@@ -55,7 +54,7 @@ from .layout import (
     group_rows,
     natural_key,
 )
-from .pins import MAX_NOTE, MAX_SIDECAR_BYTES, SCHEMA, SIDECAR, PinEntry
+from .pins import SIDECAR, PinsError, parse_pins
 
 BLOCK_SIZE = 64 * 1024  # fsspec block size of opened files (no cache: exact ranges anyway)
 LIST_WORKERS = 8  # directories listed / small files fetched concurrently
@@ -302,22 +301,6 @@ def _join(parent: RemotePath, name: str) -> RemotePath:
     return parent / name
 
 
-def _parse_pins(raw: bytes, where: str) -> dict[int, PinEntry]:
-    """The pins sidecar's bytes, read as :func:`.pins.load_pins` reads the local file."""
-    if len(raw) > MAX_SIDECAR_BYTES:
-        raise ValueError(f"{where}: pins file is {len(raw)} bytes, too large to be ours")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-        steps = doc["steps"]
-        if doc.get("schema") != SCHEMA or not isinstance(steps, dict):
-            raise ValueError("unknown schema")
-        return {int(k): PinEntry(bool(v.get("pinned", False)),
-                                 str(v["note"])[:MAX_NOTE] if v.get("note") else None,
-                                 float(v.get("updated", 0.0))) for k, v in steps.items()}
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{where}: pins file is corrupt ({type(e).__name__}: {e})") from None
-
-
 def _describe(e: BaseException) -> str:
     if isinstance(e, FileNotFoundError):
         return "vanished during the scan"
@@ -347,8 +330,8 @@ def _load_pins(remote: RemoteFS, tags: list[Tag], notes: list[str]) -> None:
         try:
             if isinstance(raw, Exception):
                 raise ValueError(f"{where}: cannot read pins ({type(raw).__name__}: {raw})")
-            pins = _parse_pins(raw, where)
-        except ValueError as e:
+            pins = parse_pins(raw, where)
+        except PinsError as e:
             tag.pins_error = str(e)
             notes.append(str(e))
             continue
