@@ -164,9 +164,12 @@ class Frames:
     def _pending(self) -> bool:
         app = self.app
         scr = app.screen
-        return bool(scr._dirty_widgets or scr._layout_required or scr._scroll_required
-                    or scr._repaint_required or app._batch_count or app.busy
-                    or app.animator._animations)
+        if (scr._dirty_widgets or scr._layout_required or scr._scroll_required
+                or scr._repaint_required or app._batch_count or app.busy
+                or app.animator._animations or not app._message_queue.empty()):
+            return True
+        # a message still queued anywhere (e.g. an Input's Changed after a key binding)
+        return any(not w._message_queue.empty() for w in scr.walk_children(with_self=True))
 
     async def idle(self) -> None:
         """Until every queue is drained, nothing is busy and no repaint is pending."""

@@ -176,6 +176,25 @@ def test_sizes_roll_up(demo_master: Path) -> None:
     assert cat.free_bytes and cat.free_bytes > 0 and cat.disk_bytes >= cat.free_bytes
 
 
+def test_warm_sums_every_total_once(demo_master: Path) -> None:
+    """``warm`` computes the stage/tag/catalog totals (in the scan worker) so that the UI
+    thread only reads them; they equal the sums over the checkpoints' files."""
+    cat = scan(demo_master)
+    assert "total_bytes" not in vars(cat.stages[0])  # computed on first use only
+    assert cat.warm() is cat
+    for obj in [*cat.tags, *cat.stages, cat]:
+        for name in ("total_bytes", "model_bytes", "optim_bytes", "meta_bytes"):
+            assert name in vars(obj), (obj, name)
+    for tag in cat.tags:
+        assert tag.model_bytes == sum(c.model_bytes for c in tag.checkpoints)
+        assert tag.optim_bytes == sum(c.optim_bytes for c in tag.checkpoints)
+        assert tag.total_bytes == sum(c.total_bytes for c in tag.checkpoints) + tag.other_bytes
+    for stage in cat.stages:
+        assert stage.total_bytes == sum(t.total_bytes for t in stage.tags) + sum(
+            f.size for f in stage.other_files)
+    assert cat.total_bytes == sum(s.total_bytes for s in cat.stages)
+
+
 def test_missing_base_dir(tmp_path: Path) -> None:
     cat = scan(tmp_path / "nope")
     assert not cat.exists and cat.stages == [] and "no such directory" in cat.notes[0]

@@ -268,6 +268,57 @@ async def test_sort_filter_and_marks(demo_master: Path) -> None:
         assert not tree.marks
 
 
+async def test_filter_hides_rows_and_keeps_nodes(demo_master: Path) -> None:
+    """The filter decides which nodes get a line; the nodes stay (a filter keystroke on a
+    huge tree adds and removes nothing). The cursor moves to the nearest row still shown,
+    and comes back to its own row's neighbourhood when the filter is cleared."""
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        n_nodes, n_rows = len(tree._by_key), len(tree.visible_keys())
+        await goto(pilot, "base_checkpoints/d4@1500")
+        tree.set_filter(">2000")
+        await settle(pilot)
+        assert len(tree._by_key) == n_nodes
+        hidden = tree.node_for("base_checkpoints/d4@1500")
+        assert hidden is not None and hidden.line == -1  # no stale line number
+        shown = tree.visible_keys()
+        assert "base_checkpoints/d4@1500" not in shown and "base_checkpoints/d4@2500" in shown
+        assert all(tree.node_for(k).line == i for i, k in enumerate(shown))  # type: ignore[union-attr]
+        assert tree.current is not None and tree.current.key == "base_checkpoints/d4@2500"
+        assert app.detail_pane.shown_key == "base_checkpoints/d4@2500"
+        # a stage with nothing left is hidden with its tags; a tag without matches too
+        tree.set_filter("d6 >5000")
+        await settle(pilot)
+        assert tree.visible_keys() == []
+        tree.set_filter("")
+        await settle(pilot)
+        assert len(tree.visible_keys()) == n_rows and hidden.line != -1
+
+
+async def test_filter_applies_to_steps_written_later(demo_dir: Path) -> None:
+    """A rescan under a filter adds the new step's node and shows it only if it matches."""
+    import shutil
+
+    app = make_app(demo_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        tree.set_filter("d6")
+        await settle(pilot)
+        for tag, old, new in (("d6", 800, 1300), ("d4", 3000, 3100)):
+            d = demo_dir / "base_checkpoints" / tag
+            for kind, ext in (("model", "pt"), ("meta", "json")):
+                shutil.copy(d / f"{kind}_{old:06d}.{ext}", d / f"{kind}_{new:06d}.{ext}")
+        app.request_scan()
+        assert await wait_for(pilot, lambda: tree.node_for("base_checkpoints/d4@3100"), 10)
+        await settle(pilot)
+        keys = tree.visible_keys()
+        assert "base_checkpoints/d6@1300" in keys and "base_checkpoints/d4@3100" not in keys
+        assert all("d6" in k for k in keys if "@" in k)
+
+
 async def test_help_lists_every_key(demo_master: Path) -> None:
     app = make_app(demo_master)
     async with app.run_test(size=SIZE) as pilot:

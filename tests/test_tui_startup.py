@@ -102,3 +102,36 @@ async def test_demo_flag_opens_a_fresh_demo(tmp_path: Path) -> None:
         tree = app.query_one(CheckpointTree)
         assert await wait_for(pilot, lambda: tree.node_for("chatrl_checkpoints/d4@200"), 30)
         assert not isinstance(app.screen, WelcomeScreen)
+
+
+async def test_big_first_scan_shows_the_tree_before_reading_metas(
+        demo_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above EARLY_AT checkpoints the first scan's tree is shown before any meta is read;
+    val_bpb fills in when the metas are read (in the same worker)."""
+    import threading
+
+    from nanochat_ckpt_tui.tui import app as app_module
+
+    gate = threading.Event()
+    real = app_module.val_bpb_of
+
+    def slow_val_bpb(ck):  # type: ignore[no-untyped-def]
+        gate.wait(20)
+        return real(ck)
+
+    monkeypatch.setattr(app_module, "EARLY_AT", 0)
+    monkeypatch.setattr(app_module, "val_bpb_of", slow_val_bpb)
+    app = CkptApp(demo_master, watch=False, display_name="demo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        tree = app.query_one(CheckpointTree)
+        key = "base_checkpoints/d4@3000"
+        assert await wait_for(pilot, lambda: tree.node_for(key) is not None, 20)
+        assert tree.bpb == {} and app.busy  # shown, metas not read yet
+        assert app._status.info.mode == "reading metas…"
+        tree.move_cursor(tree.node_for("stage:base_checkpoints"))
+        gate.set()
+        await settle(pilot)
+        assert tree.bpb[key] is not None
+        assert f"{tree.bpb[key]:.4f}"[:5] in tree._label(tree.ref_for(key)).plain
+        assert app.detail_pane.context.bpb is tree.bpb  # the stage view redrawn with them
+        assert app._status.info.mode == "not watching"

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,10 @@ class Checkpoint:
 
 @dataclass
 class Tag:
+    """One model tag dir. Its byte totals are computed once, on first use (a catalog is not
+    changed after its scan; a new scan builds new objects): a tag of 400 steps × 10 files
+    costs ~4 ms to sum, a stage of 50 such tags 0.2 s."""
+
     stage: str
     name: str
     path: Path
@@ -175,23 +180,23 @@ class Tag:
     def checkpoint(self, step: int) -> Checkpoint | None:
         return next((c for c in self.checkpoints if c.step == step), None)
 
-    @property
+    @cached_property
     def total_bytes(self) -> int:
         return sum(c.total_bytes for c in self.checkpoints) + self.other_bytes
 
-    @property
+    @cached_property
     def model_bytes(self) -> int:
         return sum(c.model_bytes for c in self.checkpoints)
 
-    @property
+    @cached_property
     def optim_bytes(self) -> int:
         return sum(c.optim_bytes for c in self.checkpoints)
 
-    @property
+    @cached_property
     def meta_bytes(self) -> int:
         return sum(c.meta_bytes for c in self.checkpoints)
 
-    @property
+    @cached_property
     def other_bytes(self) -> int:
         return sum(f.size for f in self.other_files)
 
@@ -223,19 +228,19 @@ class Stage:
     def tag(self, name: str) -> Tag | None:
         return next((t for t in self.tags if t.name == name), None)
 
-    @property
+    @cached_property
     def total_bytes(self) -> int:
         return sum(t.total_bytes for t in self.tags) + sum(f.size for f in self.other_files)
 
-    @property
+    @cached_property
     def model_bytes(self) -> int:
         return sum(t.model_bytes for t in self.tags)
 
-    @property
+    @cached_property
     def optim_bytes(self) -> int:
         return sum(t.optim_bytes for t in self.tags)
 
-    @property
+    @cached_property
     def meta_bytes(self) -> int:
         return sum(t.meta_bytes for t in self.tags)
 
@@ -272,19 +277,27 @@ class Catalog:
     def checkpoints(self) -> list[Checkpoint]:
         return [c for t in self.tags for c in t.checkpoints]
 
-    @property
+    def warm(self) -> Catalog:
+        """Compute every stage's and tag's byte totals now (e.g. in the scan's worker thread,
+        so that a UI thread showing them later only reads them)."""
+        for obj in [*self.tags, *self.stages, self]:
+            for name in ("total_bytes", "model_bytes", "optim_bytes", "meta_bytes"):
+                getattr(obj, name)
+        return self
+
+    @cached_property
     def total_bytes(self) -> int:
         return sum(s.total_bytes for s in self.stages)
 
-    @property
+    @cached_property
     def model_bytes(self) -> int:
         return sum(s.model_bytes for s in self.stages)
 
-    @property
+    @cached_property
     def optim_bytes(self) -> int:
         return sum(s.optim_bytes for s in self.stages)
 
-    @property
+    @cached_property
     def meta_bytes(self) -> int:
         return sum(s.meta_bytes for s in self.stages)
 

@@ -39,7 +39,8 @@ from .welcome import WelcomeScreen, default_demo_root, write_fresh_demo
 
 AGE_REFRESH = 30.0  # seconds between redraws of the ages in the tree
 MAX_RECHECK = 30.0
-SWITCH_INTERVAL = 0.001  # seconds (Python's default is 0.005)
+SWITCH_INTERVAL = 0.001
+EARLY_AT = 2000  # checkpoints: a first scan of more shows the tree before reading val_bpb  # seconds (Python's default is 0.005)
 
 
 def pretty_path(path: Path) -> str:
@@ -53,9 +54,10 @@ class Scanned(Message):
     """A scan finished in a worker."""
 
     def __init__(self, base: Path, catalog: Catalog | None, bpb: dict[str, float | None],
-                 error: str | None = None) -> None:
+                 error: str | None = None, early: bool = False) -> None:
         super().__init__()
         self.base, self.catalog, self.bpb, self.error = base, catalog, bpb, error
+        self.early = early  # the catalog, shown before its metas are read; more follows
 
 
 class DemoReady(Message):
@@ -117,6 +119,7 @@ class CkptApp(ManageActions, App[None]):
         self.events_seen = 0
         self._scanning = False
         self._scan_again = False
+        self._metas_pending = False  # an early catalog is shown, its val_bpb not read yet
         self._recheck: Timer | None = None
         self._mode = "scanning…"
         self._welcome: WelcomeScreen | None = None
@@ -206,10 +209,10 @@ class CkptApp(ManageActions, App[None]):
             self._scan_again = True
             return
         self._scanning = True
-        self._scan(self.base_dir)
+        self._scan(self.base_dir, early=self.catalog is None)
 
     @work(thread=True, group="scan", exit_on_error=False)
-    def _scan(self, base: Path) -> None:
+    def _scan(self, base: Path, early: bool = False) -> None:
         # A big base dir's catalog is hundreds of thousands of long-lived objects without
         # reference cycles (200,000 files: ~900,000). Left to the cyclic GC, every full
         # collection walks all of them, ~0.8 s with the GIL held: a frozen UI right after
@@ -221,7 +224,13 @@ class CkptApp(ManageActions, App[None]):
         gc.disable()
         try:
             cat = self._scan_remote() if self.remote_url else scan(base, now=self.clock())
-            bpb = {ck.key: val_bpb_of(ck) for ck in cat.checkpoints}
+            cat.warm()  # byte totals summed here, not on the UI thread
+            cks = cat.checkpoints
+            if early and len(cks) > EARLY_AT:
+                # a first scan of a big base dir: show the tree now, val_bpb in ~0.5 s
+                gc.freeze()
+                self.post_message(Scanned(base, cat, {}, early=True))
+            bpb = {ck.key: val_bpb_of(ck) for ck in cks}
             gc.freeze()
             self.post_message(Scanned(base, cat, bpb))
         except Exception as e:  # noqa: BLE001 - a scan must never take the app down
@@ -243,7 +252,13 @@ class CkptApp(ManageActions, App[None]):
 
     @on(Scanned)
     def _scanned(self, message: Scanned) -> None:
+        if message.early:
+            if message.base == self.base_dir and message.catalog is not None:
+                self._metas_pending = True
+                self._show_catalog(message.catalog, message.bpb)
+            return
         self._scanning = False
+        self._metas_pending = False
         self.scan_count += 1
         if self._scan_again:
             self._scan_again = False
@@ -258,14 +273,7 @@ class CkptApp(ManageActions, App[None]):
         if self._mode == "scanning…":
             self._mode = ("polling" if self.poll else "watching") if self.watch_enabled \
                 else "not watching"
-        self.tree_view.set_catalog(cat, message.bpb)
-        self.detail_pane.context.catalog = cat
-        self.detail_pane.context.bpb = message.bpb
-        self.detail_pane.context.default_tags = {
-            f"{s.dirname}/{s.default_tag}" for s in cat.stages if s.default_tag}
-        self.detail_pane.context.display = self.display_label
-        self._show_current()
-        self._update_status()
+        self._show_catalog(cat, message.bpb)
         self._schedule_recheck(cat)
         if not self._archived_loaded:
             self._archived_loaded = True
@@ -288,6 +296,18 @@ class CkptApp(ManageActions, App[None]):
             self.push_screen(self._welcome, self._welcome_done)
         elif cat.exists and self._welcome is not None and self.screen is self._welcome:
             self._welcome.dismiss(None)
+
+    def _show_catalog(self, cat: Catalog, bpb: dict[str, float | None]) -> None:
+        ctx = self.detail_pane.context
+        again = ctx.catalog is cat  # the same scan, now with its val_bpb (after an early one)
+        self.catalog = cat
+        self.tree_view.set_catalog(cat, bpb)
+        ctx.catalog, ctx.bpb, ctx.display = cat, bpb, self.display_label
+        ctx.default_tags = {f"{s.dirname}/{s.default_tag}" for s in cat.stages if s.default_tag}
+        self._show_current()
+        if again:
+            self.detail_pane.rerender()
+        self._update_status()
 
     def _schedule_recheck(self, cat: Catalog) -> None:
         """Rescan when a "writing" badge can clear, since no file event will say so."""
@@ -392,8 +412,9 @@ class CkptApp(ManageActions, App[None]):
     def _update_status(self) -> None:
         tree = self.tree_view
         self._tree_header.update(tree.header_text())
+        mode = "reading metas…" if self._metas_pending else self._mode
         self._status.show_info(StatusInfo(
-            display=self.display_label, catalog=self.catalog, mode=self._mode,
+            display=self.display_label, catalog=self.catalog, mode=mode,
             read_only=self.read_only, sort=tree.sort_label, filter=tree.filter_text,
             marks=len(tree.marks)))
 

@@ -54,17 +54,22 @@ STATE_BADGES: dict[State, tuple[str, str]] = {
 }
 
 
-def badges(ck: Checkpoint, pal: Palette, archived: bool = False) -> list[tuple[str, Style]]:
-    """Short badges for a checkpoint: its state when not complete, latest, pinned, archived
-    (in the remembered destination's manifest). Callers join them with spaces."""
-    out: list[tuple[str, Style]] = []
-    if ck.state in STATE_BADGES:  # first: it matters most when the row is cut off
-        text, role = STATE_BADGES[ck.state]
-        out.append((text, getattr(pal, role)))
+def badge_words(ck: Checkpoint, archived: bool = False) -> list[tuple[str, str]]:
+    """Short badges for a checkpoint as (text, palette role): its state when not complete,
+    latest, pinned, archived (in the remembered destination's manifest)."""
+    out: list[tuple[str, str]] = []
+    state = STATE_BADGES.get(ck.state)
+    if state is not None:  # first: it matters most when the row is cut off
+        out.append(state)
     if ck.is_latest:
-        out.append(("latest", pal.success))
+        out.append(("latest", "success"))
     if ck.pinned:
-        out.append(("pinned", pal.accent))
+        out.append(("pinned", "accent"))
     if archived:
-        out.append(("archived", pal.success))
+        out.append(("archived", "success"))
     return out
+
+
+def badges(ck: Checkpoint, pal: Palette, archived: bool = False) -> list[tuple[str, Style]]:
+    """:func:`badge_words` with the palette's styles. Callers join them with spaces."""
+    return [(text, getattr(pal, role)) for text, role in badge_words(ck, archived)]

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import ClassVar, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import ClassVar, NamedTuple, overload
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Tree
+from textual.widgets._tree import _TreeLine
 from textual.widgets.tree import TreeNode
 
 from ..fmt import fmt_metric, human_age, human_bytes
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
-from .palette import Palette, badges
+from .palette import Palette, badge_words, badges
 from .render import latest_bpb, plural
 
 Clock = Callable[[], float]
@@ -78,14 +80,37 @@ def _matches(terms: list[Term], hay: str, ck: Checkpoint | None) -> bool:
     return True
 
 
-def _all_keys(wanted: list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]) -> set[str]:
-    keys = set()
-    for sref, tags in wanted:
-        keys.add(sref.key)
-        for tref, cks in tags:
-            keys.add(tref.key)
-            keys.update(c.key for c in cks)
-    return keys
+class Lines(Sequence[_TreeLine[NodeRef]]):
+    """The tree's lines, held as the flat list of their nodes; Textual's line object (the
+    node's path from the top, and whether it is its parent's last child) is made when a line
+    is read. A frame reads the ~40 lines on screen, of up to 20,000."""
+
+    __slots__ = ("lasts", "nodes")
+
+    def __init__(self, nodes: list[TreeNode[NodeRef]], lasts: set[int]) -> None:
+        self.nodes, self.lasts = nodes, lasts
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @overload
+    def __getitem__(self, i: int) -> _TreeLine[NodeRef]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[_TreeLine[NodeRef]]: ...
+
+    def __getitem__(self, i: int | slice) -> _TreeLine[NodeRef] | list[_TreeLine[NodeRef]]:
+        if isinstance(i, slice):
+            return [self._line(n) for n in self.nodes[i]]
+        return self._line(self.nodes[i])
+
+    def _line(self, node: TreeNode[NodeRef]) -> _TreeLine[NodeRef]:
+        path = [node]
+        parent = node._parent
+        while parent is not None and parent._parent is not None:  # up to the hidden root
+            path.append(parent)
+            parent = parent._parent
+        path.reverse()
+        return _TreeLine(path, id(node) in self.lasts)
 
 
 def _no_invalidate() -> None:
@@ -146,11 +171,13 @@ class CheckpointTree(Tree[NodeRef]):
         self._by_key: dict[str, TreeNode[NodeRef]] = {}
         self._expand_state: dict[str, bool] = {}
         self._labels: dict[str, Text] = {}
-        self._widths: dict[str, int] = {}  # checkpoint rows' label widths (same lifetime)
-        self._totals: dict[str, int] = {}
+        # the widest checkpoint row of each tag (same lifetime as the labels): the tree's
+        # virtual width, without measuring 20,000 rows per rebuild
+        self._ck_widths: dict[str, int] = {}
         self._narrow = False
         self._step_w = 4
         self._default_tags: set[str] = set()
+        self._shown: set[str] | None = None  # the filter's rows (None: every row)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -173,7 +200,9 @@ class CheckpointTree(Tree[NodeRef]):
 
     def visible_keys(self) -> list[str]:
         """Keys of the rows currently shown, top to bottom."""
-        return [line.node.data.key for line in self._tree_lines if line.node.data]
+        lines = self._tree_lines
+        nodes = lines.nodes if isinstance(lines, Lines) else [line.node for line in lines]
+        return [node.data.key for node in nodes if node.data]
 
     def set_catalog(self, catalog: Catalog, bpb: dict[str, float | None]) -> None:
         """Show a new scan, keeping cursor, expansion and marks by key."""
@@ -181,8 +210,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.catalog, self.bpb = catalog, bpb
         self.objects = {}
         self._labels.clear()
-        self._widths.clear()
-        self._totals.clear()
+        self._ck_widths.clear()
         self._default_tags = set()
         for stage in catalog.stages:
             self.objects[stage_key(stage)] = stage
@@ -209,9 +237,12 @@ class CheckpointTree(Tree[NodeRef]):
     def set_filter(self, text: str) -> None:
         text = text.strip()
         if text == self.filter_text:
-            return  # e.g. clear_filter, then the Input's Changed message: sync once
+            return  # e.g. clear_filter, then the Input's Changed message: apply once
         self.filter_text = text
-        self._sync()
+        if self.catalog is not None:
+            cursor = self.cursor_node
+            key = cursor.data.key if cursor is not None and cursor.data else None
+            self._apply_filter(key, self.visible_keys() if key is not None else [])
         self.post_message(self.ViewChanged())
 
     def set_sort(self, key: str, reverse: bool = False) -> None:
@@ -226,7 +257,7 @@ class CheckpointTree(Tree[NodeRef]):
     def relabel(self) -> None:
         """Redraw every label (ages, marks, theme)."""
         self._labels.clear()
-        self._widths.clear()
+        self._ck_widths.clear()
         self._updates += 1
         self.refresh()
 
@@ -242,10 +273,6 @@ class CheckpointTree(Tree[NodeRef]):
         return f"{self.sort_key} {SORT_ARROWS[self.sort_reverse]}"
 
     # -- sync -------------------------------------------------------------------------------
-
-    def _match(self, stage: Stage, tag: Tag, ck: Checkpoint | None) -> bool:
-        terms = _parse_filter(self.filter_text)
-        return _matches(terms, f"{stage.label} {stage.dirname} {tag.name}".lower(), ck)
 
     def _sorted(self, cks: list[Checkpoint]) -> list[Checkpoint]:
         def size(c: Checkpoint) -> float:
@@ -264,34 +291,46 @@ class CheckpointTree(Tree[NodeRef]):
         return out[::-1] if self.sort_reverse else out
 
     def _wanted(self) -> list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]:
-        out = []
+        """Every row of the catalog, checkpoints in the sort order (the filter only hides)."""
         assert self.catalog is not None
+        return [(NodeRef("stage", stage_key(stage)),
+                 [(NodeRef("tag", tag_key(tag)),
+                   [NodeRef("ck", c.key) for c in self._sorted(tag.checkpoints)])
+                  for tag in stage.tags])
+                for stage in self.catalog.stages]
+
+    def _shown_keys(self) -> set[str] | None:
+        """The keys of the rows the filter lets through (None: no filter, all of them).
+        A tag or stage shows when something under it does; a tag without checkpoints when
+        its name matches."""
         terms = _parse_filter(self.filter_text)
+        if not terms or self.catalog is None:
+            return None
+        shown: set[str] = set()
+        add, update = shown.add, shown.update
         for stage in self.catalog.stages:
-            tags = []
+            skey = stage_key(stage)
             for tag in stage.tags:
                 hay = f"{stage.label} {stage.dirname} {tag.name}".lower()
-                if not terms:
-                    cks = list(tag.checkpoints)
-                else:
-                    cks = [c for c in tag.checkpoints if _matches(terms, hay, c)]
-                if not cks and (tag.checkpoints or not _matches(terms, hay, None)):
-                    continue
-                tags.append((NodeRef("tag", tag_key(tag)),
-                             [NodeRef("ck", c.key) for c in self._sorted(cks)]))
-            if tags or not self.filter_text:
-                out.append((NodeRef("stage", stage_key(stage)), tags))
-        return out
+                keys = [c.key for c in tag.checkpoints if _matches(terms, hay, c)]
+                if keys or (not tag.checkpoints and _matches(terms, hay, None)):
+                    update(keys)
+                    add(tag_key(tag))
+                    add(skey)
+        return shown
 
     def _sync(self) -> None:
+        """Make the nodes match the catalog and the sort order, and apply the filter.
+
+        Nodes exist for every checkpoint whatever the filter: the filter only decides which
+        become lines (:meth:`_build`), so typing a filter never adds or removes nodes, and
+        a rescan only adds or removes what changed on disk."""
         if self.catalog is None:
             return
         cursor = self.cursor_node
         cursor_key = cursor.data.key if cursor is not None and cursor.data else None
         wanted = self._wanted()
-        before: list[str] = []
-        if cursor_key is not None and cursor_key not in _all_keys(wanted):
-            before = self.visible_keys()  # to find the nearest row that stays
+        before = self.visible_keys() if cursor_key is not None else []
         # Tree.add invalidates the whole tree (and schedules a layout) per node; with
         # 20,000 rows that alone took ~0.4 s, so invalidate once, after the batch.
         self._invalidate = _no_invalidate  # type: ignore[method-assign]
@@ -304,6 +343,10 @@ class CheckpointTree(Tree[NodeRef]):
                     self._sync_children(self._by_key[tref.key], cks)
         finally:
             del self._invalidate
+        self._apply_filter(cursor_key, before)
+
+    def _apply_filter(self, cursor_key: str | None, before: list[str]) -> None:
+        self._shown = self._shown_keys()
         self._invalidate()
         if cursor_key is not None:
             self._restore_cursor(cursor_key, before)
@@ -315,16 +358,16 @@ class CheckpointTree(Tree[NodeRef]):
                 for c, ref in zip(children, wanted, strict=True)):
             return  # already these rows in this order
         order = {ref.key: i for i, ref in enumerate(wanted)}
-        gone = [c for c in parent.children if c.data is None or c.data.key not in order]
-        if gone and len(gone) == len(parent.children):
+        gone = [c for c in children if c.data is None or c.data.key not in order]
+        if gone and len(gone) == len(children):
             for child in gone:
                 self._forget(child)
             parent.remove_children()  # one call: removing one by one is quadratic
-        else:
+        elif gone:
             for child in gone:
                 self._forget(child)
                 child.remove()
-        have = {c.data.key for c in parent.children if c.data}
+        have = {c.data.key for c in parent._children if c.data}
         for ref in wanted:
             if ref.key in have:
                 continue
@@ -336,25 +379,86 @@ class CheckpointTree(Tree[NodeRef]):
         parent._children.sort(key=lambda c: order[c.data.key] if c.data else 0)
 
     def _forget(self, node: TreeNode[NodeRef]) -> None:
-        for child in node.children:
+        for child in node._children:
             self._forget(child)
         if node.data is not None:
             self._by_key.pop(node.data.key, None)
 
+    def _build(self) -> None:
+        """Tree._build for big trees: the lines are a flat list of the nodes the filter lets
+        through (a tag's checkpoints added in one ``extend``), made into Textual's line objects
+        only when read; every node gets its line number, -1 when it has none."""
+        for node in self._by_key.values():
+            node._line = -1
+        shown = self._shown
+        nodes: list[TreeNode[NodeRef]] = []
+        lasts: set[int] = set()  # id() of each parent's last shown child
+        widths = [0]
+
+        def kids(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+            children = node._children
+            if shown is None:
+                return children
+            return [c for c in children if c.data is not None and c.data.key in shown]
+
+        def add(children: list[TreeNode[NodeRef]], depth: int) -> None:
+            for node in children:
+                nodes.append(node)
+                widths.append(self.get_label_width(node) + depth * self.guide_depth)
+                if not node._expanded:
+                    continue
+                under = kids(node)
+                if not under:
+                    continue
+                lasts.add(id(under[-1]))
+                if any(c._allow_expand for c in under):
+                    add(under, depth + 1)
+                else:  # checkpoint rows: one extend, and the tag's widest row
+                    nodes.extend(under)
+                    widths.append(self._leaf_width(node) + (depth + 1) * self.guide_depth)
+
+        top = kids(self.root)
+        lasts.update(id(n) for n in top)  # (Tree draws top-level rows as last children)
+        add(top, 0)
+        for i, node in enumerate(nodes):
+            node._line = i
+        lines = Lines(nodes, lasts)
+        self._tree_lines_cached = lines  # type: ignore[assignment]
+        self.virtual_size = Size(max(widths) if nodes else self.size.width, len(nodes))
+        if self.cursor_line != -1 and self.cursor_node is not None:
+            if self.cursor_node._line != -1:
+                self.cursor_line = self.cursor_node._line
+            elif self.cursor_line >= len(nodes):
+                self.cursor_line = len(nodes) - 1  # (hidden: the filter's caller moves it)
+
+    def _leaf_width(self, parent: TreeNode[NodeRef]) -> int:
+        """The widest label among ``parent``'s checkpoint rows (all of them, shown or not)."""
+        key = parent.data.key if parent.data is not None else ""
+        width = self._ck_widths.get(key)
+        if width is None:
+            tag = self.objects.get(key)
+            cks = tag.checkpoints if isinstance(tag, Tag) else []
+            width = self._ck_widths[key] = max(map(self._ck_width, cks), default=0)
+        return width
+
     def _restore_cursor(self, key: str, before: list[str]) -> None:
-        node = self._by_key.get(key)
-        if node is None:  # it vanished: the nearest row that is still there
-            i = before.index(key) if key in before else 0
-            for k in before[i + 1:] + before[:i][::-1]:
-                if k in self._by_key:
-                    node = self._by_key[k]
-                    break
+        """Back onto the row ``key``, or, when it vanished or the filter hides it, onto the
+        nearest row (in ``before``, the rows shown until now) that is still shown."""
+        lines = self._tree_lines  # (builds the lines: every shown node has its line number)
+
+        def shown(k: str) -> TreeNode[NodeRef] | None:
+            node = self._by_key.get(k)
+            return node if node is not None and node._line != -1 else None
+
+        node = shown(key)
         if node is None:
-            lines = self._tree_lines
+            i = before.index(key) if key in before else 0
+            node = next((n for k in before[i + 1:] + before[:i][::-1] if (n := shown(k))),
+                        None)
+        if node is None:
             node = lines[0].node if lines else None
         self._cursor_node = node
         if node is not None:
-            self._tree_lines  # noqa: B018 - rebuild now so the node has its line
             self.move_cursor(node)
 
     # -- labels -----------------------------------------------------------------------------
@@ -375,16 +479,12 @@ class CheckpointTree(Tree[NodeRef]):
         return label
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
-        # Called for every row whenever the tree's lines are rebuilt (expand, filter, sort,
-        # rescan): a checkpoint row's width is computed without building its label.
         ref = node.data
         if ref is None:
             width = 0
         elif ref.kind == "ck" and ref.key not in self._labels \
                 and isinstance(ck := self.objects.get(ref.key), Checkpoint):
-            width = self._widths.get(ref.key)
-            if width is None:
-                width = self._widths[ref.key] = self._ck_width(ck)
+            width = self._ck_width(ck)
         else:
             width = self._label(ref).cell_len
         return width + (2 if node.allow_expand else 0)
@@ -395,7 +495,7 @@ class CheckpointTree(Tree[NodeRef]):
         width = 2 + max(self._step_w, len(str(ck.step))) + (9 if self._narrow else 18)
         v = self.bpb.get(ck.key)
         width += 1 + max(7, len(fmt_metric(v)) if v is not None else 1) + 5
-        for word, _style in badges(ck, self.palette, ck.key in self.archived):
+        for word, _role in badge_words(ck, ck.key in self.archived):
             width += 1 + cell_len(word)
         return width
 
@@ -414,19 +514,11 @@ class CheckpointTree(Tree[NodeRef]):
             self._labels[ref.key] = cached
         return cached
 
-    def _total_bytes(self, obj: Stage | Tag) -> int:
-        """A stage's or tag's bytes, once per scan (a stage of 200,000 files takes ~0.1 s)."""
-        key = stage_key(obj) if isinstance(obj, Stage) else tag_key(obj)
-        total = self._totals.get(key)
-        if total is None:
-            total = self._totals[key] = obj.total_bytes
-        return total
-
     def _stage_label(self, stage: Stage) -> Text:
         cks = sum(len(t.checkpoints) for t in stage.tags)
         return Text.assemble((stage.label, "bold"),
                              (f"  {plural(len(stage.tags), 'tag')} · {plural(cks, 'ckpt')} · "
-                              f"{human_bytes(self._total_bytes(stage))}", "dim"))
+                              f"{human_bytes(stage.total_bytes)}", "dim"))
 
     def _tag_label(self, tag: Tag) -> Text:
         pal = self.palette
@@ -434,7 +526,7 @@ class CheckpointTree(Tree[NodeRef]):
         if tag_key(tag) in self._default_tags:
             text.append("*", style=pal.accent)
         n = len(tag.checkpoints)
-        text.append(f"  {plural(n, 'step')} · {human_bytes(self._total_bytes(tag))}",
+        text.append(f"  {plural(n, 'step')} · {human_bytes(tag.total_bytes)}",
                     style="dim")
         v = latest_bpb(tag, self.bpb)
         if v is not None:
