@@ -11,6 +11,7 @@ from nanochat_ckpt_tui.store.prune import Rules, plan_rules, plan_selection
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete
 from nanochat_ckpt_tui.tui.note_dialog import NoteDialog
 from nanochat_ckpt_tui.tui.prune_form import PruneForm
+from nanochat_ckpt_tui.tui.testing import wait_for
 
 NOW = 1_790_000_000.0
 
@@ -81,21 +82,51 @@ async def test_prune_form_live_preview_and_submit(demo_master: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         form = app.screen
         preview = form.query_one("#preview")
-        assert "would delete 12 files" in str(preview.render())  # default keep last 3
+
+        async def shows(text: str) -> bool:
+            return await wait_for(pilot, lambda: text in str(preview.render()), 5)
+
+        assert await shows("would delete 12 files")  # default keep last 3
         form.query_one("#keep_last").value = "5"
-        await pilot.pause()
-        assert "would delete 4 files" in str(preview.render())
+        assert await shows("would delete 4 files")
         form.query_one("#keep_last").value = ""
-        await pilot.pause()
-        assert "at least one rule" in str(preview.render())
+        assert await shows("at least one rule")
         assert form.query_one("#review").disabled
         form.query_one("#keep_last").value = "2"
         form.query_one("#optimizer_only").value = True
-        await pilot.pause()
-        assert "would delete 8 files" in str(preview.render())
+        assert await shows("would delete 8 files")
+        assert not form.query_one("#review").disabled
         await pilot.click("#review")
         await pilot.pause()
     assert app.results == [Rules(keep_last=2, optimizer_only=True)]
+
+
+async def test_prune_form_preview_is_planned_off_the_ui_thread(demo_master: Path) -> None:
+    """A slow plan never blocks typing; a late result for rules since changed is dropped,
+    and Review stays off until the preview for the rules on screen is shown."""
+    import threading
+
+    cat = scan(demo_master)
+    d4 = cat.stage("base").tag("d4")
+    gate = threading.Event()
+
+    def preview(rules: Rules):  # type: ignore[no-untyped-def]
+        if rules.keep_last == 3:
+            gate.wait(10)  # the first preview (keep last 3) is slow
+        return plan_rules(cat, [d4], rules)
+
+    app = Host(lambda: PruneForm("base/d4", preview))
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.screen
+        preview_box = form.query_one("#preview")
+        await pilot.pause()
+        assert form.query_one("#review").disabled and form.rules is None
+        form.query_one("#keep_last").value = "5"
+        assert await wait_for(pilot, lambda: "would delete 4 files" in str(preview_box.render()), 5)
+        gate.set()  # the keep-last-3 plan finishes now, too late
+        await pilot.pause(0.2)
+        assert "would delete 4 files" in str(preview_box.render())
+        assert form.rules == Rules(keep_last=5) and not form.query_one("#review").disabled
 
 
 async def test_note_dialog(demo_master: Path) -> None:

@@ -395,3 +395,23 @@ async def test_empty_base_dir_explains_itself(tmp_path: Path) -> None:
         assert "No checkpoints found" in flat(app)
         await pilot.press("j", "k", "G", "g", "space", "s", "question_mark", "escape")
         assert app.is_running
+
+
+async def test_label_cache_stays_bounded(demo_master: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels drawn while scrolling are cached up to a bound (unbounded, 20,000 rows of
+    labels kept the GC busy); rows drawn after a clear are still right."""
+    from nanochat_ckpt_tui.tui import tree as tree_module
+
+    monkeypatch.setattr(tree_module, "LABEL_CACHE", 8)
+    app = make_app(demo_master)
+    async with app.run_test(size=(120, 12)) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        tree.focus()
+        for _ in range(tree.last_line + 1):
+            await pilot.press("j")
+            assert len(tree._labels) <= 8
+        await settle(pilot)
+        assert "3000" in tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain
+        assert len(tree._labels) <= 8

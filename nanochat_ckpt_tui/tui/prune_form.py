@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
@@ -27,7 +28,8 @@ class PruneForm(ModalScreen["Rules | None"]):
         self.title_text = title
         self.preview = preview
         self.initial = initial
-        self.rules: Rules | None = None
+        self.rules: Rules | None = None  # the rules the preview on screen is for
+        self._asked = 0  # previews asked for; a result for an older one is dropped
 
     def compose(self) -> ComposeResult:
         init = self.initial
@@ -71,25 +73,46 @@ class PruneForm(ModalScreen["Rules | None"]):
     @on(Input.Changed)
     @on(Checkbox.Changed)
     def refresh_preview(self) -> None:
-        out = self.query_one("#preview", Static)
-        review = self.query_one("#review", Button)
+        """Plan the rules as they stand, in a worker: a tag of thousands of steps takes tens
+        of milliseconds to plan, which a keystroke should not wait for."""
+        self._asked += 1
+        self.rules = None
+        self.query_one("#review", Button).disabled = True  # until this preview is shown
         try:
             rules = self._rules()
-            plan = self.preview(rules)
         except (PruneError, ValueError) as e:
-            self.rules = None
-            review.disabled = True
-            out.update(f"[red]{e}[/]")
+            self._show(self.Previewed(self._asked, None, f"[red]{e}[/]"))
             return
-        self.rules = rules
-        review.disabled = plan.is_empty
+        self._plan(self._asked, rules)
+
+    class Previewed(Message):
+        def __init__(self, asked: int, rules: Rules | None, text: str,
+                     empty: bool = True) -> None:
+            super().__init__()
+            self.asked, self.rules, self.text, self.empty = asked, rules, text, empty
+
+    @work(thread=True, exclusive=True, group="prune-preview", exit_on_error=False)
+    def _plan(self, asked: int, rules: Rules) -> None:
+        try:
+            plan = self.preview(rules)
+        except PruneError as e:
+            self.post_message(self.Previewed(asked, None, f"[red]{e}[/]"))
+            return
         steps = ", ".join(k.rsplit("@", 1)[1] for k in plan.checkpoints[:12])
         more = f" … and {len(plan.checkpoints) - 12} more" if len(plan.checkpoints) > 12 else ""
         lines = [f"would delete [b]{len(plan.items)} files, {human_bytes(plan.bytes_freed)}[/b]"
                  + (f" from steps {steps}{more}" if plan.items else "")]
         lines += [f"[green]protected[/] {p.checkpoint}: {p.reason}" for p in plan.protected[:5]]
         lines += [f"[yellow]warning[/] {w}" for w in plan.warnings]
-        out.update("\n".join(lines))
+        self.post_message(self.Previewed(asked, rules, "\n".join(lines), plan.is_empty))
+
+    @on(Previewed)
+    def _show(self, message: Previewed) -> None:
+        if message.asked != self._asked:
+            return  # the rules changed since: another preview is on its way
+        self.query_one("#preview", Static).update(message.text)
+        self.rules = message.rules
+        self.query_one("#review", Button).disabled = message.rules is None or message.empty
 
     @on(Input.Submitted)
     def submitted(self) -> None:
