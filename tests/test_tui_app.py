@@ -415,3 +415,51 @@ async def test_label_cache_stays_bounded(demo_master: Path,
         await settle(pilot)
         assert "3000" in tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain
         assert len(tree._labels) <= 8
+
+
+def _many_steps(base: Path, tags: int, steps: int) -> None:
+    """A base dir of empty-zip checkpoints (the tree only needs names, sizes and tails)."""
+    empty_zip = b"PK\x05\x06" + b"\x00" * 18
+    old = time.time() - 86400
+    for t in range(1, tags + 1):
+        d = base / "base_checkpoints" / f"d{t}"
+        d.mkdir(parents=True)
+        for s in range(1, steps + 1):
+            for name, data in ((f"model_{s:06d}.pt", empty_zip),
+                               (f"meta_{s:06d}.json", b'{"val_bpb": %f}' % (1 - s / 1000))):
+                (d / name).write_bytes(data)
+                os.utime(d / name, (old, old))
+
+
+async def test_collapsed_tags_get_their_step_rows_when_expanded(tmp_path: Path) -> None:
+    """Over 400 steps the tree opens with only the default tag expanded, and the steps of
+    the others are made when first expanded, in the sort order and filter of that moment."""
+    _many_steps(tmp_path, tags=3, steps=150)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        assert tree.node_for("base_checkpoints/d3@150") is not None  # the default tag: d3
+        assert tree.node_for("base_checkpoints/d1@1") is None  # not made yet
+        d1 = tree.node_for("base_checkpoints/d1")
+        assert d1 is not None and not d1.is_expanded
+        tree.set_sort("step", reverse=True)
+        tree.set_filter(">140")
+        await settle(pilot)
+        tree.move_cursor(d1)
+        tree.focus()
+        await pilot.press("l")  # expand
+        await settle(pilot)
+        keys = [k for k in tree.visible_keys() if k.startswith("base_checkpoints/d1@")]
+        assert keys == [f"base_checkpoints/d1@{s}" for s in range(150, 140, -1)]
+        tree.set_filter("")
+        await settle(pilot)
+        assert len([k for k in tree.visible_keys() if "d1@" in k]) == 150
+        # a rescan keeps the made rows and still leaves d2 alone
+        app.request_scan()
+        await settle(pilot)
+        assert tree.node_for("base_checkpoints/d1@1") is not None
+        assert tree.node_for("base_checkpoints/d2@1") is None
+        app.expand_all(True)
+        await settle(pilot)
+        assert len(tree.visible_keys()) == 1 + 3 + 450

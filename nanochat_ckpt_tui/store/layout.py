@@ -106,8 +106,9 @@ class Checkpoint:
     # the read-only remote filesystem the files live in (None: a local checkpoint)
     remote: RemoteFS | None = field(default=None, repr=False, compare=False)
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """``base_checkpoints/d20@5000`` (made once: UIs look rows up by it constantly)."""
         return f"{self.stage}/{self.tag}@{self.step}"
 
     @property

@@ -25,7 +25,7 @@ from textual.widgets._tree import _TreeLine
 from textual.widgets.tree import TreeNode
 
 from ..fmt import fmt_metric, human_age, human_bytes
-from ..store.layout import Catalog, Checkpoint, Stage, Tag
+from ..store.layout import Catalog, Checkpoint, Stage, State, Tag
 from .palette import Palette, badge_words, badges
 from .render import latest_bpb, plural
 
@@ -117,6 +117,10 @@ class Lines(Sequence[_TreeLine[NodeRef]]):
         return _TreeLine(path, id(node) in self.lasts)
 
 
+_COMPLETE = State.COMPLETE
+_NO_LABEL = Text()  # checkpoint nodes' own label (never drawn: see render_label)
+
+
 def _no_invalidate() -> None:
     """Stands in for Tree._invalidate while nodes are added in a batch."""
 
@@ -182,6 +186,7 @@ class CheckpointTree(Tree[NodeRef]):
         self._step_w = 4
         self._default_tags: set[str] = set()
         self._shown: set[str] | None = None  # the filter's rows (None: every row)
+        self._populated: set[str] = set()  # tags whose step nodes exist (expanded once)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -295,13 +300,35 @@ class CheckpointTree(Tree[NodeRef]):
         return out[::-1] if self.sort_reverse else out
 
     def _wanted(self) -> list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]:
-        """Every row of the catalog, checkpoints in the sort order (the filter only hides)."""
+        """Every row of the catalog, checkpoints in the sort order (the filter only hides);
+        the steps of tags never expanded are left out (:meth:`_populate` adds them)."""
         assert self.catalog is not None
         return [(NodeRef("stage", stage_key(stage)),
-                 [(NodeRef("tag", tag_key(tag)),
-                   [NodeRef("ck", c.key) for c in self._sorted(tag.checkpoints)])
-                  for tag in stage.tags])
+                 [(NodeRef("tag", key), self._step_refs(tag) if key in self._populated else [])
+                  for tag in stage.tags for key in (tag_key(tag),)])
                 for stage in self.catalog.stages]
+
+    def _step_refs(self, tag: Tag) -> list[NodeRef]:
+        return [NodeRef("ck", c.key) for c in self._sorted(tag.checkpoints)]
+
+    def _populate(self, node: TreeNode[NodeRef]) -> None:
+        """Give a tag node its step nodes, the first time it is expanded. A big base dir
+        opens with most tags collapsed: 20,000 nodes made up front cost ~0.2 s of start-up."""
+        ref = node.data
+        if ref is None or ref.kind != "tag" or ref.key in self._populated:
+            return
+        self._populated.add(ref.key)
+        tag = self.objects.get(ref.key)
+        if isinstance(tag, Tag):
+            invalidate = self.__dict__.get("_invalidate")
+            self._invalidate = _no_invalidate  # type: ignore[method-assign]
+            try:
+                self._sync_children(node, self._step_refs(tag))
+            finally:
+                if invalidate is None:
+                    del self._invalidate
+                else:
+                    self._invalidate = invalidate  # type: ignore[method-assign]
 
     def _shown_keys(self) -> set[str] | None:
         """The keys of the rows the filter lets through (None: no filter, all of them).
@@ -344,7 +371,8 @@ class CheckpointTree(Tree[NodeRef]):
                 snode = self._by_key[sref.key]
                 self._sync_children(snode, [t for t, _ in tags])
                 for tref, cks in tags:
-                    self._sync_children(self._by_key[tref.key], cks)
+                    if tref.key in self._populated:
+                        self._sync_children(self._by_key[tref.key], cks)
         finally:
             del self._invalidate
         self._apply_filter(cursor_key, before)
@@ -372,14 +400,18 @@ class CheckpointTree(Tree[NodeRef]):
                 self._forget(child)
                 child.remove()
         have = {c.data.key for c in parent._children if c.data}
+        by_key, add_node, leaves = self._by_key, self._add_node, parent._children
         for ref in wanted:
             if ref.key in have:
                 continue
-            if ref.kind == "ck":
-                node = parent.add_leaf(ref.key, ref)
+            if ref.kind == "ck":  # (TreeNode.add_leaf, minus its per-call checks and label)
+                node = add_node(parent, _NO_LABEL, ref)
+                node._allow_expand = False
+                leaves.append(node)
             else:
                 node = parent.add(ref.key, ref, expand=self._expand_state.get(ref.key, True))
-            self._by_key[ref.key] = node
+            by_key[ref.key] = node
+        parent._updates += 1
         parent._children.sort(key=lambda c: order[c.data.key] if c.data else 0)
 
     def _forget(self, node: TreeNode[NodeRef]) -> None:
@@ -400,6 +432,7 @@ class CheckpointTree(Tree[NodeRef]):
         widths = [0]
 
         def kids(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+            self._populate(node)
             children = node._children
             if shown is None:
                 return children
@@ -442,7 +475,8 @@ class CheckpointTree(Tree[NodeRef]):
         if width is None:
             tag = self.objects.get(key)
             cks = tag.checkpoints if isinstance(tag, Tag) else []
-            width = self._ck_widths[key] = max(map(self._ck_width, cks), default=0)
+            extra = max(map(self._ck_extra, cks), default=0)
+            width = self._ck_widths[key] = self._ck_fixed() + extra if cks else 0
         return width
 
     def _restore_cursor(self, key: str, before: list[str]) -> None:
@@ -494,13 +528,24 @@ class CheckpointTree(Tree[NodeRef]):
         return width + (2 if node.allow_expand else 0)
 
     def _ck_width(self, ck: Checkpoint) -> int:
-        """``_ck_label(ck).cell_len``, cheaply: every column but val_bpb and the badges is
-        padded to a width its value never exceeds (sizes ≤ 8 cells below 1 EB, ages ≤ 4)."""
-        width = 2 + max(self._step_w, len(str(ck.step))) + (9 if self._narrow else 18)
-        v = self.bpb.get(ck.key)
-        width += 1 + max(7, len(fmt_metric(v)) if v is not None else 1) + 5
-        for word, _role in badge_words(ck, ck.key in self.archived):
-            width += 1 + cell_len(word)
+        """``_ck_label(ck).cell_len``, cheaply (see :meth:`_ck_fixed`)."""
+        return self._ck_fixed() + self._ck_extra(ck)
+
+    def _ck_fixed(self) -> int:
+        """The cells of a checkpoint row that do not depend on the checkpoint: every column
+        but val_bpb and the badges is padded to a width its value never exceeds (steps to
+        the catalog's widest, sizes ≤ 8 cells below 1 EB, ages ≤ 4)."""
+        return 2 + self._step_w + (9 if self._narrow else 18) + 1 + 5
+
+    def _ck_extra(self, ck: Checkpoint) -> int:
+        """The val_bpb column (7 cells unless the value needs more) and the badges."""
+        key = ck.key
+        v = self.bpb.get(key)
+        width = 7 if v is None or -9.99995 < v < 99.99995 else max(7, len(fmt_metric(v)))
+        archived = key in self.archived
+        if ck.state is not _COMPLETE or ck.is_latest or ck.pinned or archived:
+            for word, _role in badge_words(ck, archived):
+                width += 1 + cell_len(word)
         return width
 
     def _label(self, ref: NodeRef) -> Text:
