@@ -30,6 +30,7 @@ from ..store.layout import Catalog, resolve_base_dir, scan
 from ..store.summary import val_bpb_of
 from ..store.watch import recheck_delay, watch_base
 from .detail import DetailPane
+from .disposer import Disposer
 from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
@@ -125,6 +126,7 @@ class CkptApp(ManageActions, App[None]):
         self._welcome: WelcomeScreen | None = None
         self._vanished = False  # the base dir existed in this session, then went away
         self._switch_interval = sys.getswitchinterval()
+        self._disposer = Disposer()
         self._status = StatusBar(id="status")
         self._tree_header = Static(id="tree-header")
         self._tree = CheckpointTree(clock=self.clock, id="tree")
@@ -181,6 +183,7 @@ class CkptApp(ManageActions, App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
+        self._disposer.close()
 
     def _apply_theme(self) -> None:
         pal = Palette.from_variables(self.theme_variables)
@@ -269,7 +272,7 @@ class CkptApp(ManageActions, App[None]):
             self.notify(f"Scan failed: {message.error}", severity="error")
             return
         was_there = self.catalog is not None and self.catalog.exists
-        cat = self.catalog = message.catalog
+        cat = message.catalog  # (_show_catalog makes it self.catalog)
         if self._mode == "scanning…":
             self._mode = ("polling" if self.poll else "watching") if self.watch_enabled \
                 else "not watching"
@@ -300,6 +303,7 @@ class CkptApp(ManageActions, App[None]):
     def _show_catalog(self, cat: Catalog, bpb: dict[str, float | None]) -> None:
         ctx = self.detail_pane.context
         again = ctx.catalog is cat  # the same scan, now with its val_bpb (after an early one)
+        old = self.catalog
         self.catalog = cat
         self.tree_view.set_catalog(cat, bpb)
         ctx.catalog, ctx.bpb, ctx.display = cat, bpb, self.display_label
@@ -308,6 +312,9 @@ class CkptApp(ManageActions, App[None]):
         if again:
             self.detail_pane.rerender()
         self._update_status()
+        if old is not None and old is not cat:
+            self._disposer.drop(old)  # freed off this thread (disposer.py)
+            del old
 
     def _schedule_recheck(self, cat: Catalog) -> None:
         """Rescan when a "writing" badge can clear, since no file event will say so."""

@@ -128,6 +128,7 @@ class DetailPane(VerticalScroll, can_focus=True):
         """Show ``obj`` (the tree's current row), reading its files in a worker if needed."""
         want = (ref.key, signature(obj)) if ref is not None else ("", id(self.context.catalog))
         if want == self._want:
+            self._obj = obj  # the same row in a newer scan: let go of the old scan's object
             return
         self._want, self._ref, self._obj, self._result = want, ref, obj, None
         if self._timer is not None:
