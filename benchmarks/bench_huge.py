@@ -388,8 +388,10 @@ def row(name: str, first: list[float], idle: list[float] | None,
         stall: list[float] | None) -> tuple[str, bool]:
     med, mx = statistics.median, max
     # a frame is slow when the key's first repaint, or any UI-thread block, passes the target;
-    # "idle" also holds the detail pane's debounced load (a worker) and scroll animations
-    worst = mx(first + (stall or []))
+    # "idle" also holds the detail pane's debounced load (a worker) and scroll animations.
+    # A rescan has no key: its "first" frame is the new tree, after the scan (a worker), so
+    # only its stalls count as frames.
+    worst = mx((stall or []) + ([] if name.startswith("rescan") else first))
     slow = worst > TARGET_MS
     cols = f"{name:<42} {len(first):5d} {med(first):8.1f} {mx(first):8.1f}"
     cols += f" {med(idle):8.1f} {mx(idle):8.1f}" if idle else f" {'':8} {'':8}"
