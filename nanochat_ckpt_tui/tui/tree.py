@@ -319,16 +319,8 @@ class CheckpointTree(Tree[NodeRef]):
             return
         self._populated.add(ref.key)
         tag = self.objects.get(ref.key)
-        if isinstance(tag, Tag):
-            invalidate = self.__dict__.get("_invalidate")
-            self._invalidate = _no_invalidate  # type: ignore[method-assign]
-            try:
-                self._sync_children(node, self._step_refs(tag))
-            finally:
-                if invalidate is None:
-                    del self._invalidate
-                else:
-                    self._invalidate = invalidate  # type: ignore[method-assign]
+        if isinstance(tag, Tag):  # (new leaves only: no per-node invalidation to suppress)
+            self._sync_children(node, self._step_refs(tag))
 
     def _shown_keys(self) -> set[str] | None:
         """The keys of the rows the filter lets through (None: no filter, all of them).
