@@ -209,9 +209,14 @@ class CheckpointTree(Tree[NodeRef]):
 
     def visible_keys(self) -> list[str]:
         """Keys of the rows currently shown, top to bottom."""
-        lines = self._tree_lines
-        nodes = lines.nodes if isinstance(lines, Lines) else [line.node for line in lines]
-        return [node.data.key for node in nodes if node.data]
+        lines: Lines = self._tree_lines  # type: ignore[assignment] # (always: see _build)
+        return [node.data.key for node in lines.nodes if node.data]
+
+    def _cursor_rows(self) -> tuple[str | None, list[str]]:
+        """The cursor's row key and the rows shown now (to find the nearest one later)."""
+        cursor = self.cursor_node
+        key = cursor.data.key if cursor is not None and cursor.data else None
+        return key, self.visible_keys() if key is not None else []
 
     def set_catalog(self, catalog: Catalog, bpb: dict[str, float | None]) -> None:
         """Show a new scan, keeping cursor, expansion and marks by key."""
@@ -249,9 +254,7 @@ class CheckpointTree(Tree[NodeRef]):
             return  # e.g. clear_filter, then the Input's Changed message: apply once
         self.filter_text = text
         if self.catalog is not None:
-            cursor = self.cursor_node
-            key = cursor.data.key if cursor is not None and cursor.data else None
-            self._apply_filter(key, self.visible_keys() if key is not None else [])
+            self._apply_filter(*self._cursor_rows())
         self.post_message(self.ViewChanged())
 
     def set_sort(self, key: str, reverse: bool = False) -> None:
@@ -350,10 +353,8 @@ class CheckpointTree(Tree[NodeRef]):
         a rescan only adds or removes what changed on disk."""
         if self.catalog is None:
             return
-        cursor = self.cursor_node
-        cursor_key = cursor.data.key if cursor is not None and cursor.data else None
+        cursor_key, before = self._cursor_rows()
         wanted = self._wanted()
-        before = self.visible_keys() if cursor_key is not None else []
         # Tree.add invalidates the whole tree (and schedules a layout) per node; with
         # 20,000 rows that alone took ~0.4 s, so invalidate once, after the batch.
         self._invalidate = _no_invalidate  # type: ignore[method-assign]
