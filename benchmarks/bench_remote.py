@@ -13,8 +13,8 @@ What it does:
    started on 127.0.0.1.
 2. Puts a counting TCP proxy between s3fs and the server, so the bytes measured are the bytes
    that really crossed the wire (HTTP headers included), not what our code thinks it asked.
-3. ``remote.scan_url`` of the base dir, then ``summary.summarize(ck)`` of the checkpoint:
-   reports wire bytes, requests (our ``RemoteFS.stats``: ranged reads and whole-file reads),
+3. ``layout.scan`` of the URL, then ``summary.summarize(ck)`` of the checkpoint:
+   reports wire bytes, requests (our ``FsspecStorage.stats``: ranged reads and whole-file reads),
    the data.pkl size, and the time of each step.
 4. With ``--diff``, also diffs the checkpoint against itself remotely (streams 2 x the file
    in ranged reads of ``diff.REMOTE_BLOCK_BYTES``) and reports the throughput seen.
@@ -116,7 +116,7 @@ def main() -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
 
-    from nanochat_ckpt_tui.store import remote, summary
+    from nanochat_ckpt_tui.store import layout, summary
     from nanochat_ckpt_tui.store.diff import diff
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_remote_"))
@@ -156,19 +156,19 @@ def main() -> int:
 
         proxy.reset()
         t0 = time.perf_counter()
-        cat = remote.scan_url(url, storage_options=opts, now=time.time() + 3600)
+        cat = layout.scan(url, storage_options=opts, now=time.time() + 3600)
         scan_s, scan_wire = time.perf_counter() - t0, proxy.down
-        assert cat.remote is not None
+        assert cat.storage is not None
         ck = cat.stage("base").tag("d20").latest
         print(f"scan_url: {scan_s * 1000:.0f} ms, {fmt(scan_wire)} on the wire, "
               f"{len(cat.checkpoints)} checkpoint(s), state {ck.state.value}")
 
         proxy.reset()
-        cat.remote.stats.reset()
+        cat.storage.stats.reset()
         t0 = time.perf_counter()
         s = summary.summarize(ck)
         show_s = time.perf_counter() - t0
-        wire, stats = proxy.down, cat.remote.stats
+        wire, stats = proxy.down, cat.storage.stats
         assert s.model is not None and s.model_summary is not None, s.model_error
         assert s.meta is not None, s.meta_error
         print(f"summarize (model summary + meta): {show_s * 1000:.0f} ms; "
@@ -178,7 +178,7 @@ def main() -> int:
               f"(zip tail 65,558 + data.pkl {pkl:,} + byteorder + 2 local headers + meta)")
         print(f"  bytes on the wire (server -> client, HTTP headers included): {wire:,} "
               f"= {wire / size * 100:.4f}% of the {fmt(size)} file; sent {proxy.up:,}")
-        with cat.remote.open(ck.model.path, ck.model.size) as f:  # the server's own latency
+        with cat.storage.open(ck.model.path, ck.model.size) as f:  # the server's own latency
             t0 = time.perf_counter()
             f.seek(size // 2)
             f.read(30)

@@ -18,7 +18,6 @@ from typing import Any
 from .cli_archive import _storage_options, add_archive_commands
 from .fmt import human_age, human_bytes, human_count
 from .store import layout
-from .store.archive import is_url
 from .store.layout import Catalog, Checkpoint, Tag
 from .store.pins import PinsError, update_pin
 from .store.prune import (
@@ -30,7 +29,8 @@ from .store.prune import (
     execute,
     plan_rules,
 )
-from .store.refs import RefError, resolve, resolve_tag
+from .store.refs import RefError, resolve, resolve_tag, resolve_url
+from .store.storage import StorageError, is_url, redact
 from .store.summary import CheckpointSummary, prefetch_metas, summarize, val_bpb_of
 
 SUBCOMMANDS = ("ls", "show", "du", "diff", "prune", "pin", "unpin", "archive", "verify",
@@ -91,9 +91,9 @@ def _console():  # rich is imported only for human output
 # JSON documents
 
 
-def _path_text(path: Any, remote: Any) -> str:
+def _path_text(path: Any, storage: Any) -> str:
     """A file's path as shown: local as is, remote as its URL (no password)."""
-    return remote.url_of(path) if remote is not None else str(path)
+    return storage.display(path)
 
 
 def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
         "optim_ranks": ck.ranks,
         "pinned": ck.pinned,
         "note": ck.note,
-        "files": [{"name": f.name, "path": _path_text(f.path, ck.remote), "kind": f.kind.value,
+        "files": [{"name": f.name, "path": _path_text(f.path, ck.storage), "kind": f.kind.value,
                    "size": f.size,
                    "mtime": f.mtime, "rank": f.rank, "is_link": f.is_link} for f in ck.files],
     }
@@ -121,7 +121,7 @@ def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
 def tag_json(tag: Tag, with_checkpoints: bool = True) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": tag.name,
-        "path": _path_text(tag.path, tag.remote),
+        "path": _path_text(tag.path, tag.storage),
         "steps": len(tag.checkpoints),
         "latest_step": tag.latest_step,
         "total_bytes": tag.total_bytes,
@@ -226,14 +226,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def _load(base: str | None, args: argparse.Namespace) -> Catalog:
     """Scan a local base dir, or list a URL (read-only) with the ``-o`` storage options."""
     base = _base_arg(base)
-    if base is not None and is_url(base):
-        from .store.remote import RemoteError, scan_url
-
-        try:
-            return scan_url(base, storage_options=_options(args))
-        except RemoteError as e:
-            raise CliError(str(e)) from None
-    return layout.scan(base)
+    try:
+        return layout.scan(base, storage_options=_options(args) if base and is_url(base) else None)
+    except StorageError as e:
+        raise CliError(str(e)) from None
 
 
 def _scan(base: str | None, args: argparse.Namespace) -> Catalog:
@@ -248,8 +244,6 @@ def _refuse_remote(base: str | None, what: str) -> None:
     """Remote browsing is read-only: one clear line, before anything is scanned."""
     base = _base_arg(base)
     if base is not None and is_url(base):
-        from .store.archive import redact
-
         raise CliError(f"{what} needs a local base dir: {redact(base)} is a URL, and remote "
                        "browsing is read-only", EXIT_USAGE)
 
@@ -258,11 +252,9 @@ def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpo
     """A reference: a URL naming one checkpoint (``s3://b/runs/base/d20@5000``), or a path or
     TAG[@STEP] in the base dir (scanned, from ``--base-dir``, on first need)."""
     if is_url(ref):
-        from .store.remote import RemoteError, resolve_url
-
         try:
             return resolve_url(ref, storage_options=_options(args))
-        except RemoteError as e:
+        except StorageError as e:
             raise CliError(str(e)) from None
         except RefError as e:
             raise CliError(str(e), EXIT_USAGE) from None
@@ -282,8 +274,7 @@ STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold r
 
 def cmd_ls(args: argparse.Namespace) -> int:
     cat = _scan(args.base_dir, args)
-    if cat.read_only:  # every step's val_bpb is shown: fetch the meta files concurrently
-        prefetch_metas(cat.checkpoints)
+    prefetch_metas(cat.checkpoints)  # every step's val_bpb is shown (concurrent where remote)
     if args.json:
         _print_json(catalog_json(cat, "nanochat-ckpt.ls/1"))
         return EXIT_OK

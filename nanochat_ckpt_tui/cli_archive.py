@@ -25,11 +25,11 @@ from .store.archive import (
     Progress,
     VerifyReport,
     archive,
-    is_url,
     last_destination,
     verify_archive,
 )
 from .store.refs import RefError, resolve
+from .store.storage import is_url
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 ARCHIVE_STATUS_STYLE = {"copied": "green", "present": "dim", "failed": "bold red",

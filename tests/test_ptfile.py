@@ -499,7 +499,7 @@ def test_permission_denied_simulated(made: dict[str, Path], tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     p = tmp_path / "locked.pt"
     shutil.copy(made["nanochat_model"], p)
-    from nanochat_ckpt_tui.store import ptfile
+    from nanochat_ckpt_tui.store import storage
 
     real_open = os.open
 
@@ -508,7 +508,7 @@ def test_permission_denied_simulated(made: dict[str, Path], tmp_path: Path,
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *a, **kw)
 
-    monkeypatch.setattr(ptfile.os, "open", deny)  # what the reader opens the file with
+    monkeypatch.setattr(storage.os, "open", deny)  # what the local storage opens files with
     assert_error(read_model, p, "permission denied")
     assert_error(read_optimizer, p, "permission denied")
 

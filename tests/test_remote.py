@@ -25,7 +25,7 @@ import pytest
 
 from nanochat_ckpt_tui import cli
 from nanochat_ckpt_tui.store import diff as diff_mod
-from nanochat_ckpt_tui.store import remote, summary
+from nanochat_ckpt_tui.store import layout, readers, refs, storage, summary
 from nanochat_ckpt_tui.store.layout import Catalog, State, scan
 from nanochat_ckpt_tui.store.pins import update_pin
 from nanochat_ckpt_tui.store.ptfile import CheckpointError
@@ -97,25 +97,25 @@ def mem_url(demo_master: Path) -> Iterator[str]:
 
 def test_memory_scan_equals_local_scan(demo_master: Path, mem_url: str) -> None:
     local = scan(demo_master, now=LATER)
-    cat = remote.scan_url(mem_url, now=LATER)
-    assert cat.exists and cat.read_only and cat.remote is not None and not cat.notes
+    cat = scan(mem_url, now=LATER)
+    assert cat.exists and cat.read_only and not cat.storage.writable and not cat.notes
     assert cat.location == mem_url and cat.free_bytes is None
     assert digest(cat) == digest(local)
     assert cat.total_bytes == local.total_bytes and cat.optim_bytes == local.optim_bytes
-    assert digest(remote.scan_url(f"file://{demo_master}", now=LATER)) == digest(local)
+    assert digest(scan(f"file://{demo_master}", now=LATER)) == digest(local)
     ck = cat.stage("base").tag("d4").latest
-    assert ck.remote is cat.remote and cat.stage("base").tag("d4").remote is cat.remote
-    assert isinstance(ck.model.path, remote.RemotePath) and not isinstance(ck.model.path, Path)
-    assert isinstance(ck.dir / "x", remote.RemotePath) and ck.model.path.parent == ck.dir
+    assert ck.storage is cat.storage and cat.stage("base").tag("d4").storage is cat.storage
+    assert isinstance(ck.model.path, storage.RemotePath) and not isinstance(ck.model.path, Path)
+    assert isinstance(ck.dir / "x", storage.RemotePath) and ck.model.path.parent == ck.dir
     for touch in (open, os.stat, os.unlink):  # no local file can be reached through it
         with pytest.raises(TypeError, match="remote"):
             touch(ck.model.path)
-    assert cat.remote.url_of(ck.model.path) == f"{mem_url}/base_checkpoints/d4/model_003000.pt"
+    assert cat.storage.display(ck.model.path) == f"{mem_url}/base_checkpoints/d4/model_003000.pt"
     # a rescan through the same handle sees a new step (listings are not cached)
-    fs = cat.remote.fs
-    src = f"{cat.remote.root}/base_checkpoints/d4/model_003000.pt"
+    fs = cat.storage.fs
+    src = f"{cat.storage.root}/base_checkpoints/d4/model_003000.pt"
     fs.pipe_file(src.replace("003000", "003500"), fs.cat_file(src))
-    again = remote.scan_url(cat.remote, now=time.time())
+    again = scan(cat.storage, now=time.time())
     d4 = again.stage("base").tag("d4")
     assert d4.latest_step == 3500
     assert d4.latest.state is State.WRITING  # just written: only its mtime says so
@@ -134,7 +134,7 @@ def test_remote_scan_reads_no_zip_tails_and_reads_pins(demo_dir: Path) -> None:
     put_memory(fs, demo_dir, root)
     try:
         local = scan(demo_dir, now=LATER)
-        cat = remote.scan_url(f"memory://{root}", now=LATER)
+        cat = scan(f"memory://{root}", now=LATER)
         tag = cat.stage("base").tag("d4")
         assert tag.checkpoint(2500).pinned and tag.checkpoint(2500).note == "best so far"
         assert cat.stage("rl").tag("d4").pins_error
@@ -150,7 +150,7 @@ def test_remote_scan_reads_no_zip_tails_and_reads_pins(demo_dir: Path) -> None:
 
 def test_memory_summary_meta_and_metrics_equal_local(demo_master: Path, mem_url: str) -> None:
     local = scan(demo_master, now=LATER)
-    cat = remote.scan_url(mem_url, now=LATER)
+    cat = scan(mem_url, now=LATER)
     for ref in ("base/d4@3000", "mid/d4@400", "sft/d4@600", "rl/d4@200", "base/d2_legacy@2000",
                 "base/d6@1200"):
         a, b = summary.summarize(resolve(local, ref)), summary.summarize(resolve(cat, ref))
@@ -168,23 +168,23 @@ def test_memory_summary_meta_and_metrics_equal_local(demo_master: Path, mem_url:
 
 
 def test_memory_summary_fetches_tail_and_pickle_only(demo_master: Path, mem_url: str) -> None:
-    cat = remote.scan_url(mem_url, now=LATER)
+    cat = scan(mem_url, now=LATER)
     ck = resolve(cat, "base/d4@3000")
     local_model = demo_master / "base_checkpoints" / "d4" / "model_003000.pt"
-    cat.remote.stats.reset()
+    cat.storage.stats.reset()
     s = summary.summarize(ck, optimizer=False)
     assert s.model is not None and s.meta is not None
     # the zip's tail, data.pkl, byteorder and their two 30-byte local headers, and the meta
     budget = 65_536 + 22 + pkl_size(local_model) + 256 + ck.meta.size
-    assert cat.remote.stats.bytes <= budget < ck.model.size // 3
-    assert cat.remote.stats.requests <= 6
+    assert cat.storage.stats.bytes <= budget < ck.model.size // 3
+    assert cat.storage.stats.requests <= 6
 
 
 def test_memory_diff_equals_local_diff(demo_master: Path, mem_url: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(diff_mod, "REMOTE_BLOCK_BYTES", 5000)  # many ranged reads per tensor
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 5000)  # many ranged reads per tensor
     local = scan(demo_master, now=LATER)
-    cat = remote.scan_url(mem_url, now=LATER)
+    cat = scan(mem_url, now=LATER)
     for ra, rb in PAIRS:
         seen: list[tuple[int, int]] = []
         got = diff_doc(resolve(cat, ra), resolve(cat, rb),
@@ -252,7 +252,7 @@ def test_memory_cli_ls_show_diff(demo_master: Path, mem_url: str,
 
 def test_prune_and_pin_refuse_remote_base_dirs(mem_url: str, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    before = remote.scan_url(mem_url, now=LATER)
+    before = scan(mem_url, now=LATER)
     for argv in (["prune", "d4", "--keep-last", "1", "--yes", "--base-dir", mem_url],
                  ["pin", "base/d4@500", "--base-dir", mem_url],
                  ["unpin", "base/d4@500", "--base-dir", mem_url],
@@ -268,7 +268,7 @@ def test_prune_and_pin_refuse_remote_base_dirs(mem_url: str, capsys: pytest.Capt
     monkeypatch.setenv("NANOCHAT_BASE_DIR", mem_url)
     code, _, err = run_cli(capsys, "prune", "base/d4", "--keep-last", "1", "--yes")
     assert code == 2 and "read-only" in err
-    assert digest(remote.scan_url(mem_url, now=LATER)) == digest(before)  # nothing changed
+    assert digest(scan(mem_url, now=LATER)) == digest(before)  # nothing changed
     code, out, _ = run_cli(capsys, "ls", "--json")  # the env var may be a URL for browsing
     assert code == 0 and json.loads(out)["base_dir"] == mem_url
 
@@ -277,20 +277,20 @@ def test_missing_backend_unknown_protocol_and_missing_base(capsys: pytest.Captur
                                                            ) -> None:
     pytest.importorskip("fsspec")
     if importlib.util.find_spec("gcsfs") is None:
-        with pytest.raises(remote.RemoteError, match=r"needs the gcsfs package.*pip install gcsfs"):
-            remote.scan_url("gcs://some-bucket/runs")
+        with pytest.raises(storage.StorageError, match=r"needs the gcsfs package.*pip install gcsfs"):
+            scan("gcs://some-bucket/runs")
         code, _, err = run_cli(capsys, "ls", "gcs://some-bucket/runs")
         assert code == 1 and "gcsfs" in err and err.count("\n") == 1
-    with pytest.raises(remote.RemoteError, match="unknown protocol"):
-        remote.scan_url("nosuchproto://x/y")
-    cat = remote.scan_url(f"memory:///nothing-here-{uuid.uuid4().hex}")
+    with pytest.raises(storage.StorageError, match="unknown protocol"):
+        scan("nosuchproto://x/y")
+    cat = scan(f"memory:///nothing-here-{uuid.uuid4().hex}")
     assert not cat.exists and cat.notes
     code, _, err = run_cli(capsys, "ls", f"memory:///nothing-here-{uuid.uuid4().hex}")
     assert code == 1 and "does not exist" in err
 
 
 def test_store_imports_fsspec_only_when_a_url_is_opened() -> None:
-    code = ("import sys\nimport nanochat_ckpt_tui.store.remote, nanochat_ckpt_tui.store.diff, "
+    code = ("import sys\nimport nanochat_ckpt_tui.store.storage, nanochat_ckpt_tui.store.diff, "
             "nanochat_ckpt_tui.cli\nassert 'fsspec' not in sys.modules, 'fsspec imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
@@ -315,17 +315,17 @@ def s3_url(s3_server: dict[str, Any], demo_master: Path) -> str:
 def test_s3_scan_summary_bytes_and_diff(demo_master: Path, s3_url: str,
                                         s3_server: dict[str, Any]) -> None:
     local = scan(demo_master, now=LATER)
-    cat = remote.scan_url(s3_url, storage_options=s3_server, now=LATER)
+    cat = scan(s3_url, storage_options=s3_server, now=LATER)
     assert not cat.notes and digest(cat) == digest(local)
     ck = resolve(cat, "base/d4@3000")
-    cat.remote.stats.reset()
+    cat.storage.stats.reset()
     s = summary.summarize(ck, optimizer=False)
     assert s.model is not None and s.model.tensors == summary.summarize(
         resolve(local, "base/d4@3000"), optimizer=False).model.tensors
     pkl = pkl_size(demo_master / "base_checkpoints" / "d4" / "model_003000.pt")
-    fetched = cat.remote.stats.bytes
+    fetched = cat.storage.stats.bytes
     assert fetched <= 65_536 + 22 + pkl + 256 + ck.meta.size < ck.model.size // 3, fetched
-    assert cat.remote.stats.requests <= 6  # tail, data.pkl (+ header), byteorder, meta
+    assert cat.storage.stats.requests <= 6  # tail, data.pkl (+ header), byteorder, meta
     for ra, rb in PAIRS[:2]:
         assert diff_doc(resolve(cat, ra), resolve(cat, rb)) == diff_doc(resolve(local, ra),
                                                                          resolve(local, rb))
@@ -335,7 +335,8 @@ def test_s3_cli_with_storage_options(s3_url: str, s3_server: dict[str, Any],
                                      capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # the objects were uploaded seconds ago (so they look in flight): scan as if an hour later
-    monkeypatch.setattr(remote, "time", types.SimpleNamespace(time=lambda: LATER))
+    for module in (layout, refs):
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: LATER))
     opts = ["-o", f"endpoint_url={s3_server['endpoint_url']}", "-o", "key=testing",
             "-o", "secret=testing", "-o", "skip_instance_cache=true"]
     code, out, _ = run_cli(capsys, "ls", s3_url, "--json", *opts)
@@ -352,9 +353,9 @@ def test_s3_cli_with_storage_options(s3_url: str, s3_server: dict[str, Any],
 
 
 def test_remote_read_errors_are_one_line(mem_url: str) -> None:
-    cat = remote.scan_url(mem_url, now=LATER)
+    cat = scan(mem_url, now=LATER)
     ck = resolve(cat, "base/d4@3000")
-    cat.remote.fs.rm(str(ck.model.path))  # deleted after the scan
+    cat.storage.fs.rm(str(ck.model.path))  # deleted after the scan
     s = summary.summarize(ck)
     assert s.model is None and s.model_error and "\n" not in s.model_error
     with pytest.raises(CheckpointError):

@@ -38,7 +38,7 @@ async def test_browse_remote_read_only(memory_base: str) -> None:
     app = CkptApp(memory_base, clock=lambda: time.time() + 3600)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        assert app.read_only and app.catalog is not None and app.catalog.remote is not None
+        assert app.read_only and app.catalog is not None and not app.catalog.storage.writable
         tree = app.query_one(CheckpointTree)
         assert await wait_for(pilot, lambda: tree.node_for(f"{D4}@3000") is not None, 20)
         tree.move_cursor(tree.node_for(f"{D4}@3000"))

@@ -50,7 +50,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -61,6 +60,7 @@ from typing import IO, Any, Protocol
 from .layout import WRITE_WINDOW, Checkpoint, FileEntry, State
 from .pins import SCHEMA as PINS_SCHEMA
 from .pins import SIDECAR, PinsError, load_pins
+from .storage import LOCAL, Storage, StorageError, is_url, open_storage, redact
 
 CHUNK = 8 * 1024 * 1024
 MANIFEST = ".nanochat-ckpt-manifest.json"
@@ -201,15 +201,6 @@ class VerifyReport:
 # destinations
 
 
-def is_url(dest: str) -> bool:
-    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", dest))
-
-
-def redact(dest: str) -> str:
-    """The destination without a password (``ssh://user:secret@host`` → ``ssh://user@host``)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):[^/@]*@", r"\1@", dest)
-
-
 class _Target:
     """The destination root. Paths are relative, with ``/`` separators."""
 
@@ -339,21 +330,13 @@ class _FsspecTarget(_Target):
     def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
         self.display = redact(url)
         protocol = url.split("://", 1)[0].lower()
-        try:
-            import fsspec.core
-        except ImportError:
-            raise ArchiveError(f"a {protocol}:// destination needs the fsspec package: "
-                               "pip install fsspec") from None
-        try:
-            self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        except ImportError as e:
-            raise ArchiveError(_missing_backend(protocol, e)) from None
-        except ValueError as e:
-            if "Protocol not known" in str(e):
-                raise ArchiveError(f"unknown destination protocol {protocol}:// (fsspec knows "
-                                   "s3, gs, ssh, file, memory, …)") from None
-            raise ArchiveError(f"{self.display}: {e}") from None
-        self.root = root.rstrip("/")
+        try:  # the same connection code as a base dir (ssh: known_hosts, keys, timeouts)
+            storage = open_storage(url, storage_options, what="destination")
+        except StorageError as e:
+            raise ArchiveError(str(e)) from None
+        self.fs = storage.fs  # type: ignore[attr-defined]
+        root = str(storage.root)
+        self.root = root.rstrip("/") if root != "/" else ""
         self.strategy = "direct" if protocol in DIRECT_PROTOCOLS else "rename"
 
     def _p(self, rel: str) -> str:
@@ -438,22 +421,6 @@ class _FsspecTarget(_Target):
             with contextlib.suppress(Exception):
                 self.fs.rm(self._p(tmp))
             raise
-
-
-def _missing_backend(protocol: str, err: ImportError) -> str:
-    cause = err.__cause__ or err.__context__
-    package = getattr(cause, "name", None) or getattr(err, "name", None)
-    if not package:
-        try:
-            from fsspec.registry import known_implementations
-
-            package = known_implementations[protocol]["class"].split(".", 1)[0]
-        except (ImportError, KeyError):
-            package = None
-    package = (package or "").split(".", 1)[0]
-    hint = f"pip install {package}" if package else "install its fsspec backend"
-    return (f"a {protocol}:// destination needs the {package or 'backend'} package, which is "
-            f"not installed: {hint} ({err})")
 
 
 def open_target(dest: str | os.PathLike[str],
@@ -582,10 +549,11 @@ def remember_destination(dest: str | os.PathLike[str]) -> None:
 @dataclass
 class _Item:
     rel: str
-    source: Path
+    source: Any  # a path in ``storage``
     size: int
     mtime: float
     checkpoint: str | None
+    storage: Storage = LOCAL
     action: str = "copy"  # "copy", "present", "check" (re-hash destination), "hash" (source)
     why: str = ""
 
@@ -638,22 +606,22 @@ def _files_of(ck: Checkpoint, with_optimizer: bool) -> list[FileEntry]:
     return files + (list(ck.optim) if with_optimizer else [])
 
 
-def _tokenizer_files(base: Path) -> list[tuple[Path, os.stat_result]]:
-    out = []
-    with contextlib.suppress(OSError), os.scandir(base / TOKENIZER_DIR) as it:
-        for e in it:
-            with contextlib.suppress(OSError):
-                if e.is_file():
-                    out.append((Path(e.path), e.stat()))
-    return sorted(out)
+def _tokenizer_files(storage: Storage, base: Any) -> list[tuple[Any, int, float]]:
+    """(path, size, mtime) of the files in the base dir's ``tokenizer/``, if any."""
+    tok = storage.join(base, TOKENIZER_DIR)
+    try:
+        rows = storage.list_dir(tok)
+    except OSError:
+        return []
+    return sorted((storage.join(tok, r[0]), r[2], r[3]) for r in rows if not r[1] and r[2] >= 0)
 
 
-def _check_not_source(target: _Target, bases: set[Path]) -> None:
+def _check_not_source(target: _Target, bases: set[tuple[Any, Storage]]) -> None:
     if not isinstance(target, _LocalTarget):
         return
     dest = os.path.realpath(target.root)
-    for base in bases:
-        real = os.path.realpath(base)
+    for base, storage in bases:
+        real = storage.realpath(base)
         if dest == real:
             raise ArchiveError(f"{target.display} is the source base dir itself: archive to "
                                "another place")
@@ -668,23 +636,23 @@ def _plan(target: _Target, checkpoints: list[Checkpoint], with_optimizer: bool,
     items: list[_Item] = []
     seen: set[str] = set()
 
-    def add(rel: str, source: Path, size: int, mtime: float, key: str | None) -> None:
+    def add(rel: str, source: Any, size: int, mtime: float, key: str | None,
+            storage: Storage) -> None:
         if rel not in seen:
             seen.add(rel)
-            items.append(_Item(rel, source, size, mtime, key))
+            items.append(_Item(rel, source, size, mtime, key, storage))
 
-    bases = list(dict.fromkeys(ck.dir.parent.parent for ck in checkpoints))
+    bases = list(dict.fromkeys((ck.dir.parent.parent, ck.storage) for ck in checkpoints))
     if with_tokenizer:
-        for base in bases:
-            for path, st in _tokenizer_files(base):
-                add(f"{TOKENIZER_DIR}/{path.name}", path, st.st_size, st.st_mtime, None)
+        for base, storage in bases:
+            for path, size, mtime in _tokenizer_files(storage, base):
+                add(f"{TOKENIZER_DIR}/{path.name}", path, size, mtime, None, storage)
     for ck in checkpoints:
         for f in _files_of(ck, with_optimizer):
-            add(f"{ck.stage}/{ck.tag}/{f.name}", f.path, f.size, f.mtime, ck.key)
+            add(f"{ck.stage}/{ck.tag}/{f.name}", f.path, f.size, f.mtime, ck.key, ck.storage)
     for item in items:
         with contextlib.suppress(OSError):  # the real stat now; a vanished file fails later
-            st = os.stat(item.source)
-            item.size, item.mtime = st.st_size, st.st_mtime
+            item.size, item.mtime = item.storage.stat(item.source)
         entry = manifest["files"].get(item.rel)
         try:
             dsize = target.size(item.rel)
@@ -707,14 +675,14 @@ def _plan(target: _Target, checkpoints: list[Checkpoint], with_optimizer: bool,
 def _copy(run: _Run, item: _Item) -> str:
     """Stream one file to the destination; returns its sha256 once verified there."""
     target = run.target
-    st0 = os.stat(item.source)
-    if item.checkpoint is not None and time.time() - st0.st_mtime < WRITE_WINDOW:
-        raise OSError(f"modified {time.time() - st0.st_mtime:.0f}s ago: still being written")
+    st0 = item.storage.stat(item.source)
+    if item.checkpoint is not None and time.time() - st0[1] < WRITE_WINDOW:
+        raise OSError(f"modified {time.time() - st0[1]:.0f}s ago: still being written")
     h = hashlib.sha256()
     n = 0
     fh, written = target.open_write(item.rel)
     try:
-        with open(item.source, "rb") as src:
+        with item.storage.open(item.source, st0[0]) as src:
             for buf in _chunks(src, run.chunk_size):
                 h.update(buf)
                 fh.write(buf)
@@ -726,8 +694,8 @@ def _copy(run: _Run, item: _Item) -> str:
         raise
     sha = h.hexdigest()
     try:
-        st1 = os.stat(item.source)
-        if (st1.st_size, st1.st_mtime_ns) != (st0.st_size, st0.st_mtime_ns) or n != st1.st_size:
+        st1 = item.storage.stat(item.source)
+        if st1 != st0 or n != st1[0]:
             raise OSError("the source changed during the copy")
         got = target.size(written)
         if got != n:
@@ -735,18 +703,18 @@ def _copy(run: _Run, item: _Item) -> str:
         back = _sha_of(lambda: target.open_read(written), run, item, "verify")
         if back != sha:
             raise OSError("checksum of the destination differs from the source after the copy")
-        target.commit(written, item.rel, st0.st_mtime)
+        target.commit(written, item.rel, st0[1])
     except BaseException:
         with contextlib.suppress(Exception):
             target.remove(written)
         raise
-    item.size, item.mtime = n, st0.st_mtime
+    item.size, item.mtime = n, st0[1]
     return sha
 
 
 def _pin_of(ck: Checkpoint, warnings: list[str]) -> dict[str, Any] | None:
     try:
-        entry = load_pins(ck.dir).get(ck.step)
+        entry = load_pins(ck.dir, ck.storage).get(ck.step)
     except PinsError as e:
         warnings.append(f"{ck.key}: pins not copied: {e}")
         return None
@@ -792,7 +760,7 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
     if lone:
         raise ArchiveError(f"not a checkpoint step of a tag: {', '.join(lone)}")
     target = open_target(dest, storage_options)
-    _check_not_source(target, {ck.dir.parent.parent for ck in cks})
+    _check_not_source(target, {(ck.dir.parent.parent, ck.storage) for ck in cks})
     target.refresh()
     target.check_root()
     manifest = _load_manifest(target)
@@ -808,7 +776,7 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
         if status == "copied" or entry.get("sha256") != sha or "archived_at" not in entry:
             entry["archived_at"] = time.time()
         entry.update({"size": item.size, "sha256": sha, "source_mtime": item.mtime,
-                      "source": str(item.source)})
+                      "source": item.storage.display(item.source)})
         new_files[item.rel] = entry
         by_rel[item.rel] = FileResult(item.rel, item.source, item.size, status, detail, sha,
                                       item.checkpoint)
@@ -833,7 +801,7 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
                     item.why = "checksum mismatch at the destination"
                     run.total += 2 * item.size
                 elif item.action == "hash":
-                    sha = _sha_of(functools.partial(open, item.source, "rb"), run, item, "hash")
+                    sha = _sha_of(functools.partial(item.storage.open, item.source), run, item, "hash")
                     if sha == manifest["files"][item.rel].get("sha256"):
                         record(item, sha, "present", "same content (source mtime changed)")
                         _save_manifest(target, new_files, {})

@@ -19,11 +19,9 @@ SIGBUS the process.) Tensors with other strides are viewed in an mmap of the fil
 elements, and their pages are dropped with ``madvise(MADV_DONTNEED)`` right after. torch is
 never imported; numpy is imported inside :func:`diff`, so importing this module is cheap.
 
-Remote checkpoints (``ck.remote``, from :func:`.remote.scan_url`): the metadata comes from one
-ranged file (``data.pkl`` fetched once), and tensor bytes from ranged reads of
-``REMOTE_BLOCK_BYTES`` through the fsspec file, front to back, with the next block fetched
-in a background thread (at most two blocks per side in memory); the chunked statistics are
-the same, so a remote diff equals the local diff of the same files.
+Every byte is read through the checkpoint's storage (``ck.storage.open_reader``): a local file
+with ``preadv``; a remote one in ranged blocks fetched ahead (:mod:`.readers`). The chunked
+statistics are the same, so a remote diff equals the local diff of the same files.
 
 Arithmetic: values are converted to float32 (bf16 by shifting its bits into the top half of
 a float32; fp16, int8/16, uint8, bool by numpy casting) or to float64 when either side is
@@ -87,7 +85,6 @@ convert (complex, float8) are listed in ``tensors`` with ``compared: false`` and
 
 from __future__ import annotations
 
-import contextlib
 import math
 import mmap
 import os
@@ -95,21 +92,19 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from .layout import LEGACY_RE, MODEL_RE, Checkpoint
-from .ptfile import CheckpointError, ModelFile, TensorInfo, read_archive, read_model, strip_prefix
-from .remote import RemoteFS, read_with
+from .ptfile import CheckpointError, TensorInfo, model_of, read_archive, strip_prefix
+from .readers import Reader
+from .storage import LOCAL, Storage
 from .summary import Meta, MetaError, kind_of, layer_of, read_meta
 
 SCHEMA = "nanochat-ckpt.diff/1"
 DEFAULT_CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB float32 buffers
 READAHEAD_BYTES = 32 << 20  # ask the kernel to prefetch this far ahead (cold files)
-REMOTE_BLOCK_BYTES = 8 << 20  # a remote side reads the file in ranged requests of this size
-REMOTE_STRIDED_MAX = 256 << 20  # a strided remote tensor is fetched whole, up to this size
 PROGRESS_CALLS = 512  # about this many progress calls per diff, plus the final one
 
 ProgressFn = Callable[[int, int], None]
@@ -392,7 +387,7 @@ class _Side:
         self.meta_error: str | None = None
         self.notes: list[str] = []
         ck = src if isinstance(src, Checkpoint) else None
-        self.remote: RemoteFS | None = ck.remote if ck is not None else None
+        self.storage: Storage = ck.storage if ck is not None else LOCAL
         if ck is not None:
             if ck.weights is None:
                 raise CheckpointError(f"{ck.key}: no model file for this step")
@@ -400,20 +395,16 @@ class _Side:
             label = ck.key
             if ck.meta is not None:
                 try:
-                    self.meta = read_meta(ck.meta, remote=self.remote)
+                    self.meta = read_meta(ck.meta, self.storage)
                 except MetaError as e:
                     self.meta_error = e.reason
         else:
             path = Path(src)  # type: ignore[arg-type]
             label = str(path)
         self.path = path
-        if self.remote is not None:  # one ranged file: data.pkl is fetched once for both reads
-            assert ck is not None and ck.weights is not None
-            self.arc, self.model = read_with(_read_both, path, ck.weights.size, self.remote,
-                                              memo=True)
-        else:
-            self.arc = read_archive(path)
-            self.model = read_model(path)
+        self.arc = read_archive(path, storage=self.storage,
+                                size=ck.weights.size if ck is not None and ck.weights else None)
+        self.model = model_of(self.arc)
         self.little = self.arc.byteorder != "big"
         self.by_name: dict[str, TensorInfo] = {}
         for t in self.model.tensors:
@@ -434,174 +425,47 @@ class _Side:
             mtime: float | None = ck.mtime
         else:
             try:
-                mtime = os.stat(path).st_mtime
+                mtime = self.storage.stat(path)[1]
             except OSError:
                 mtime = None
         self.info = SideInfo(label, path, step, self.meta.val_bpb if self.meta else None, mtime,
                              self.arc.file_size, len(self.model.tensors), self.model.params,
                              self.model.orig_mod_prefix)
-        self._file: Any = None
-        self.fd = -1
-        self.mm: mmap.mmap | None = None
+        self.reader: Reader | None = None
         self._offsets: dict[str, int] = {}
-        self._block = b""  # remote: the fetched range that reads are served from
-        self._block_at = 0
-        self._pool: ThreadPoolExecutor | None = None  # remote: fetches the next block ahead
-        self._ahead: tuple[int, Future[bytes]] | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        if self.remote is not None:
-            try:
-                self._file = self.remote.open(self.path, self.arc.file_size)
-            except Exception as e:
-                raise CheckpointError(f"cannot open remotely ({type(e).__name__}: {e})",
-                                      self.path) from None
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diff-fetch")
-            return
         try:
-            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 - see close()
-            self.fd = self._file.fileno()
-            size = os.fstat(self.fd).st_size
+            self.reader = self.storage.open_reader(self.path, self.arc.file_size)
         except OSError as e:
             raise CheckpointError(f"cannot open ({e.strerror or e})", self.path) from None
-        if size != self.arc.file_size:
-            raise CheckpointError(
-                f"changed size while being opened ({self.arc.file_size} -> {size} bytes): "
-                "still being written?", self.path)
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
     def close(self) -> None:
-        if self.mm is not None:
-            with contextlib.suppress(BufferError):  # a view still alive: GC closes it later
-                self.mm.close()
-            self.mm = None
-        self._drop_ahead()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._block = b""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
     def read_into(self, dst: Any, offset: int) -> None:
         """Fill the writable contiguous buffer ``dst`` from file byte ``offset``."""
-        # Views are released explicitly: one left alive in an exception's traceback could
-        # outlive ``dst`` when the cycle is collected ("deallocated bytearray object has
-        # exported buffers").
-        if self.remote is not None:
-            self._remote_read_into(dst, offset)
-            return
-        with memoryview(dst) as base, base.cast("B") as mv:
-            got = 0
-            while got < len(mv):
-                try:
-                    with mv[got:] as rest:
-                        if _HAS_PREADV:
-                            n = os.preadv(self.fd, [rest], offset + got)
-                        else:  # pragma: no cover - platforms without preadv
-                            assert self._file is not None
-                            self._file.seek(offset + got)
-                            n = self._file.readinto(rest) or 0
-                except OSError as e:
-                    raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
-                if n <= 0:
-                    raise CheckpointError("truncated while being read", self.path)
-                got += n
-
-    def _remote_read_into(self, dst: Any, offset: int) -> None:
-        """Serve ``dst`` from ranged reads of ``REMOTE_BLOCK_BYTES`` (one block kept). The
-        tensors of a torch zip follow each other with their local headers between them, so a
-        diff reads each file front to back: one request per block, headers included; a jump
-        (a tensor not compared) costs at most one block read for nothing."""
-        with memoryview(dst) as base, base.cast("B") as mv:
-            n = len(mv)
-            got = 0
-            while got < n:
-                pos = offset + got
-                rel = pos - self._block_at
-                if not 0 <= rel < len(self._block):
-                    self._block = self._next_block(pos, n - got)
-                    self._block_at, rel = pos, 0
-                take = min(n - got, len(self._block) - rel)
-                mv[got:got + take] = self._block[rel:rel + take]
-                got += take
-
-    def _next_block(self, pos: int, need: int) -> bytes:
-        """The block at ``pos`` (at least ``need`` bytes): the one fetched ahead when it is
-        that one, else fetched now; then the following block is requested in the background,
-        so fetching overlaps the statistics (and the other side's fetches). At most two blocks
-        per side are in memory."""
-        size = self.arc.file_size
-        ahead, self._ahead = self._ahead, None
-        block = None
-        if ahead is not None:
-            at, fut = ahead
-            if at == pos:
-                block = fut.result()  # raises its CheckpointError, if it failed
-                if len(block) < need:
-                    block = None
-            else:  # a jump: wait for it (one reader of the file at a time), then drop it
-                with contextlib.suppress(Exception):
-                    fut.result()
-        if block is None:
-            block = self._fetch(pos, min(pos + max(need, REMOTE_BLOCK_BYTES), size))
-        nxt = pos + len(block)
-        if nxt < size and self._pool is not None:
-            self._ahead = (nxt, self._pool.submit(
-                self._fetch, nxt, min(nxt + REMOTE_BLOCK_BYTES, size)))
-        return block
-
-    def _drop_ahead(self) -> None:
-        if self._ahead is not None:
-            with contextlib.suppress(Exception):
-                self._ahead[1].result()
-            self._ahead = None
-
-    def _fetch(self, pos: int, stop: int) -> bytes:
-        assert self._file is not None
+        assert self.reader is not None
         try:
-            self._file.seek(pos)
-            data = self._file.read(stop - pos)
-        except Exception as e:  # network, server, backend
-            raise CheckpointError(f"remote read failed ({type(e).__name__}: {e})",
-                                  self.path) from None
-        if not data or len(data) < stop - pos:
-            raise CheckpointError("truncated while being read (or changed since the scan)",
-                                  self.path)
-        return bytes(data)
+            self.reader.read_into(dst, offset)
+        except OSError as e:
+            raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
 
     def window(self, start: int, end: int) -> tuple[Any, int]:
         """The bytes ``[start, end)`` of the file as (buffer, file offset of the buffer)."""
-        if self.remote is None:
-            return self.mapping(), 0
-        if end - start > REMOTE_STRIDED_MAX:
-            raise CheckpointError(
-                f"a strided tensor of {end - start} bytes: over the {REMOTE_STRIDED_MAX} byte "
-                "limit for remote files (nanochat never saves these)", self.path)
-        buf = bytearray(end - start)
-        self._remote_read_into(buf, start)
-        return buf, start
+        assert self.reader is not None
+        try:
+            return self.reader.window(start, end)
+        except OSError as e:
+            raise CheckpointError(str(e.strerror or e), self.path) from None
 
     def will_need(self, offset: int, length: int) -> None:
-        if self.remote is not None:
-            return
-        if hasattr(os, "posix_fadvise") and length > 0:
-            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_WILLNEED)
-
-    def mapping(self) -> mmap.mmap:
-        """The file mmap'd read-only (made on first use: only strided tensors need it)."""
-        if self.mm is None:
-            if os.fstat(self.fd).st_size < self.arc.file_size:
-                raise CheckpointError("truncated while being read", self.path)
-            try:
-                self.mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError) as e:
-                raise CheckpointError(f"cannot map the file ({e})", self.path) from None
-        return self.mm
+        if self.reader is not None:
+            self.reader.will_need(offset, length)
 
     def data_offset(self, key: str) -> int:
         """Byte offset of storage ``key``'s data, from its local zip header."""
@@ -625,17 +489,6 @@ class _Side:
                 f"storage {key} runs past the end of the file (truncated)", self.path)
         self._offsets[key] = off
         return off
-
-
-_HAS_PREADV = hasattr(os, "preadv")
-
-
-def _read_both(path: Any, *, fileobj: Any) -> tuple[Any, ModelFile]:
-    """The archive and the model of one remote file: the second read is served from the
-    file's memo of the first, so ``data.pkl`` is fetched once."""
-    arc = read_archive(path, fileobj=fileobj)
-    model = read_model(path, fileobj=fileobj)
-    return arc, model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ whether its zip central directory is there yet (cached by path, size and mtime).
 is read lazily by :mod:`.summary`. Anything that vanishes or cannot be read mid-scan is
 skipped with a note in ``Catalog.notes``; the scan itself never raises for bad contents.
 
-The grouping of one tag dir's entries into checkpoints (:func:`group_rows`) is shared with
-:func:`.remote.scan_url`, which feeds it rows from fsspec listings instead of ``os.scandir``.
+Everything is read through the catalog's :class:`.storage.Storage` (local disk or any fsspec
+URL): the scan lists directories with ``Storage.list_dir`` (concurrently where the storage hides
+latency), asks ``Storage.zip_whole`` about each zip's tail where that is cheap (local), and
+reads the pins sidecars it finds. Every object of the catalog carries its storage.
 """
 
 from __future__ import annotations
@@ -15,19 +17,15 @@ import enum
 import gc
 import os
 import re
-import shutil
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .pins import SIDECAR, PinEntry, PinsError, load_pins
-
-if TYPE_CHECKING:
-    from .remote import RemoteFS
+from .pins import SIDECAR, PinEntry, PinsError, parse_pins
+from .storage import LOCAL, Row, Storage, StorageError, is_url, open_storage, redact
 
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
@@ -69,9 +67,9 @@ class State(str, enum.Enum):
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file. In a remote catalog (``Catalog.remote``) ``path`` is a :class:`.remote.RemotePath`
-    inside the remote filesystem: a pure path that ``os`` functions refuse, so no local file can
-    be touched through it by mistake; read it through ``Checkpoint.remote.open``."""
+    """One file. On a remote storage ``path`` is a :class:`.storage.RemotePath`: a pure path that
+    ``os`` functions refuse, so no local file can be touched through it by mistake; read it
+    through its checkpoint's ``storage``."""
 
     path: Path
     kind: FileKind
@@ -103,8 +101,7 @@ class Checkpoint:
     is_latest: bool = False
     pinned: bool = False
     note: str | None = None
-    # the read-only remote filesystem the files live in (None: a local checkpoint)
-    remote: RemoteFS | None = field(default=None, repr=False, compare=False)
+    storage: Storage = field(default=LOCAL, repr=False, compare=False)  # where the files live
 
     @cached_property
     def key(self) -> str:
@@ -163,7 +160,8 @@ class Tag:
     mtime: float = 0.0
     is_link: bool = False
     pins_error: str | None = None  # the sidecar is corrupt: pins unknown, so prune protects all
-    remote: RemoteFS | None = field(default=None, repr=False, compare=False)
+    storage: Storage = field(default=LOCAL, repr=False, compare=False)
+    error: str | None = None  # the tag dir could not be listed (e.g. "permission denied")
 
     @property
     def latest_step(self) -> int | None:
@@ -208,6 +206,7 @@ class Stage:
     path: Path
     tags: list[Tag] = field(default_factory=list)
     other_files: list[FileEntry] = field(default_factory=list)
+    error: str | None = None  # the stage dir could not be listed
 
     @property
     def label(self) -> str:
@@ -257,18 +256,16 @@ class Catalog:
     disk_bytes: int | None = None
     scanned_at: float = 0.0
     exists: bool = True
-    # set by remote.scan_url: the fsspec filesystem, root and opener; a remote catalog is
-    # read-only (nothing may prune, pin or delete in it) and its paths are RemotePaths
-    remote: RemoteFS | None = field(default=None, repr=False, compare=False)
+    storage: Storage = field(default=LOCAL, repr=False, compare=False)
 
     @property
     def read_only(self) -> bool:
-        return self.remote is not None
+        return not self.storage.writable
 
     @property
     def location(self) -> str:
-        """What to show the user: the local base dir, or the remote URL (no password)."""
-        return self.remote.url if self.remote is not None else str(self.base_dir)
+        """What to show the user: the local base dir, or the URL (no password)."""
+        return self.storage.display()
 
     @property
     def tags(self) -> list[Tag]:
@@ -323,48 +320,6 @@ def _stage_order(dirname: str) -> tuple[int, list[object]]:
 
 
 # --------------------------------------------------------------------------------------------
-# zip tail check
-
-_TAIL_CACHE: dict[tuple[str, int, int], bool] = {}
-_TAIL_CACHE_MAX = 200_000
-
-
-if hasattr(os, "pread"):
-    _pread = os.pread
-else:  # pragma: no cover - Windows
-    def _pread(fd: int, n: int, offset: int) -> bytes:
-        os.lseek(fd, offset, os.SEEK_SET)
-        return os.read(fd, n)
-
-_O_RDONLY = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-
-
-def zip_complete(path: str | os.PathLike[str], size: int, mtime_ns: int) -> bool:
-    """True when the file ends in a zip end-of-central-directory record (torch.save finished)."""
-    if size < 22:
-        return False
-    key = (str(path), size, mtime_ns)
-    hit = _TAIL_CACHE.get(key)
-    if hit is not None:
-        return hit
-    try:  # a bare fd and pread: a buffered file object costs twice as much per file
-        fd = os.open(path, _O_RDONLY)
-        try:
-            ok = _pread(fd, 22, size - 22)[:4] == b"PK\x05\x06"
-            if not ok:  # a zip comment moves the record; torch writes none, but be lenient
-                back = min(size, 65_557)
-                ok = b"PK\x05\x06" in _pread(fd, back, size - back)
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
-    if len(_TAIL_CACHE) > _TAIL_CACHE_MAX:
-        _TAIL_CACHE.clear()
-    _TAIL_CACHE[key] = ok
-    return ok
-
-
-# --------------------------------------------------------------------------------------------
 # scan
 
 
@@ -382,7 +337,7 @@ for _r, _k in _KIND_RES:
 del _n, _r, _k
 
 
-def _classify(name: str) -> tuple[FileKind, int | None, int | None]:
+def classify(name: str) -> tuple[FileKind, int | None, int | None]:
     m = _ANY_RE.fullmatch(name)
     if m is None:
         return FileKind.OTHER, None, None
@@ -391,110 +346,109 @@ def _classify(name: str) -> tuple[FileKind, int | None, int | None]:
         None if rank_group is None else int(m.group(rank_group)))
 
 
-def _entries(path: Path, notes: list[str]) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            return list(it)
-    except FileNotFoundError:
-        notes.append(f"{path}: vanished during the scan")
-    except PermissionError:
-        notes.append(f"{path}: permission denied, skipped")
-    except NotADirectoryError:
-        notes.append(f"{path}: not a directory, skipped")
-    except OSError as e:
-        notes.append(f"{path}: unreadable ({e.strerror or e}), skipped")
-    return []
-
-
-# ``parent / name`` for a name from scandir. Before 3.12 pathlib parses every Path it builds
-# (a third of the scan's time); its own child constructor (used by Path.glob) skips the parse.
-_child_path = Path._make_child_relpath if sys.version_info < (3, 12) else Path.joinpath  # type: ignore[attr-defined]
-
-
-def _file_entry(entry: os.DirEntry[str], kind: FileKind, step: int | None, rank: int | None,
-                notes: list[str], parent: Path | None = None) -> tuple[FileEntry, int] | None:
-    """``parent``: the Path that was scandir'ed (``parent / name`` is ``Path(entry.path)``)."""
-    try:
-        st = entry.stat()  # follows links: the user sees the target's size
-        is_link = entry.is_symlink()
-    except FileNotFoundError:
-        notes.append(f"{entry.path}: vanished during the scan (or a dangling link)")
-        return None
-    except OSError as e:
-        notes.append(f"{entry.path}: cannot stat ({e.strerror or e}), skipped")
-        return None
-    path = Path(entry.path) if parent is None else _child_path(parent, entry.name)
-    fe = FileEntry(path, kind, st.st_size, st.st_mtime, step, rank, is_link)
-    return fe, st.st_mtime_ns
-
-
 _OTHER, _OPTIM = FileKind.OTHER, FileKind.OPTIM
 _ZIP_KINDS = frozenset((FileKind.MODEL, FileKind.OPTIM, FileKind.LEGACY))
 _NOT_A_STEP = (FileKind.OTHER, None, None)
 
 
-# One directory entry as the grouping sees it: name, is_dir, size, mtime (s), is_link, and
-# mtime_ns (the zip tail cache key; 0 for remote files, whose tails are never read in a scan).
-Row = tuple[str, bool, int, float, bool, int]
+def describe_error(e: BaseException) -> str:
+    """Why a directory could not be listed, as a note's tail."""
+    if isinstance(e, FileNotFoundError):
+        return "vanished during the scan"
+    if isinstance(e, PermissionError):
+        return "permission denied, skipped"
+    if isinstance(e, NotADirectoryError):
+        return "not a directory, skipped"
+    if isinstance(e, OSError) and e.strerror:
+        return f"unreadable ({e.strerror}), skipped"
+    return f"unreadable ({type(e).__name__}: {e}), skipped"
 
 
-def _local_rows(path: Path, notes: list[str]) -> Iterator[Row]:
-    """The rows of one local directory (``os.scandir`` + a stat per entry, links followed)."""
-    for entry in _entries(path, notes):
+def _try_list(storage: Storage) -> Callable[[Any], list[Row] | BaseException]:
+    def one(path: Any) -> list[Row] | BaseException:
         try:
-            is_dir = entry.is_dir()
-        except OSError:
-            is_dir = False
-        try:
-            st = entry.stat()  # follows links: the user sees the target's size
-            is_link = entry.is_symlink()
-        except FileNotFoundError:
-            notes.append(f"{entry.path}: vanished during the scan (or a dangling link)")
-            continue
-        except OSError as e:
-            notes.append(f"{entry.path}: cannot stat ({e.strerror or e}), skipped")
-            continue
-        yield entry.name, is_dir, st.st_size, st.st_mtime, is_link, st.st_mtime_ns
+            return storage.list_dir(path)
+        except Exception as e:  # a note for this directory; the scan goes on
+            return e
+    return one
 
 
-def _scan_tag(stage: str, path: Path, notes: list[str], now: float) -> Tag:
-    tag = Tag(stage, path.name, path)
-    try:
-        tag.is_link = path.is_symlink()
-        tag.mtime = path.stat().st_mtime
-    except OSError:
-        pass
-    prefix = os.path.join(path, "")  # "<dir>/": the tail check's path without a Path per file
-    group_rows(tag, _local_rows(path, notes), notes, now, _child_path,
-               lambda name, size, mtime_ns: zip_complete(prefix + name, size, mtime_ns))
-    try:
-        pins = load_pins(path)
-    except PinsError as e:
-        tag.pins_error = str(e)
-        notes.append(str(e))
-        pins = {}
-    apply_pins(tag, pins)
+def _good_rows(storage: Storage, path: Any, rows: list[Row], notes: list[str]) -> list[Row]:
+    """Rows whose stat worked (a row of size -1 vanished, or is a dangling link)."""
+    if all(r[2] >= 0 for r in rows):
+        return rows
+    for r in rows:
+        if r[2] < 0:
+            notes.append(f"{storage.display(storage.join(path, r[0]))}: vanished during the "
+                         "scan (or a dangling link)")
+    return [r for r in rows if r[2] >= 0]
+
+
+def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], notes: list[str],
+                  now: float, *, mtime: float = 0.0, is_link: bool = False) -> Tag:
+    """A tag from its directory's rows: checkpoints, states, other files (pins not read)."""
+    tag = Tag(stage, path.name, path, storage=storage)
+    rows = _good_rows(storage, path, rows, notes)
+    # object stores have prefixes, not dirs: no mtime of their own
+    tag.mtime = mtime or max((r[3] for r in rows), default=0.0)
+    tag.is_link = is_link
+    zip_whole = storage.zip_whole
+    prefix = str(path).rstrip("/") + "/"  # the tail check's path without a Path per file
+
+    def tail(name: str, size: int, mtime_ns: int) -> bool | None:
+        return zip_whole(prefix + name, size, mtime_ns)
+
+    group_rows(tag, rows, notes, now, storage.join, tail)
     return tag
+
+
+def load_tag_pins(storage: Storage, tags: list[Tag], notes: list[str]) -> None:
+    """Read the pins sidecars of these tags (concurrently where the storage allows)."""
+    paths = [storage.join(t.path, SIDECAR) for t in tags]
+    for tag, path, raw in zip(tags, paths, storage.read_many(paths), strict=True):
+        where = storage.display(path)
+        try:
+            if isinstance(raw, Exception):
+                reason = raw.strerror if isinstance(raw, OSError) and raw.strerror else raw
+                raise PinsError(f"{where}: cannot read pins ({reason})")
+            pins = parse_pins(raw, where)
+        except PinsError as e:
+            tag.pins_error = str(e)
+            notes.append(str(e))
+            continue
+        apply_pins(tag, pins)
+
+
+def scan_tag_dir(storage: Storage, path: Any, notes: list[str], now: float,
+                 stage: str | None = None) -> Tag:
+    """One tag dir on its own (a path given on the command line), pins included."""
+    rows = storage.list_dir(path)
+    tag = tag_from_rows(storage, path.parent.name if stage is None else stage, path, rows,
+                        notes, now)
+    if any(r[0] == SIDECAR and not r[1] for r in rows):
+        load_tag_pins(storage, [tag], notes)
+    return tag
+
 
 
 def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
                join: Callable[[Any, str], Any],
-               tail_ok: Callable[[str, int, int], bool] | None = None) -> None:
+               tail_ok: Callable[[str, int, int], bool | None] | None = None) -> None:
     """Group one tag dir's entries into ``tag.checkpoints`` and ``tag.other_files``, and give
-    every checkpoint its state. Shared by the local scan and :func:`.remote.scan_url`.
+    every checkpoint its state.
 
     ``join(tag.path, name)`` makes a file's path. ``tail_ok(name, size, mtime_ns)`` says whether
-    a model/optimizer file ends in a zip central directory; ``None`` (remote) skips the check,
-    so only a recent mtime can make such a checkpoint "writing". Our pins sidecar is skipped.
+    a model/optimizer file ends in a zip central directory (``None``: not checked, as on a remote
+    storage), so only a recent mtime can make such a checkpoint "writing". Our pins sidecar is skipped.
     """
     groups: dict[int, Checkpoint] = {}
     bad_zips: set[int] = set()  # id() of the FileEntries whose zip tail check failed
-    stage, path, other_files = tag.stage, tag.path, tag.other_files
+    stage, path, other_files, storage = tag.stage, tag.path, tag.other_files, tag.storage
     # (the enum members are read into locals once: each FileKind.X lookup costs ~0.2 µs)
     other, optim, zip_kinds, not_a_step = _OTHER, _OPTIM, _ZIP_KINDS, _NOT_A_STEP
-    classify, sidecar, sidecar_tmp = _classify, SIDECAR, SIDECAR + "."
+    classify_, sidecar, sidecar_tmp = classify, SIDECAR, SIDECAR + "."
     for name, is_dir, size, mtime, is_link, mtime_ns in rows:
-        kind, step, rank = not_a_step if is_dir else classify(name)
+        kind, step, rank = not_a_step if is_dir else classify_(name)
         fe = FileEntry(join(path, name), kind, size, mtime, step, rank, is_link)
         if kind is other:
             if name == sidecar or (name.startswith(sidecar_tmp) and name.endswith(".tmp")):
@@ -504,7 +458,7 @@ def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
         assert step is not None
         ck = groups.get(step)
         if ck is None:
-            ck = groups[step] = Checkpoint(stage, tag.name, step, path)
+            ck = groups[step] = Checkpoint(stage, tag.name, step, path, storage=storage)
         if kind is optim:
             ck.optim.append(fe)
         else:
@@ -514,7 +468,7 @@ def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
                 notes.append(f"{fe.path}: a second {slot} file for step {step}, listed as other")
                 continue
             setattr(ck, slot, fe)
-        if tail_ok is not None and kind in zip_kinds and not tail_ok(name, size, mtime_ns):
+        if tail_ok is not None and kind in zip_kinds and tail_ok(name, size, mtime_ns) is False:
             bad_zips.add(id(fe))
     tag.checkpoints = sorted(groups.values(), key=lambda c: c.step)
     other_files.sort(key=lambda f: natural_key(f.name))
@@ -581,50 +535,85 @@ def _assign_states(tag: Tag, bad_zips: set[int], now: float) -> None:
         ck.problems = problems
 
 
-def scan(base_dir: str | os.PathLike[str] | None = None, *, now: float | None = None) -> Catalog:
-    """Scan a base dir. Never raises for what it finds; problems go to ``Catalog.notes``."""
+def scan(base: str | os.PathLike[str] | Storage | None = None, *, now: float | None = None,
+         storage_options: dict[str, Any] | None = None) -> Catalog:
+    """Scan a base dir: a local path (default ``$NANOCHAT_BASE_DIR`` or ``~/.cache/nanochat``),
+    an fsspec URL, or an open :class:`Storage` (a rescan reuses its connection).
+
+    Never raises for what it finds; problems go to ``Catalog.notes``. Raises
+    :class:`.storage.StorageError` only when a URL cannot be opened or its root not listed.
+    """
+    if isinstance(base, Storage):
+        storage = base
+    else:
+        location = base if base is not None and is_url(os.fspath(base)) \
+            else resolve_base_dir(base)
+        storage = open_storage(location, storage_options)
     # The scan allocates several objects per file and frees almost none. With the cyclic GC on,
     # its repeated collections of the growing heap cost as much as the scan itself (0.2-0.5 s
     # for 40,000 files). It creates no reference cycles, so pause the GC and restore it after.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan(base_dir, now)
+        return _scan(storage, time.time() if now is None else now)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _scan(base_dir: str | os.PathLike[str] | None, now: float | None) -> Catalog:
-    base = resolve_base_dir(base_dir)
-    now = time.time() if now is None else now
-    cat = Catalog(base, scanned_at=now)
-    if not base.exists():
-        cat.exists = False
-        cat.notes.append(f"{base}: no such directory")
-        return cat
+def _scan(storage: Storage, now: float) -> Catalog:
+    storage.invalidate()
+    root = storage.root
+    cat = Catalog(root, scanned_at=now, storage=storage)
     try:
-        usage = shutil.disk_usage(base)
-        cat.free_bytes, cat.disk_bytes = usage.free, usage.total
-    except OSError:
-        pass
-    for entry in _entries(base, cat.notes):
-        try:
-            if not (entry.name.endswith("_checkpoints") and entry.is_dir()):
-                continue
-        except OSError:
-            continue
-        stage = Stage(entry.name, Path(entry.path))
-        for sub in _entries(stage.path, cat.notes):
-            try:
-                sub_is_dir = sub.is_dir()
-            except OSError:
-                sub_is_dir = False
-            if sub_is_dir:
-                stage.tags.append(_scan_tag(entry.name, Path(sub.path), cat.notes, now))
-            elif got := _file_entry(sub, FileKind.OTHER, None, None, cat.notes):
-                stage.other_files.append(got[0])
-        stage.tags.sort(key=lambda t: natural_key(t.name))
+        top = storage.list_dir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        cat.exists = False
+        cat.notes.append(f"{storage.display()}: no such directory")
+        return cat
+    except Exception as e:
+        if storage.writable:  # a local dir we may not read: say so, show nothing
+            cat.notes.append(f"{storage.display()}: {describe_error(e)}")
+            return cat
+        raise StorageError(f"{storage.display()}: cannot list ({type(e).__name__}: "
+                           f"{redact(str(e))})") from None
+    usage = storage.disk_usage()
+    if usage is not None:
+        cat.free_bytes, cat.disk_bytes = usage
+    stage_rows = [r for r in top if r[1] and r[0].endswith("_checkpoints")]
+    stage_paths = [storage.join(root, r[0]) for r in stage_rows]
+    tag_jobs: list[tuple[Stage, Any, Row]] = []
+    for path, listing in zip(stage_paths, storage.map(_try_list(storage), stage_paths),
+                             strict=True):
+        stage = Stage(path.name, path)
         cat.stages.append(stage)
+        if isinstance(listing, BaseException):
+            stage.error = describe_error(listing)
+            cat.notes.append(f"{storage.display(path)}: {stage.error}")
+            continue
+        for row in _good_rows(storage, path, listing, cat.notes):
+            name, is_dir, size, mtime, is_link, _ = row
+            if is_dir:
+                tag_jobs.append((stage, storage.join(path, name), row))
+            else:
+                stage.other_files.append(FileEntry(storage.join(path, name), FileKind.OTHER,
+                                                   size, mtime, None, None, is_link))
+    tag_lists = storage.map(_try_list(storage), [p for _, p, _ in tag_jobs])
+    with_pins: list[Tag] = []
+    for (stage, path, row), listing in zip(tag_jobs, tag_lists, strict=True):
+        if isinstance(listing, BaseException):
+            tag = Tag(stage.dirname, path.name, path, storage=storage, mtime=row[3],
+                      is_link=row[4], error=describe_error(listing))
+            cat.notes.append(f"{storage.display(path)}: {tag.error}")
+        else:
+            tag = tag_from_rows(storage, stage.dirname, path, listing, cat.notes, now,
+                                mtime=row[3], is_link=row[4])
+            if any(r[0] == SIDECAR and not r[1] for r in listing):
+                with_pins.append(tag)
+        stage.tags.append(tag)
+    if with_pins:
+        load_tag_pins(storage, with_pins, cat.notes)
+    for stage in cat.stages:
+        stage.tags.sort(key=lambda t: natural_key(t.name))
     cat.stages.sort(key=lambda s: _stage_order(s.dirname))
     return cat

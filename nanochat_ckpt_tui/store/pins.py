@@ -9,15 +9,14 @@ is never overwritten: it raises :class:`PinsError` until the user moves it aside
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from .storage import LocalStorage, Storage
 
 SIDECAR = ".nanochat-ckpt.json"
 SCHEMA = "nanochat-ckpt.pins/1"
@@ -36,20 +35,22 @@ class PinEntry:
     updated: float = 0.0
 
 
-def sidecar_path(tag_dir: Path) -> Path:
-    return Path(tag_dir) / SIDECAR
+def sidecar_path(tag_dir: Any, storage: Storage | None = None) -> Any:
+    return storage.join(tag_dir, SIDECAR) if storage else Path(tag_dir) / SIDECAR
 
 
-def load_pins(tag_dir: Path) -> dict[int, PinEntry]:
+def load_pins(tag_dir: Any, storage: Storage | None = None) -> dict[int, PinEntry]:
     """Pins of a tag by step; empty when there is no sidecar. Raises PinsError if corrupt."""
-    path = sidecar_path(tag_dir)
+    storage = storage or LocalStorage()
+    path = sidecar_path(tag_dir, storage)
     try:
-        raw = path.read_bytes()
+        raw = storage.read_bytes(path, MAX_SIDECAR_BYTES)
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise PinsError(f"{path}: cannot read pins ({e.strerror or e})") from None
-    return parse_pins(raw, str(path))
+        raise PinsError(f"{storage.display(path)}: cannot read pins ({e.strerror or e})") \
+            from None
+    return parse_pins(raw, storage.display(path))
 
 
 def parse_pins(raw: bytes, where: str) -> dict[int, PinEntry]:
@@ -73,51 +74,39 @@ def parse_pins(raw: bytes, where: str) -> dict[int, PinEntry]:
                         "left untouched: move it aside to start over") from None
 
 
-@contextlib.contextmanager
-def _locked(tag_dir: Path) -> Iterator[None]:
-    fd = os.open(tag_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _write(tag_dir: Path, pins: dict[int, PinEntry]) -> None:
+def _encode(pins: dict[int, PinEntry]) -> bytes:
     doc = {"schema": SCHEMA, "steps": {
         str(step): {"pinned": e.pinned, "note": e.note, "updated": e.updated}
         for step, e in sorted(pins.items()) if e.pinned or e.note}}
-    fd, tmp = tempfile.mkstemp(prefix=SIDECAR + ".", suffix=".tmp", dir=tag_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, sidecar_path(tag_dir))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    return json.dumps(doc, indent=2).encode("utf-8")
 
 
-def update_pin(tag_dir: Path, step: int, *, pinned: bool | None = None,
-               note: str | None = None, clear_note: bool = False) -> PinEntry:
-    """Set a step's pin and/or note atomically; returns the new entry."""
-    tag_dir = Path(tag_dir)
+def update_pin(tag_dir: Any, step: int, *, pinned: bool | None = None,
+               note: str | None = None, clear_note: bool = False,
+               storage: Storage | None = None) -> PinEntry:
+    """Set a step's pin and/or note atomically (under a lock on the tag dir); returns the new
+    entry. Raises :class:`PinsError`, also when the storage is read-only."""
+    storage = storage or LocalStorage()
+    if not storage.writable:
+        raise PinsError(f"{storage.display(tag_dir)}: read-only storage: pins and notes cannot "
+                        "be changed here")
     try:
-        with _locked(tag_dir):
-            pins = load_pins(tag_dir)
+        with storage.locked(tag_dir):
+            pins = load_pins(tag_dir, storage)
             old = pins.get(step, PinEntry())
             new_note = None if clear_note else (note.strip()[:MAX_NOTE] or None
                                                 if note is not None else old.note)
             entry = PinEntry(old.pinned if pinned is None else pinned, new_note, time.time())
             pins[step] = entry
-            _write(tag_dir, pins)
+            # teammates on a shared box read pins: the tag dir's read bits, never more
+            storage.write_atomic(sidecar_path(tag_dir, storage), _encode(pins),
+                                 mode=storage.shared_mode(tag_dir))
             return entry
     except PinsError:
         raise
     except OSError as e:
-        raise PinsError(f"{tag_dir}: cannot write pins ({e.strerror or e})") from None
+        raise PinsError(f"{storage.display(tag_dir)}: cannot write pins ({e.strerror or e})") \
+            from None
 
 
 def set_aside(tag_dir: Path) -> Path | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .layout import WRITE_WINDOW, Catalog, Checkpoint, FileEntry, FileKind, State, Tag
+from .storage import LOCAL, Storage
 from .summary import val_bpb_of
 
 
@@ -95,6 +96,7 @@ class PrunePlan:
     @property
     def is_empty(self) -> bool:
         return not self.items
+    storage: Storage = field(default=LOCAL, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,8 +124,7 @@ class Override:
 # planning
 
 
-def _inside(path: Path, base_real: str) -> bool:
-    real = os.path.realpath(path)
+def _inside(real: str, base_real: str) -> bool:
     return real == base_real or real.startswith(base_real.rstrip(os.sep) + os.sep)
 
 
@@ -144,7 +145,7 @@ def _hard_protection(ck: Checkpoint, files: list[FileEntry], base_real: str,
             real = os.path.join(real_dir, name)
             inside = real == base_real or real.startswith(base_real.rstrip(os.sep) + os.sep)
         else:
-            inside = _inside(f.path, base_real)
+            inside = _inside(os.path.realpath(f.path), base_real)
         if not inside:
             return f"{f.name} is outside the base dir (real path {os.path.realpath(f.path)})"
     return None
@@ -162,10 +163,13 @@ def _soft_protection(ck: Checkpoint, tag: Tag | None, override: Override) -> str
 
 class _Planner:
     def __init__(self, catalog: Catalog, override: Override) -> None:
+        if not catalog.storage.writable:  # the store refuses, whatever the face asked
+            raise PruneError(f"{catalog.location} is read-only: nothing can be deleted there")
         self.catalog = catalog
         self.override = override
         self.plan = PrunePlan(catalog.base_dir)
-        self.base_real = os.path.realpath(catalog.base_dir)
+        self.plan.storage = catalog.storage
+        self.base_real = catalog.storage.realpath(catalog.base_dir)
         self.tags = {(t.stage, t.name): t for t in catalog.tags}
         self.real_dirs: dict[str, str] = {}
 
@@ -341,41 +345,45 @@ def execute(plan: PrunePlan, *, trash: Path | None = None,
             now: Callable[[], float] = time.time) -> PruneResult:
     """Remove (or move to ``trash``) each planned file after re-checking it. Never raises
     for a single file; a bad trash dir raises :class:`PruneError` before anything is touched."""
-    base_real = os.path.realpath(plan.base_dir)
+    storage = plan.storage
+    if not storage.writable:
+        raise PruneError(f"{storage.display()} is read-only: nothing can be deleted there")
+    base_real = storage.realpath(plan.base_dir)
     if trash is not None:
         trash = check_trash(trash, plan.base_dir)
     result = PruneResult()
     total = len(plan.items)
     for n, item in enumerate(plan.items):
-        result.results.append(_execute_one(item, plan.base_dir, base_real, trash, now()))
+        result.results.append(_execute_one(storage, item, plan.base_dir, base_real, trash,
+                                           now()))
         if progress:
             progress(n + 1, total)
     return result
 
 
-def _execute_one(item: PlanItem, base_dir: Path, base_real: str, trash: Path | None,
-                 now: float) -> FileResult:
+def _execute_one(storage: Storage, item: PlanItem, base_dir: Path, base_real: str,
+                 trash: Path | None, now: float) -> FileResult:
     path = item.path
     try:
-        st = os.lstat(path)
+        size, mtime, is_link = storage.lstat(path)
     except FileNotFoundError:
         return FileResult(path, "skipped", "vanished since the plan")
     except OSError as e:
         return FileResult(path, "failed", f"cannot stat: {e.strerror or e}")
-    if os.path.islink(path) or not _inside(path, base_real):
+    if is_link or not _inside(storage.realpath(path), base_real):
         return FileResult(path, "skipped", "is now a link or outside the base dir")
-    if st.st_size != item.size or abs(st.st_mtime - item.mtime) > 1e-6:
+    if size != item.size or abs(mtime - item.mtime) > 1e-6:
         return FileResult(path, "skipped", "changed since the plan (size or mtime)")
-    if now - st.st_mtime < WRITE_WINDOW:
+    if now - mtime < WRITE_WINDOW:
         return FileResult(path, "skipped", "being written")
     try:
         if trash is None:
-            os.unlink(path)
-            return FileResult(path, "removed", "", st.st_size)
+            storage.unlink(path)
+            return FileResult(path, "removed", "", size)
         dest = _trash_dest(trash, base_dir, path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(path, dest)  # same filesystem (checked): atomic, needs no free space
-        return FileResult(path, "trashed", str(dest), st.st_size)
+        storage.rename(path, dest)  # same filesystem (checked): atomic, needs no free space
+        return FileResult(path, "trashed", str(dest), size)
     except OSError as e:
         if e.errno == errno.EXDEV:
             return FileResult(path, "failed", "trash is on another filesystem; not moved")

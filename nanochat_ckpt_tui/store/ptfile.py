@@ -18,18 +18,17 @@ import collections
 import copyreg
 import io
 import math
-import os
 import pickle
 import re
 import reprlib
-import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 from . import zipdir
+from .storage import LOCAL, NotARegularFile, Storage
 
 ORIG_MOD = "_orig_mod."
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
@@ -466,6 +465,7 @@ class PtArchive:
     root: Any
     storages: dict[str, zipdir.Member] = field(repr=False)
     byteorder: str = "little"
+    storage: Storage = field(default=LOCAL, repr=False, compare=False)  # where the file lives
 
     def storage_data_offset(self, key: str) -> int:
         """Byte offset of storage ``key``'s data in the file (from the local header).
@@ -479,12 +479,12 @@ class PtArchive:
                 f"storage {_clip(key)} is compressed in the zip, so its bytes cannot be read in place",
                 self.path)
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            f = self.storage.open(self.path, self.file_size)
         except OSError as e:
             raise CheckpointError(f"cannot read storage {_clip(key)}: {e.strerror or e}",
                                   self.path) from None
         try:
-            src = zipdir.Source(fd)
+            src = zipdir.Source(fileobj=f)
             offset = zipdir.data_offset(src, info)
         except (zipdir.ZipError, struct.error) as e:
             raise CheckpointError(
@@ -494,7 +494,7 @@ class PtArchive:
             raise CheckpointError(f"cannot read storage {_clip(key)}: {e.strerror or e}",
                                   self.path) from None
         finally:
-            os.close(fd)
+            f.close()
         if offset + info.file_size > src.size:
             raise CheckpointError(
                 f"storage {_clip(key)} ends at byte {offset + info.file_size}, past the end of the "
@@ -512,46 +512,37 @@ def _os_error(e: OSError, path: Path) -> CheckpointError:
     return CheckpointError(f"cannot open: {e.strerror or e}", path)
 
 
-def _head(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_LEGACY_MAGIC))
-    except OSError:
-        return b""
-
-
-def _open_source(path: Path, fileobj: BinaryIO | None = None) -> tuple[zipdir.Source, int | None]:
-    """A positioned-read source for the file (and the fd to close, for a local file)."""
-    if fileobj is not None:  # e.g. an fsspec file: only the ranges we ask for are fetched
+def _open_source(path: Path, storage: Storage | None, size: int | None,
+                 fileobj: BinaryIO | None) -> tuple[zipdir.Source, BinaryIO | None]:
+    """A positioned-read source for the file (and the file to close, when we opened it)."""
+    own = None
+    if fileobj is None:
         try:
-            return zipdir.Source(fileobj=fileobj), None
+            own = fileobj = (storage or LOCAL).open(path, size)  # type: ignore[assignment]
+        except NotARegularFile:
+            raise CheckpointError("not a regular file (a device, pipe or socket)", path) \
+                from None
         except OSError as e:
             raise _os_error(e, path) from None
-    if "\0" in str(path):
-        raise CheckpointError("invalid file name (it contains a NUL byte)", path)
     try:
-        st = path.stat()
+        src = zipdir.Source(fileobj=fileobj)
     except OSError as e:
+        if own is not None:
+            own.close()
         raise _os_error(e, path) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise CheckpointError("is a directory, not a checkpoint file", path)
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError("not a regular file (a device, pipe or socket)", path)
-    if st.st_size == 0:
+    if src.size == 0:
+        if own is not None:
+            own.close()
         raise CheckpointError("empty file (0 bytes)", path)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        raise _os_error(e, path) from None
-    try:
-        return zipdir.Source(fd), fd
-    except OSError as e:
-        os.close(fd)
-        raise _os_error(e, path) from None
+    return src, own
 
 
-def _not_a_zip(path: Path, e: Exception) -> CheckpointError:
-    if _head(path) == _LEGACY_MAGIC:
+def _not_a_zip(path: Path, src: zipdir.Source, e: Exception) -> CheckpointError:
+    try:
+        head = src.read(0, min(len(_LEGACY_MAGIC), src.size))
+    except Exception:
+        head = b""
+    if head == _LEGACY_MAGIC:
         return CheckpointError(
             "an old-format torch.save file (not a zip: written by torch < 1.6 or with "
             "_use_new_zipfile_serialization=False), which this tool does not read", path)
@@ -560,20 +551,22 @@ def _not_a_zip(path: Path, e: Exception) -> CheckpointError:
         f"({_clip(e, 120)})", path)
 
 
-def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArchive:
-    """Open ``path`` and unpickle its ``data.pkl`` into inert stand-ins.
+def read_archive(path: Any, *, storage: Storage | None = None, size: int | None = None,
+                 fileobj: BinaryIO | None = None) -> PtArchive:
+    """Open ``path`` (a file of ``storage``, local disk when None; ``size`` from a listing
+    saves a remote request) and unpickle its ``data.pkl`` into inert stand-ins. Only the
+    zip's end records, its central directory, ``data.pkl`` and ``byteorder`` are read.
 
-    With ``fileobj`` (a seekable binary file, such as an fsspec remote file), the zip is read
-    from it instead, and ``path`` only names it in messages: only the zip's end records, its
-    central directory, ``data.pkl`` and ``byteorder`` are read.
+    With ``fileobj`` (a seekable binary file), the zip is read from it instead, and ``path``
+    only names it in messages.
     """
-    path = Path(path)
-    src, fd = _open_source(path, fileobj)
+    path = path if isinstance(path, PurePath) else Path(path)
+    src, fd = _open_source(path, storage, size, fileobj)
     try:
         try:
             members = zipdir.read_directory(src)
         except (zipdir.ZipError, struct.error) as e:
-            raise _not_a_zip(path, e) from None
+            raise _not_a_zip(path, src, e) from None
         except OSError as e:
             raise _os_error(e, path) from None
         pkl = [m for m in members.values()
@@ -599,7 +592,7 @@ def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArch
         size = src.size
     finally:
         if fd is not None:
-            os.close(fd)
+            fd.close()
     try:
         _prescan(data)
         root = _SafeUnpickler(io.BytesIO(data)).load()
@@ -612,7 +605,7 @@ def read_archive(path: str | Path, *, fileobj: BinaryIO | None = None) -> PtArch
     except Exception as e:  # any malformed pickle: UnpicklingError, EOFError, TypeError, ...
         raise CheckpointError(f"corrupt pickle ({type(e).__name__}: {_clip(e, 120)})", path) \
             from None
-    return PtArchive(path, prefix, size, root, storages, byteorder)
+    return PtArchive(path, prefix, size, root, storages, byteorder, storage or LOCAL)
 
 
 def _walk(root: Any, prefix: str = "") -> Iterator[tuple[str, _TensorStub]]:
@@ -760,9 +753,14 @@ def _is_optimizer(obj: Any) -> bool:
     return isinstance(obj, dict) and "param_groups" in obj
 
 
-def read_model(path: str | Path, *, fileobj: BinaryIO | None = None) -> ModelFile:
+def read_model(path: Any, *, storage: Storage | None = None, size: int | None = None,
+               fileobj: BinaryIO | None = None) -> ModelFile:
     """Describe a model file: a bare state dict, or the older wrapper dict with ``model``."""
-    arc = read_archive(path, fileobj=fileobj)
+    return model_of(read_archive(path, storage=storage, size=size, fileobj=fileobj))
+
+
+def model_of(arc: PtArchive) -> ModelFile:
+    """The model described by an opened archive (to keep the archive too, read it first)."""
     root = arc.root
     if _is_state_dict(root):
         sd, layout, step, config, has_opt = root, "state_dict", None, None, False
@@ -857,9 +855,10 @@ def _parse_opt_dict(arc: PtArchive, sd: Any, prefix: str, fallback: str, budget:
     return groups, tensors, len(state)
 
 
-def read_optimizer(path: str | Path, *, fileobj: BinaryIO | None = None) -> OptimizerFile:
+def read_optimizer(path: Any, *, storage: Storage | None = None, size: int | None = None,
+                   fileobj: BinaryIO | None = None) -> OptimizerFile:
     """Describe an optimizer shard in the current dict form or the older list form."""
-    arc = read_archive(path, fileobj=fileobj)
+    arc = read_archive(path, storage=storage, size=size, fileobj=fileobj)
     root = arc.root
     budget = _Budget()
     if isinstance(root, dict):

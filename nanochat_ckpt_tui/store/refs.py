@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Any
 
-from .layout import Catalog, Checkpoint, FileEntry, FileKind, Tag, _classify, _scan_tag
+from .layout import (
+    LOCAL,
+    STAGE_DIRS,
+    Catalog,
+    Checkpoint,
+    FileEntry,
+    FileKind,
+    Tag,
+    classify,
+    scan,
+    scan_tag_dir,
+)
+from .storage import StorageError, open_storage, redact
 
 
 class RefError(ValueError):
@@ -38,7 +52,7 @@ def resolve_tag(catalog: Catalog, spec: str) -> Tag:
     return tags[0]
 
 
-def _parse_step(text: str, tag: Tag) -> Checkpoint:
+def parse_step(text: str, tag: Tag) -> Checkpoint:
     if text in ("", "latest"):
         ck = tag.latest
         if ck is None:
@@ -58,10 +72,9 @@ def _parse_step(text: str, tag: Tag) -> Checkpoint:
 def checkpoint_for_file(path: Path) -> Checkpoint:
     """The checkpoint group a file belongs to, or a lone group for a file of any other name."""
     path = Path(path)
-    kind, step, _ = _classify(path.name)
+    kind, step, _ = classify(path.name)
     if kind is not FileKind.OTHER and step is not None:
-        stage = path.parent.parent.name
-        tag = _scan_tag(stage, path.parent, [], time.time())
+        tag = scan_tag_dir(LOCAL, path.parent, [], time.time(), path.parent.parent.name)
         ck = tag.checkpoint(step)
         if ck is not None and any(f.path.name == path.name for f in ck.files):
             return ck
@@ -78,6 +91,63 @@ def resolve(catalog: Catalog, ref: str) -> Checkpoint:
         return checkpoint_for_file(p)
     spec, _, step = ref.partition("@")
     if "@" not in ref and p.is_dir():  # a tag directory
-        tag = _scan_tag(p.parent.name, p, [], time.time())
-        return _parse_step("latest", tag)
-    return _parse_step(step, resolve_tag(catalog, spec))
+        tag = scan_tag_dir(LOCAL, p, [], time.time(), p.parent.name)
+        return parse_step("latest", tag)
+    return parse_step(step, resolve_tag(catalog, spec))
+
+
+_STAGE_WORDS = frozenset(v for v in STAGE_DIRS.values() if v.isalnum())
+
+
+def resolve_url(url: str, *, storage_options: dict[str, Any] | None = None,
+                now: float | None = None) -> Checkpoint:
+    """The checkpoint a URL names: ``BASE/TAG@STEP``, ``BASE/STAGE/TAG@STEP`` (stage dir or
+    label; ``@latest`` works), a file ``…/<stage_dir>/<tag>/model_N.pt`` (its step's group), or
+    a tag dir ``…/<stage_dir>/<tag>`` (its latest step). Raises :class:`.storage.StorageError`
+    (unreadable) or :class:`RefError` (names nothing)."""
+    text = url.rstrip("/")
+    head, _, last = text.rpartition("/")
+    if "://" not in head:
+        raise RefError(f"{redact(url)}: give BASE_URL/TAG@STEP, a tag dir or a file URL")
+    if "@" in last:
+        tag_name, _, step = last.partition("@")
+        parent, _, maybe_stage = head.rpartition("/")
+        if "://" in parent and (maybe_stage.endswith("_checkpoints")
+                                or maybe_stage in _STAGE_WORDS):
+            cat = scan(parent, storage_options=storage_options, now=now)
+            ref = f"{maybe_stage}/{tag_name}@{step}"
+        else:
+            cat = scan(head, storage_options=storage_options, now=now)
+            ref = f"{tag_name}@{step}"
+        if not cat.exists:
+            raise StorageError(f"{cat.location}: no such directory")
+        return resolve(cat, ref)
+    kind, file_step, _ = classify(last)
+    storage = open_storage(head if kind is not FileKind.OTHER else text, storage_options)
+    try:
+        tag = scan_tag_dir(storage, storage.root, [], time.time() if now is None else now)
+    except FileNotFoundError:
+        raise StorageError(f"{storage.display()}: no such file or directory") from None
+    except NotADirectoryError:
+        raise StorageError(f"{storage.display()}: not a tag directory") from None
+    except OSError as e:
+        raise StorageError(f"{storage.display()}: cannot list ({e.strerror or e})") from None
+    if kind is FileKind.OTHER:
+        return parse_step("latest", tag)
+    ck = tag.checkpoint(file_step) if file_step is not None else None
+    if ck is None or not any(f.name == last for f in ck.files):
+        raise RefError(f"{redact(url)}: no such checkpoint file")
+    return ck
+
+
+def resolve_location(ref: str, catalog: Catalog | None = None, *,
+                     storage_options: dict[str, Any] | None = None) -> Checkpoint:
+    """A reference a user typed: a URL (:func:`resolve_url`) or, against ``catalog``, a path
+    or ``TAG@STEP`` (:func:`resolve`)."""
+    from .storage import is_url
+
+    if is_url(ref):
+        return resolve_url(ref, storage_options=storage_options)
+    if catalog is None:
+        catalog = scan(None)
+    return resolve(catalog, os.fspath(ref))

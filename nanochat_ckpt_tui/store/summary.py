@@ -12,9 +12,9 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .layout import Checkpoint, FileEntry, Tag
+from .layout import LOCAL, Checkpoint, FileEntry, Tag
 from .ptfile import (
     CheckpointError,
     ModelFile,
@@ -24,9 +24,7 @@ from .ptfile import (
     read_optimizer,
     strip_prefix,
 )
-
-if TYPE_CHECKING:
-    from .remote import RemoteFS
+from .storage import Storage
 
 LAYER_RE = re.compile(r"(?:^|\.)h\.(\d+)\.")
 MAX_META_BYTES = 16 * 1024 * 1024
@@ -94,25 +92,37 @@ class Meta:
 _META_CACHE: dict[tuple[str, int, float], Meta | MetaError] = {}
 
 
-def read_meta(entry: FileEntry | Path, *, remote: RemoteFS | None = None) -> Meta:
+def read_meta(entry: FileEntry | Path, storage: Storage | None = None) -> Meta:
     """Parse a meta JSON (Infinity/NaN allowed). Raises :class:`MetaError` with one clear line.
 
-    With ``remote`` (e.g. ``ck.remote``), ``entry`` is a file in that filesystem: it is fetched
-    in one request and cached by URL, size and mtime from the scan.
+    ``entry`` is a file of ``storage`` (local disk when None). Parsed metas are cached by the
+    file's (name, size, mtime): a scan's entry gives them without a request; a bare path is
+    stat'ed first.
     """
-    if remote is not None:
-        return _read_remote_meta(entry, remote)
-    path = entry.path if isinstance(entry, FileEntry) else Path(entry)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise MetaError("meta file vanished", path) from None
-    except OSError as e:
-        raise MetaError(f"cannot stat ({e.strerror or e})", path) from None
-    key = (str(path), st.st_size, st.st_mtime)
+    storage = storage or LOCAL
+    if isinstance(entry, FileEntry):
+        path, size, mtime = entry.path, entry.size, entry.mtime
+    else:
+        path = entry
+        try:
+            size, mtime = storage.stat(path)
+        except FileNotFoundError:
+            raise MetaError("meta file vanished", path) from None
+        except OSError as e:
+            raise MetaError(f"cannot stat ({e.strerror or e})", path) from None
+    key = storage.cache_key(path, size, mtime)
     cached = _META_CACHE.get(key)
     if cached is None:
-        cached = _parse_meta(path, st.st_size)
+        if size > MAX_META_BYTES:
+            cached = MetaError(f"meta is {size} bytes, over the {MAX_META_BYTES} byte limit",
+                               path)
+        else:
+            try:
+                cached = _parse_meta_bytes(storage.read_bytes(path, MAX_META_BYTES), path)
+            except FileNotFoundError:
+                raise MetaError("meta file vanished", path) from None
+            except OSError as e:  # not cached: a retry may work
+                raise MetaError(f"cannot read meta ({e.strerror or e})", path) from None
         _remember(key, cached)
     if isinstance(cached, MetaError):
         raise cached
@@ -125,67 +135,22 @@ def _remember(key: tuple[str, int, float], value: Meta | MetaError) -> None:
     _META_CACHE[key] = value
 
 
-def _remote_key(entry: FileEntry | Path, remote: RemoteFS) -> tuple[Any, tuple[str, int, float]]:
-    if isinstance(entry, FileEntry):
-        return entry.path, (remote.url_of(entry.path), entry.size, entry.mtime)
-    from .remote import _mtime_of
-
-    info = remote.fs.info(str(entry))
-    return entry, (remote.url_of(entry), int(info.get("size") or 0), _mtime_of(info))
-
-
-def _read_remote_meta(entry: FileEntry | Path, remote: RemoteFS) -> Meta:
-    try:
-        path, key = _remote_key(entry, remote)
-    except FileNotFoundError:
-        raise MetaError("meta file vanished", getattr(entry, "path", entry)) from None
-    except Exception as e:
-        raise MetaError(f"cannot read meta ({type(e).__name__}: {e})",
-                        getattr(entry, "path", entry)) from None
-    cached = _META_CACHE.get(key)
-    if cached is None:
-        if key[1] > MAX_META_BYTES:
-            cached = MetaError(f"meta is {key[1]} bytes, over the {MAX_META_BYTES} byte limit",
-                               path)
-        else:
-            try:
-                cached = _parse_meta_bytes(remote.cat(path), path)
-            except FileNotFoundError:
-                raise MetaError("meta file vanished", path) from None
-            except Exception as e:  # network or server: not cached, a retry may work
-                raise MetaError(f"cannot read meta ({type(e).__name__}: {e})", path) from None
-        _remember(key, cached)
-    if isinstance(cached, MetaError):
-        raise cached
-    return cached
-
-
 def prefetch_metas(checkpoints: list[Checkpoint]) -> None:
-    """Fetch the meta files of remote checkpoints not read yet, concurrently, into the cache
-    that :func:`read_meta` uses (call before ``val_bpb_of`` over many remote checkpoints).
-    Local checkpoints are skipped; failures are left for ``read_meta`` to report."""
-    by_remote: dict[int, tuple[RemoteFS, list[tuple[FileEntry, tuple[str, int, float]]]]] = {}
+    """Read the meta files of checkpoints not read yet into the cache that :func:`read_meta`
+    uses, concurrently where the storage allows it (call before ``val_bpb_of`` over many
+    checkpoints); failures are left for ``read_meta`` to report."""
+    by_storage: dict[int, tuple[Storage, list[tuple[FileEntry, tuple[str, int, float]]]]] = {}
     for ck in checkpoints:
-        if ck.remote is None or ck.meta is None or ck.meta.size > MAX_META_BYTES:
+        if ck.meta is None or ck.meta.size > MAX_META_BYTES:
             continue
-        key = (ck.remote.url_of(ck.meta.path), ck.meta.size, ck.meta.mtime)
+        key = ck.storage.cache_key(ck.meta.path, ck.meta.size, ck.meta.mtime)
         if key not in _META_CACHE:
-            by_remote.setdefault(id(ck.remote), (ck.remote, []))[1].append((ck.meta, key))
-    for remote, todo in by_remote.values():
-        got = remote.cat_many([str(e.path) for e, _ in todo])
+            by_storage.setdefault(id(ck.storage), (ck.storage, []))[1].append((ck.meta, key))
+    for storage, todo in by_storage.values():
+        got = storage.read_many([e.path for e, _ in todo])
         for (entry, key), raw in zip(todo, got, strict=True):
             if not isinstance(raw, Exception):
                 _remember(key, _parse_meta_bytes(raw, entry.path))
-
-
-def _parse_meta(path: Path, size: int) -> Meta | MetaError:
-    if size > MAX_META_BYTES:
-        return MetaError(f"meta is {size} bytes, over the {MAX_META_BYTES} byte limit", path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        return MetaError(f"cannot read meta ({e.strerror or e})", path)
-    return _parse_meta_bytes(raw, path)
 
 
 def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
@@ -323,16 +288,14 @@ class CheckpointSummary:
 
 def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
     """Read a checkpoint's model metadata, meta JSON and optimizer shards. Never raises for
-    bad contents; a file still being written is not opened. A remote checkpoint
-    (``ck.remote``) is read with ranged requests: each zip's tail, ``data.pkl`` and
-    ``byteorder``, and the meta file; never tensor data."""
-    from .remote import read_with
-
+    bad contents; a file still being written is not opened. Everything is read through
+    ``ck.storage`` with positioned reads: each zip's tail, ``data.pkl`` and ``byteorder``, and
+    the meta file; never tensor data."""
     out = CheckpointSummary(ck)
-    remote = ck.remote
+    storage = ck.storage
     if ck.meta is not None:
         try:
-            out.meta = read_meta(ck.meta, remote=remote)
+            out.meta = read_meta(ck.meta, storage)
         except MetaError as e:
             out.meta_error = e.reason
     weights = ck.weights
@@ -343,7 +306,7 @@ def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
         out.model_error = "no model file for this step"
     else:
         try:
-            out.model = read_with(read_model, weights.path, weights.size, remote)
+            out.model = read_model(weights.path, storage=storage, size=weights.size)
             out.model_summary = summarize_model(out.model, out.model_config or None)
         except CheckpointError as e:
             out.model_error = e.reason
@@ -351,7 +314,7 @@ def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
         for entry in ck.optim:
             shard = ShardInfo(entry)
             try:
-                shard.optimizer = read_with(read_optimizer, entry.path, entry.size, remote)
+                shard.optimizer = read_optimizer(entry.path, storage=storage, size=entry.size)
             except CheckpointError as e:
                 shard.error = e.reason
             out.shards.append(shard)
@@ -366,16 +329,15 @@ class MetricPoint:
 
 
 def tag_metrics(tag: Tag) -> list[MetricPoint]:
-    """Metrics of every step of a tag that has a meta file, in step order (a remote tag's
-    meta files are fetched concurrently first)."""
-    if tag.remote is not None:
-        prefetch_metas(tag.checkpoints)
+    """Metrics of every step of a tag that has a meta file, in step order (the meta files are
+    fetched concurrently first where the storage allows it)."""
+    prefetch_metas(tag.checkpoints)
     points = []
     for ck in tag.checkpoints:
         if ck.meta is None:
             continue
         try:
-            points.append(MetricPoint(ck.step, read_meta(ck.meta, remote=ck.remote).metrics))
+            points.append(MetricPoint(ck.step, read_meta(ck.meta, ck.storage).metrics))
         except MetaError as e:
             points.append(MetricPoint(ck.step, {}, e.reason))
     return points
@@ -386,6 +348,6 @@ def val_bpb_of(ck: Checkpoint) -> float | None:
     if ck.meta is None:
         return None
     try:
-        return read_meta(ck.meta, remote=ck.remote).val_bpb
+        return read_meta(ck.meta, ck.storage).val_bpb
     except MetaError:
         return None

@@ -8,6 +8,7 @@ unpacks entries with one precompiled struct. Anything inconsistent raises :class
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -41,6 +42,8 @@ class Source:
     """Positioned reads from a local file descriptor or a seekable file object."""
 
     def __init__(self, fd: int | None = None, fileobj: BinaryIO | None = None) -> None:
+        if fd is None and fileobj is not None and isinstance(fileobj, io.FileIO):
+            fd = fileobj.fileno()  # a local file: pread on its fd, no seek + read pair
         self.fd, self.fileobj = fd, fileobj
         if fd is not None:
             self.size = os.fstat(fd).st_size

@@ -94,7 +94,7 @@ class CkptApp(ManageActions, App[None]):
                  demo_now: float | None = None,
                  storage_options: dict[str, object] | None = None) -> None:
         super().__init__()
-        from ..store.archive import is_url, redact
+        from ..store.storage import is_url, redact
 
         # A URL (s3://…, ssh://…, memory://…) is browsed read-only through fsspec: no watcher
         # (r rescans), no writes, no archiving from it.
@@ -243,13 +243,14 @@ class CkptApp(ManageActions, App[None]):
                 gc.enable()
 
     def _scan_remote(self) -> Catalog:
-        """List the remote base dir (in the scan worker) and fetch its metas concurrently."""
-        from ..store.remote import connect, scan_url
+        """List the remote base dir (in the scan worker; its storage, and so its connection,
+        is opened once and kept) and fetch its metas concurrently."""
+        from ..store.storage import open_storage
         from ..store.summary import prefetch_metas
 
         if self._remote_fs is None:
-            self._remote_fs = connect(self.remote_url, self.storage_options)  # type: ignore[arg-type]
-        cat = scan_url(self._remote_fs, now=self.clock())  # type: ignore[arg-type]
+            self._remote_fs = open_storage(self.remote_url, self.storage_options)  # type: ignore[arg-type]
+        cat = scan(self._remote_fs, now=self.clock())  # type: ignore[arg-type]
         prefetch_metas(cat.checkpoints)
         return cat
 
