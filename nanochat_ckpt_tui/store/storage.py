@@ -465,7 +465,7 @@ def _mtime_of(info: dict[str, Any]) -> float:
     return 0.0
 
 
-def _as_os_error(e: BaseException, path: Any) -> OSError:
+def _as_os_error(e: BaseException) -> OSError:
     """A backend's exception as the OSError the core handles (one line, no password)."""
     if isinstance(e, OSError):
         return e
@@ -473,12 +473,14 @@ def _as_os_error(e: BaseException, path: Any) -> OSError:
 
 
 class _CountedFile(io.RawIOBase):
-    """A read-only view of an fsspec file that counts what each ``read`` fetched, turns backend
-    errors into OSErrors, and (with ``lock``) holds the storage's lock around each request."""
+    """A read-only view of an fsspec file that keeps its own position (some backends' ``seek``
+    returns nothing), counts what each ``read`` fetched, turns backend errors into OSErrors,
+    and holds the storage's lock around each seek + read pair."""
 
-    def __init__(self, raw: Any, stats: FetchStats, lock: Any, path: Any) -> None:
+    def __init__(self, raw: Any, stats: FetchStats, lock: Any, size: int | None) -> None:
         super().__init__()
-        self._raw, self._stats, self._lock, self._path = raw, stats, lock, path
+        self._raw, self._stats, self._lock, self._size = raw, stats, lock, size
+        self._pos = 0
 
     def readable(self) -> bool:
         return True
@@ -486,18 +488,34 @@ class _CountedFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def _end(self) -> int:
+        if self._size is None:
+            size = getattr(self._raw, "size", None)
+            if not isinstance(size, int):
+                with self._lock:
+                    self._raw.seek(0, os.SEEK_END)
+                    size = int(self._raw.tell())
+            self._size = size
+        return self._size
+
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return int(self._raw.seek(offset, whence))
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
+        self._pos = max(0, (self._end() if base is None else base) + offset)
+        return self._pos
 
     def tell(self) -> int:
-        return int(self._raw.tell())
+        return self._pos
 
     def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            n = max(0, self._end() - self._pos)
         try:
             with self._lock:
-                data = bytes(self._raw.read(-1 if n is None else n))
+                self._raw.seek(self._pos)
+                data = bytes(self._raw.read(n))
         except Exception as e:
-            raise _as_os_error(e, self._path) from None
+            raise _as_os_error(e) from None
+        self._pos += len(data)
         self._stats.add(len(data))
         return data
 
@@ -584,14 +602,14 @@ class FsspecStorage(Storage):
             except TypeError:  # a filesystem whose open takes no cache options
                 raw = self._call(self.fs.open, p, "rb")
         except Exception as e:
-            raise _as_os_error(e, path) from None
-        return _CountedFile(raw, self.stats, self._lock, path)  # type: ignore[return-value]
+            raise _as_os_error(e) from None
+        return _CountedFile(raw, self.stats, self._lock, size)  # type: ignore[return-value]
 
     def read_bytes(self, path: Any, limit: int | None = None) -> bytes:
         try:
             data = bytes(self._call(self.fs.cat_file, str(path)))
         except Exception as e:
-            raise _as_os_error(e, path) from None
+            raise _as_os_error(e) from None
         self.stats.add(len(data))
         if limit is not None and len(data) > limit:
             raise OSError(f"larger than {limit} bytes")
@@ -613,7 +631,7 @@ class FsspecStorage(Storage):
         try:
             info = self._call(self.fs.info, str(path))
         except Exception as e:
-            raise _as_os_error(e, path) from None
+            raise _as_os_error(e) from None
         return int(info.get("size") or 0), _mtime_of(info)
 
     def invalidate(self) -> None:
