@@ -86,409 +86,48 @@ convert (complex, float8) are listed in ``tensors`` with ``compared: false`` and
 from __future__ import annotations
 
 import math
-import mmap
 import os
-import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
-from .layout import LEGACY_RE, MODEL_RE, Checkpoint
-from .ptfile import CheckpointError, TensorInfo, model_of, read_archive, strip_prefix
-from .readers import Reader
-from .storage import LOCAL, Storage
-from .summary import Meta, MetaError, kind_of, layer_of, read_meta
+from .diff_report import (
+    DEFAULT_CHUNK_ELEMS,
+    SCHEMA,
+    DiffReport,
+    GroupDiff,
+    KeyChange,
+    KeyInfo,
+    MetaChange,
+    SideInfo,
+    TensorDiff,
+)
+from .layout import Checkpoint
+from .ptfile import TensorInfo
+from .stream import (
+    RAW_DTYPES,
+    WIDE,
+    Cancelled,
+    CancelLike,
+    ContiguousStream,
+    Loader,
+    Progress,
+    ProgressFn,
+    StridedView,
+    TensorFile,
+    nd_blocks,
+)
+from .summary import kind_of, layer_of
 
-SCHEMA = "nanochat-ckpt.diff/1"
-DEFAULT_CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB float32 buffers
-READAHEAD_BYTES = 32 << 20  # ask the kernel to prefetch this far ahead (cold files)
-PROGRESS_CALLS = 512  # about this many progress calls per diff, plus the final one
+__all__ = ["SCHEMA", "DiffCancelled", "DiffReport", "GroupDiff", "KeyChange", "KeyInfo",
+           "MetaChange", "SideInfo", "TensorDiff", "diff"]
 
-ProgressFn = Callable[[int, int], None]
-
-
-class CancelLike(Protocol):
-    def is_set(self) -> bool: ...
-
-
-class DiffCancelled(Exception):
+class DiffCancelled(Cancelled):
     """Raised by :func:`diff` when its ``cancel`` event is set; no report is produced."""
 
     def __init__(self, done_bytes: int, total_bytes: int) -> None:
-        self.done_bytes = done_bytes
-        self.total_bytes = total_bytes
-        super().__init__(f"diff cancelled after {done_bytes} of {total_bytes} bytes")
-
-
-# ---------------------------------------------------------------------------------------------
-# report
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-@dataclass
-class _Stats:
-    """float64 sums over the finite pairs, and the statistics derived from them."""
-
-    numel: int = 0
-    finite_pairs: int = 0
-    nan_a: int = 0
-    inf_a: int = 0
-    nan_b: int = 0
-    inf_b: int = 0
-    sum_sq_a: float = 0.0
-    sum_sq_b: float = 0.0
-    sum_sq_diff: float = 0.0
-    sum_abs_diff: float = 0.0
-    max_abs_diff: float = 0.0
-
-    @property
-    def norm_a(self) -> float:
-        return math.sqrt(self.sum_sq_a)
-
-    @property
-    def norm_b(self) -> float:
-        return math.sqrt(self.sum_sq_b)
-
-    @property
-    def norm_diff(self) -> float:
-        return math.sqrt(self.sum_sq_diff)
-
-    @property
-    def rel_change(self) -> float | None:
-        """‖B−A‖/‖A‖; 0 when both are zero, None when only ‖A‖ is."""
-        if self.sum_sq_a > 0:
-            return _finite_or_none(self.norm_diff / self.norm_a)
-        return 0.0 if self.sum_sq_diff == 0 and self.finite_pairs else None
-
-    @property
-    def cosine(self) -> float | None:
-        """(‖a‖²+‖b‖²−‖a−b‖²)/(2‖a‖‖b‖) in [−1, 1]; None when either side is all zero."""
-        denom = 2.0 * math.sqrt(self.sum_sq_a * self.sum_sq_b)
-        if not denom or not math.isfinite(denom):
-            return None
-        c = (self.sum_sq_a + self.sum_sq_b - self.sum_sq_diff) / denom
-        return max(-1.0, min(1.0, c)) if math.isfinite(c) else None
-
-    @property
-    def mean_abs_diff(self) -> float | None:
-        return self.sum_abs_diff / self.finite_pairs if self.finite_pairs else None
-
-    @property
-    def nonfinite_pairs(self) -> int:
-        return self.numel - self.finite_pairs
-
-    def add(self, o: _Stats) -> None:
-        self.numel += o.numel
-        self.finite_pairs += o.finite_pairs
-        self.nan_a += o.nan_a
-        self.inf_a += o.inf_a
-        self.nan_b += o.nan_b
-        self.inf_b += o.inf_b
-        self.sum_sq_a += o.sum_sq_a
-        self.sum_sq_b += o.sum_sq_b
-        self.sum_sq_diff += o.sum_sq_diff
-        self.sum_abs_diff += o.sum_abs_diff
-        self.max_abs_diff = max(self.max_abs_diff, o.max_abs_diff)
-
-    def stats_json(self) -> dict[str, Any]:
-        f = _finite_or_none
-        return {
-            "numel": self.numel, "finite_pairs": self.finite_pairs,
-            "nan_a": self.nan_a, "inf_a": self.inf_a, "nan_b": self.nan_b, "inf_b": self.inf_b,
-            "norm_a": f(self.norm_a), "norm_b": f(self.norm_b), "norm_diff": f(self.norm_diff),
-            "rel_change": f(self.rel_change), "cosine": f(self.cosine),
-            "max_abs_diff": f(self.max_abs_diff) if self.finite_pairs else None,
-            "mean_abs_diff": f(self.mean_abs_diff),
-        }
-
-
-@dataclass
-class TensorDiff(_Stats):
-    """One tensor present in both checkpoints with the same shape (stats over finite pairs)."""
-
-    name: str = ""
-    kind: str = ""
-    layer: int | None = None
-    shape: tuple[int, ...] = ()
-    dtype_a: str = ""
-    dtype_b: str = ""
-    compared: bool = True
-    note: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "layer": self.layer,
-                "shape": list(self.shape), "dtype_a": self.dtype_a, "dtype_b": self.dtype_b,
-                "compared": self.compared, "note": self.note, **self.stats_json()}
-
-
-@dataclass
-class GroupDiff(_Stats):
-    """A roll-up (one layer, one kind, or everything) of compared tensors' float64 sums."""
-
-    name: str = ""
-    n_tensors: int = 0
-
-    def include(self, t: TensorDiff) -> None:
-        self.add(t)
-        self.n_tensors += 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "n_tensors": self.n_tensors, **self.stats_json()}
-
-
-class KeyInfo(NamedTuple):
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-
-class KeyChange(NamedTuple):
-    name: str
-    shape_a: tuple[int, ...]
-    shape_b: tuple[int, ...]
-    dtype_a: str
-    dtype_b: str
-
-    @property
-    def shape_changed(self) -> bool:
-        return self.shape_a != self.shape_b
-
-    @property
-    def dtype_changed(self) -> bool:
-        return self.dtype_a != self.dtype_b
-
-
-class MetaChange(NamedTuple):
-    """A meta value that differs; ``None`` stands for absent (or JSON null)."""
-
-    path: str
-    a: Any
-    b: Any
-
-
-@dataclass
-class SideInfo:
-    """What is known of one side: where it is, its step, val_bpb, mtime and size."""
-
-    label: str
-    path: Path
-    step: int | None = None
-    val_bpb: float | None = None
-    mtime: float | None = None
-    size: int | None = None
-    n_tensors: int = 0
-    params: int = 0
-    orig_mod_prefix: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "path": str(self.path), "step": self.step,
-                "val_bpb": _finite_or_none(self.val_bpb), "mtime": self.mtime,
-                "size": self.size, "n_tensors": self.n_tensors, "params": self.params,
-                "orig_mod_prefix": self.orig_mod_prefix}
-
-
-@dataclass
-class DiffReport:
-    a: SideInfo
-    b: SideInfo
-    tensors: list[TensorDiff] = field(default_factory=list)
-    only_a: list[KeyInfo] = field(default_factory=list)
-    only_b: list[KeyInfo] = field(default_factory=list)
-    changed: list[KeyChange] = field(default_factory=list)
-    layers: list[GroupDiff] = field(default_factory=list)
-    kinds: list[GroupDiff] = field(default_factory=list)
-    overall: GroupDiff = field(default_factory=lambda: GroupDiff(name="overall"))
-    meta_changes: list[MetaChange] = field(default_factory=list)
-    bytes_total: int = 0
-    elapsed_s: float = 0.0
-    chunk_elems: int = DEFAULT_CHUNK_ELEMS
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def a_label(self) -> str:
-        return self.a.label
-
-    @property
-    def b_label(self) -> str:
-        return self.b.label
-
-    @property
-    def identical(self) -> bool:
-        """Same keys, shapes and dtypes, no difference among the finite pairs, and the same
-        NaN/Inf counts on both sides."""
-        return (not self.only_a and not self.only_b and not self.changed
-                and all(t.compared for t in self.tensors)
-                and self.overall.sum_sq_diff == 0
-                and all(t.nan_a == t.nan_b and t.inf_a == t.inf_b for t in self.tensors))
-
-    def tensor(self, name: str) -> TensorDiff | None:
-        name = strip_prefix(name)
-        return next((t for t in self.tensors if t.name == name), None)
-
-    def to_json(self) -> dict[str, Any]:
-        """A plain, strict-JSON-serialisable dict (schema in the module docstring)."""
-        return {
-            "schema": SCHEMA,
-            "a": self.a.to_json(), "b": self.b.to_json(),
-            "bytes_total": self.bytes_total, "elapsed_s": round(self.elapsed_s, 6),
-            "chunk_elems": self.chunk_elems,
-            "stats_over": "finite_pairs",
-            "overall": self.overall.to_json(),
-            "layers": [g.to_json() for g in self.layers],
-            "kinds": [g.to_json() for g in self.kinds],
-            "tensors": [t.to_json() for t in self.tensors],
-            "only_a": [{"name": k.name, "shape": list(k.shape), "dtype": k.dtype}
-                       for k in self.only_a],
-            "only_b": [{"name": k.name, "shape": list(k.shape), "dtype": k.dtype}
-                       for k in self.only_b],
-            "changed": [{"name": c.name, "shape_a": list(c.shape_a), "shape_b": list(c.shape_b),
-                         "dtype_a": c.dtype_a, "dtype_b": c.dtype_b,
-                         "shape_changed": c.shape_changed, "dtype_changed": c.dtype_changed}
-                        for c in self.changed],
-            "meta_changes": [{"path": m.path, "a": _json_value(m.a), "b": _json_value(m.b)}
-                             for m in self.meta_changes],
-            "notes": list(self.notes),
-        }
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    return v
-
-
-# ---------------------------------------------------------------------------------------------
-# opening a side
-
-_RAW_DTYPES: dict[str, str] = {
-    "float32": "f4", "float64": "f8", "float16": "f2", "bfloat16": "u2",
-    "int64": "i8", "int32": "i4", "int16": "i2", "int8": "i1",
-    "uint8": "u1", "uint16": "u2", "uint32": "u4", "uint64": "u8", "bool": "?",
-}
-_WIDE = {"float64", "int32", "int64", "uint32", "uint64"}  # compared in float64
-
-
-class _Side:
-    """One checkpoint file: its tensors by stripped name, its meta, and a descriptor to read
-    from (mmap'd too, only when a strided tensor needs it)."""
-
-    def __init__(self, src: Checkpoint | str | os.PathLike[str]) -> None:
-        self.meta: Meta | None = None
-        self.meta_error: str | None = None
-        self.notes: list[str] = []
-        ck = src if isinstance(src, Checkpoint) else None
-        self.storage: Storage = ck.storage if ck is not None else LOCAL
-        if ck is not None:
-            if ck.weights is None:
-                raise CheckpointError(f"{ck.key}: no model file for this step")
-            path = ck.weights.path
-            label = ck.key
-            if ck.meta is not None:
-                try:
-                    self.meta = read_meta(ck.meta, self.storage)
-                except MetaError as e:
-                    self.meta_error = e.reason
-        else:
-            path = Path(src)  # type: ignore[arg-type]
-            label = str(path)
-        self.path = path
-        self.arc = read_archive(path, storage=self.storage,
-                                size=ck.weights.size if ck is not None and ck.weights else None)
-        self.model = model_of(self.arc)
-        self.little = self.arc.byteorder != "big"
-        self.by_name: dict[str, TensorInfo] = {}
-        for t in self.model.tensors:
-            name = strip_prefix(t.name)
-            if name in self.by_name:
-                self.notes.append(f"{label}: duplicate key {name} after stripping _orig_mod. "
-                                  f"({t.name} ignored)")
-                continue
-            self.by_name[name] = t
-        step = ck.step if ck is not None else None
-        if step is None and self.meta is not None:
-            step = self.meta.step
-        if step is None:
-            step = self.model.step
-        if step is None and (m := MODEL_RE.fullmatch(path.name) or LEGACY_RE.fullmatch(path.name)):
-            step = int(m.group(1))
-        if ck is not None:
-            mtime: float | None = ck.mtime
-        else:
-            try:
-                mtime = self.storage.stat(path)[1]
-            except OSError:
-                mtime = None
-        self.info = SideInfo(label, path, step, self.meta.val_bpb if self.meta else None, mtime,
-                             self.arc.file_size, len(self.model.tensors), self.model.params,
-                             self.model.orig_mod_prefix)
-        self.reader: Reader | None = None
-        self._offsets: dict[str, int] = {}
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def open(self) -> None:
-        try:
-            self.reader = self.storage.open_reader(self.path, self.arc.file_size)
-        except OSError as e:
-            raise CheckpointError(f"cannot open ({e.strerror or e})", self.path) from None
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-            self.reader = None
-
-    def read_into(self, dst: Any, offset: int) -> None:
-        """Fill the writable contiguous buffer ``dst`` from file byte ``offset``."""
-        assert self.reader is not None
-        try:
-            self.reader.read_into(dst, offset)
-        except OSError as e:
-            raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
-
-    def window(self, start: int, end: int) -> tuple[Any, int]:
-        """The bytes ``[start, end)`` of the file as (buffer, file offset of the buffer)."""
-        assert self.reader is not None
-        try:
-            return self.reader.window(start, end)
-        except OSError as e:
-            raise CheckpointError(str(e.strerror or e), self.path) from None
-
-    def will_need(self, offset: int, length: int) -> None:
-        if self.reader is not None:
-            self.reader.will_need(offset, length)
-
-    def data_offset(self, key: str) -> int:
-        """Byte offset of storage ``key``'s data, from its local zip header."""
-        off = self._offsets.get(key)
-        if off is not None:
-            return off
-        info = self.arc.storages[key]
-        if info.compress_type != 0:
-            raise CheckpointError(f"storage {key} is compressed: cannot stream it", self.path)
-        header = bytearray(30)
-        h = info.header_offset
-        if h + 30 > self.arc.file_size:
-            raise CheckpointError(f"bad local zip header for storage {key}", self.path)
-        self.read_into(header, h)
-        if header[:4] != b"PK\x03\x04":
-            raise CheckpointError(f"bad local zip header for storage {key}", self.path)
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        off = h + 30 + name_len + extra_len
-        if off + info.file_size > self.arc.file_size:
-            raise CheckpointError(
-                f"storage {key} runs past the end of the file (truncated)", self.path)
-        self._offsets[key] = off
-        return off
+        super().__init__(done_bytes, total_bytes)
+        self.args = (f"diff cancelled after {done_bytes} of {total_bytes} bytes",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,146 +218,25 @@ def _chunk_nonfinite(np: Any, a: Any, b: Any, acc: _Acc) -> None:
     acc.finite += int(d64.size)
 
 
-def _nd_blocks(shape: tuple[int, ...], chunk: int) -> Iterator[tuple[Any, ...]]:
-    """Index tuples covering ``shape`` in C order, each selecting at most ~``chunk`` elements
-    (whole rows when a row fits, else recursing into the row)."""
-    if not shape:
-        yield ()
-        return
-    inner = 1
-    for s in shape[1:]:
-        inner *= s
-    if inner == 0 or shape[0] == 0:
-        return
-    if inner <= chunk:
-        rows = max(1, chunk // inner)
-        for i in range(0, shape[0], rows):
-            yield (slice(i, min(i + rows, shape[0])),)
-    else:
-        for i in range(shape[0]):
-            for sub in _nd_blocks(shape[1:], chunk):
-                yield (i, *sub)
-
-
-class _Reader:
-    """Turns one side's raw values into a compute-dtype array."""
-
-    def __init__(self, np: Any, t: TensorInfo, side: _Side, compute: Any) -> None:
-        self.np = np
-        self.bf16 = t.dtype == "bfloat16"
-        order = "<" if side.little else ">"
-        self.raw_dtype = np.dtype(order + _RAW_DTYPES[t.dtype])
-        self.direct = self.raw_dtype == np.dtype(compute)  # native, same dtype: no conversion
-        self.compute = compute
-
-    def load(self, raw: Any, out: Any, buf: _Buffers) -> Any:
-        """``raw`` block (any shape) → values in ``out`` (1-D, raw.size long, compute dtype)."""
-        np = self.np
-        if self.direct and raw.ndim == 1 and raw.flags.c_contiguous:
-            return raw
-        n = raw.size
-        dst = out[:n].reshape(raw.shape)
-        if self.bf16:
-            if self.compute == np.float32:
-                np.left_shift(raw, 16, out=dst.view(np.uint32), dtype=np.uint32)
-            else:
-                tmp = buf.a32[:n].reshape(raw.shape)
-                np.left_shift(raw, 16, out=tmp.view(np.uint32), dtype=np.uint32)
-                np.copyto(dst, tmp)
-        else:
-            np.copyto(dst, raw, casting="unsafe")
-        return out[:n]
-
-
-class _Stream:
-    """A contiguous tensor read chunk by chunk with pread, with kernel readahead hints."""
-
-    def __init__(self, side: _Side, t: TensorInfo) -> None:
-        self.side = side
-        self.start = side.data_offset(t.storage_key) + t.storage_offset * t.itemsize
-        self.end = self.start + t.nbytes
-        self.advised = self.start
-
-    def read(self, dst: Any, elem: int, itemsize: int) -> None:
-        """Fill ``dst`` with the tensor's values from element ``elem`` on."""
-        pos = self.start + elem * itemsize
-        if self.advised < min(pos + READAHEAD_BYTES // 2, self.end):
-            self.side.will_need(self.advised, min(READAHEAD_BYTES, self.end - self.advised))
-            self.advised += READAHEAD_BYTES
-        self.side.read_into(dst, pos)
-
-
-class _Strided:
-    """A tensor of any strides, viewed in the mmap'd file; its pages are dropped after use."""
-
-    def __init__(self, np: Any, side: _Side, t: TensorInfo, raw_dtype: Any) -> None:
-        self.start = side.data_offset(t.storage_key) + t.storage_offset * t.itemsize
-        self.end = self.start + t.extent * t.itemsize
-        buf, at = side.window(self.start, self.end)  # the mmap, or a remote side's bytes
-        self.mm = buf
-        flat = np.frombuffer(buf, dtype=raw_dtype, count=t.extent, offset=self.start - at)
-        if t.is_contiguous:
-            self.view = flat.reshape(t.shape)
-        else:
-            strides = tuple(s * t.itemsize for s in t.stride)
-            self.view = np.lib.stride_tricks.as_strided(flat, shape=t.shape, strides=strides,
-                                                        writeable=False)
-
-    def finish(self) -> None:
-        """Release the numpy view and drop the tensor's pages from this process."""
-        self.view = None
-        if isinstance(self.mm, mmap.mmap) and not self.mm.closed:
-            page = mmap.PAGESIZE
-            lo = self.start - self.start % page
-            hi = min(len(self.mm), -(-self.end // page) * page)
-            if hi > lo:
-                self.mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-
-
-class _Progress:
-    def __init__(self, fn: ProgressFn | None, cancel: CancelLike | None, total: int) -> None:
-        self.fn = fn
-        self.cancel = cancel
-        self.total = total
-        self.done = 0
-        self.reported = -1
-        self.step = max(1, total // PROGRESS_CALLS)
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise DiffCancelled(self.done, self.total)
-
-    def add(self, nbytes: int) -> None:
-        self.done += nbytes
-        if self.fn is not None and self.done - max(self.reported, 0) >= self.step \
-                and self.done < self.total:
-            self.reported = self.done
-            self.fn(self.done, self.total)
-
-    def finish(self) -> None:
-        if self.fn is not None and self.reported != self.total:
-            self.reported = self.total
-            self.fn(self.total, self.total)
-
 
 _MASK_HI = 0xFFFF0000
 
 
-def _compare(ta: TensorInfo, tb: TensorInfo, sa: _Side, sb: _Side, work: _Work,
-             prog: _Progress) -> _Acc:
+def _compare(ta: TensorInfo, tb: TensorInfo, sa: TensorFile, sb: TensorFile, work: _Work,
+             prog: Progress) -> _Acc:
     """Stream one tensor pair through the kernel."""
     np = work.np
-    wide = ta.dtype in _WIDE or tb.dtype in _WIDE
+    wide = ta.dtype in WIDE or tb.dtype in WIDE
     buf = work.buffers(wide)
     compute = buf.a.dtype.type
-    ra, rb = _Reader(np, ta, sa, compute), _Reader(np, tb, sb, compute)
+    ra, rb = Loader(np, ta, sa, compute), Loader(np, tb, sb, compute)
     acc = _Acc()
     if ta.numel == 0:
         return acc
     chunk = work.chunk
     per_elem = ta.itemsize + tb.itemsize
     if ta.is_contiguous and tb.is_contiguous:
-        wa, wb = _Stream(sa, ta), _Stream(sb, tb)
+        wa, wb = ContiguousStream(sa, ta), ContiguousStream(sb, tb)
         n_total = ta.numel
         # order-independent sums: two bf16 sides are de-interleaved identically
         fast_bf16 = (ra.bf16 and rb.bf16 and not wide and sa.little and sb.little
@@ -750,26 +268,26 @@ def _compare(ta: TensorInfo, tb: TensorInfo, sa: _Side, sb: _Side, work: _Work,
                 else:
                     xa = work.raw_a[:n * ta.itemsize].view(ra.raw_dtype)
                     wa.read(xa, i, ta.itemsize)
-                    a = ra.load(xa, buf.a, buf)
+                    a = ra.load(xa, buf.a, buf.a32)
                 if rb.direct:
                     b = buf.b[:n]
                     wb.read(b, i, tb.itemsize)
                 else:
                     xb = work.raw_b[:n * tb.itemsize].view(rb.raw_dtype)
                     wb.read(xb, i, tb.itemsize)
-                    b = rb.load(xb, buf.b, buf)
+                    b = rb.load(xb, buf.b, buf.a32)
             _chunk(np, a, b, buf, acc)
             prog.add(n * per_elem)
         return acc
     # at least one side has strides: row blocks of mmap'd views (nanochat never saves these)
-    sta = _Strided(np, sa, ta, ra.raw_dtype)
+    sta = StridedView(np, sa, ta, ra.raw_dtype)
     try:
-        stb = _Strided(np, sb, tb, rb.raw_dtype)
+        stb = StridedView(np, sb, tb, rb.raw_dtype)
         try:
-            for idx in _nd_blocks(ta.shape, chunk):
+            for idx in nd_blocks(ta.shape, chunk):
                 prog.check()
                 xa, xb = sta.view[idx], stb.view[idx]
-                _chunk(np, ra.load(xa, buf.a, buf), rb.load(xb, buf.b, buf), buf, acc)
+                _chunk(np, ra.load(xa, buf.a, buf.a32), rb.load(xb, buf.b, buf.a32), buf, acc)
                 prog.add(xa.size * per_elem)
                 del xa, xb
         finally:
@@ -800,8 +318,8 @@ def _same(x: Any, y: Any) -> bool:
     return bool(x == y)
 
 
-def _meta_changes(sa: _Side, sb: _Side, notes: list[str]) -> list[MetaChange]:
-    def sections(s: _Side) -> dict[str, Any] | None:
+def _meta_changes(sa: TensorFile, sb: TensorFile, notes: list[str]) -> list[MetaChange]:
+    def sections(s: TensorFile) -> dict[str, Any] | None:
         if s.meta is not None:
             return {"step": s.info.step, "model_config": s.meta.model_config,
                     "user_config": s.meta.user_config, "metrics": s.meta.metrics}
@@ -846,7 +364,7 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
         raise ValueError("chunk_elems must be at least 2")
     chunk = chunk_elems & ~1  # even, for the bf16 de-interleave
     t0 = time.perf_counter()
-    sa, sb = _Side(a), _Side(b)
+    sa, sb = TensorFile(a), TensorFile(b)
     report = DiffReport(sa.info, sb.info, chunk_elems=chunk)
     report.notes += sa.notes + sb.notes
     if sa.info.orig_mod_prefix != sb.info.orig_mod_prefix:
@@ -865,10 +383,10 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
             pairs.append((name, ta, tb))
     report.only_b = [KeyInfo(n, t.shape, t.dtype) for n, t in sb.by_name.items()
                      if n not in sa.by_name]
-    supported = [p for p in pairs if p[1].dtype in _RAW_DTYPES and p[2].dtype in _RAW_DTYPES]
+    supported = [p for p in pairs if p[1].dtype in RAW_DTYPES and p[2].dtype in RAW_DTYPES]
     total = sum(ta.nbytes + tb.nbytes for _, ta, tb in supported)
     report.bytes_total = total
-    prog = _Progress(progress, cancel, total)
+    prog = Progress(progress, cancel, total, DiffCancelled)
     prog.check()
     work = _Work(np, chunk)
     try:
@@ -878,7 +396,7 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
             prog.check()
             td = TensorDiff(name=name, kind=kind_of(name), layer=layer_of(name), shape=ta.shape,
                             dtype_a=ta.dtype, dtype_b=tb.dtype, numel=ta.numel)
-            if ta.dtype not in _RAW_DTYPES or tb.dtype not in _RAW_DTYPES:
+            if ta.dtype not in RAW_DTYPES or tb.dtype not in RAW_DTYPES:
                 td.compared = False
                 td.note = f"not compared: no numpy conversion for {ta.dtype}/{tb.dtype}"
                 report.tensors.append(td)
