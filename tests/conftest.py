@@ -33,9 +33,10 @@ def demo_dir(demo_master: Path, tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _private_app_state(tmp_path_factory: pytest.TempPathFactory,
                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test remembers its own archive destination, never the user's."""
+    """Each test remembers its own archive destination and check results, never the user's."""
     state = tmp_path_factory.mktemp("state") / "state.json"
     monkeypatch.setenv("NANOCHAT_CKPT_STATE", str(state))
+    monkeypatch.setenv("NANOCHAT_CKPT_CACHE", str(state.parent / "cache"))  # check results
 
 
 def _free_port() -> int:

@@ -659,6 +659,20 @@ def tensors_of(arc: PtArchive, obj: Any, prefix: str = "") -> list[TensorInfo]:
         raise CheckpointError(e.reason, arc.path) from None
 
 
+def tensors_and_problems(arc: PtArchive, obj: Any, prefix: str = ""
+                         ) -> tuple[list[TensorInfo], list[tuple[str, str]]]:
+    """Like :func:`tensors_of`, but a tensor whose storage is missing or too short is reported
+    as (name, problem) instead of failing the whole file (for integrity checks)."""
+    good: list[TensorInfo] = []
+    bad: list[tuple[str, str]] = []
+    for n, t in _walk(obj, prefix):
+        try:
+            good.append(_tensor_info(arc, n, t))
+        except CheckpointError as e:
+            bad.append((n, e.reason))
+    return good, bad
+
+
 def storage_bytes(tensors: list[TensorInfo], arc: PtArchive) -> int:
     """Bytes of the distinct storages the tensors live in (shared views counted once)."""
     keys = {t.storage_key for t in tensors}

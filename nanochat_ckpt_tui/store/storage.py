@@ -208,6 +208,12 @@ class Storage:
         """A key for results about one version of one file."""
         return (self.display(path), size, mtime)
 
+    def file_key(self, path: Any, size: int, mtime: float) -> tuple[Any, ...]:
+        """The identity of one version of one file, for results kept across runs: local
+        (device, inode, size, mtime_ns) from a fresh stat; remote (URL, size, mtime) from the
+        listing. OSError when the file is gone."""
+        return ("url", self.display(path), size, mtime)
+
     def invalidate(self) -> None:
         """Forget cached listings, so a rescan sees new files."""
 
@@ -380,6 +386,10 @@ class LocalStorage(Storage):
 
     def cache_key(self, path: Any, size: int, mtime: float) -> tuple[str, int, float]:
         return (str(path), size, mtime)
+
+    def file_key(self, path: Any, size: int, mtime: float) -> tuple[Any, ...]:
+        st = os.stat(path)
+        return ("local", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     # -- writes
     def unlink(self, path: Any) -> None:

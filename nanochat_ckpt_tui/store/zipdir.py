@@ -184,6 +184,6 @@ def read_member(src: Source, m: Member, limit: int) -> bytes:
                        "which torch never writes")
     if len(data) != m.file_size:
         raise ZipError(f"{m.filename[:60]!r} holds {len(data)} bytes, not {m.file_size}")
-    if zlib.crc32(data) != m.crc:
+    if m.crc and zlib.crc32(data) != m.crc:  # 0: saved without CRCs (compute_crc32=False)
         raise ZipError(f"bad CRC-32 for {m.filename[:60]!r} (the file is damaged)")
     return data

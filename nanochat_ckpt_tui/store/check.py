@@ -1,0 +1,608 @@
+"""Verify checkpoints: every byte against its zip CRC, every tensor's health, the meta against
+the tensors. One pass over each file, in bounded memory, through the checkpoint's storage.
+
+For each zip file of a step (model, optimizer shards, older ``step_N.pt``):
+
+- **integrity**: the central directory and every local header are read; records that overlap,
+  run past the end, or that a tensor of the pickle names but the zip lacks are findings; every
+  record's bytes are streamed once (``chunk_bytes`` at a time) through ``zlib.crc32`` and
+  compared with the CRC the zip recorded. A record saved without one (torch's
+  ``compute_crc32 = False`` writes 0) is "no CRC recorded", never "damaged".
+- **health**, in the same pass: per tensor NaN / +Inf / -Inf counts, all-zero, L2 norm, abs max,
+  mean and std (per-chunk sums accumulated in float64), optimizer state included.
+
+Per step: the meta parses to an object whose ``model_config`` is a mapping; the file name's
+step equals the meta's; ``model_config`` matches the tensors (``n_layer`` vs
+``transformer.h.*``, ``n_embd`` vs the embedding width, ``vocab_size`` vs the rows of
+``wte``/``lm_head``, which nanochat pads to a multiple of 64); every optimizer rank the tag's
+other steps have is present.
+
+The verdict: ``damaged`` (bytes are not what was written), ``unhealthy`` (bytes as written, but
+NaN/Inf or inconsistent: nanochat would load garbage or fail), ``good``, or ``unchecked``
+(being written, or cancelled). Per-file results are cached by file version
+(:mod:`.check_cache`), so a re-check reads only files that changed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import zipdir
+from .check_cache import CheckCache, default_cache
+from .layout import Checkpoint, FileEntry, FileKind, State
+from .ptfile import CheckpointError, TensorInfo, read_archive, tensors_and_problems
+from .storage import Storage
+from .stream import RAW_DTYPES, Cancelled, CancelLike, Progress, ProgressFn
+from .summary import MetaError, read_meta
+
+SCHEMA = "nanochat-ckpt.check/1"
+RESULT_VERSION = 1  # of the per-file documents in the cache
+CHUNK_BYTES = 4 << 20  # read and hash this much at a time (a multiple of every itemsize)
+GOOD, DAMAGED, UNHEALTHY, UNCHECKED = "good", "damaged", "unhealthy", "unchecked"
+_RANK = {DAMAGED: 0, UNHEALTHY: 1, UNCHECKED: 2, GOOD: 3}
+_LAYER_RE = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")
+
+
+class CheckCancelled(Cancelled):
+    """Raised by :func:`check` when its cancel event is set."""
+
+
+@dataclass
+class Finding:
+    severity: str  # "damaged", "unhealthy" or "note" (worth knowing, not a problem)
+    file: str  # a file name of the step, or "" for the step as a whole
+    message: str
+    tensor: str | None = None  # the state-dict name ("lm_head.weight", "state.3.exp_avg")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"severity": self.severity, "file": self.file, "tensor": self.tensor,
+                "message": self.message}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Finding:
+        return cls(str(d["severity"]), str(d["file"]), str(d["message"]), d.get("tensor"))
+
+    def __str__(self) -> str:
+        where = " ".join(x for x in (self.file, self.tensor or "") if x)
+        return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass
+class TensorHealth:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nan: int = 0
+    posinf: int = 0
+    neginf: int = 0
+    finite: int = 0
+    total: float = 0.0  # Σx over finite values
+    sumsq: float = 0.0  # Σx² over finite values
+    absmax: float = 0.0  # over finite values
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+    @property
+    def all_zero(self) -> bool:
+        return self.numel > 0 and self.nonfinite == 0 and self.absmax == 0.0
+
+    @property
+    def norm(self) -> float:
+        return math.sqrt(self.sumsq)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.finite if self.finite else None
+
+    @property
+    def std(self) -> float | None:
+        if not self.finite:
+            return None
+        m = self.total / self.finite
+        return math.sqrt(max(self.sumsq / self.finite - m * m, 0.0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                "nan": self.nan, "posinf": self.posinf, "neginf": self.neginf,
+                "finite": self.finite, "sum": self.total, "sumsq": self.sumsq,
+                "absmax": self.absmax, "norm": self.norm, "mean": self.mean, "std": self.std,
+                "all_zero": self.all_zero}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TensorHealth:
+        return cls(str(d["name"]), str(d["dtype"]), tuple(int(x) for x in d["shape"]),
+                   int(d["nan"]), int(d["posinf"]), int(d["neginf"]), int(d["finite"]),
+                   float(d["sum"]), float(d["sumsq"]), float(d["absmax"]))
+
+
+def _verdict(findings: Iterable[Finding]) -> str:
+    sev = {f.severity for f in findings}
+    return DAMAGED if DAMAGED in sev else UNHEALTHY if UNHEALTHY in sev else GOOD
+
+
+@dataclass
+class FileCheck:
+    """One file of a step, checked (or taken from the cache)."""
+
+    name: str
+    kind: str  # model, optim, legacy, meta
+    size: int
+    crc: str = "n/a"  # "ok", "mismatch", "none recorded" (saved without CRCs), "n/a"
+    records: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    tensors: list[TensorHealth] = field(default_factory=list)
+    bytes_read: int = 0
+    cached: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return _verdict(self.findings)
+
+    def to_json(self, tensors: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name, "kind": self.kind, "size": self.size, "verdict": self.verdict,
+            "crc": self.crc, "records": self.records, "cached": self.cached,
+            "bytes_read": self.bytes_read, "findings": [f.to_json() for f in self.findings]}
+        if tensors:
+            doc["tensors"] = [t.to_json() for t in self.tensors]
+        return doc
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> FileCheck:
+        return cls(str(d["name"]), str(d["kind"]), int(d["size"]), str(d["crc"]),
+                   int(d["records"]), [Finding.from_json(f) for f in d["findings"]],
+                   [TensorHealth.from_json(t) for t in d.get("tensors", [])], 0, True)
+
+
+@dataclass
+class CheckReport:
+    """A step's verdict, its files and its step-level findings."""
+
+    key: str  # base_checkpoints/d20@5000
+    step: int
+    files: list[FileCheck] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # about the step as a whole
+    unchecked_why: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def all_findings(self) -> list[Finding]:
+        return self.findings + [f for fc in self.files for f in fc.findings]
+
+    @property
+    def verdict(self) -> str:
+        if self.unchecked_why is not None:
+            return UNCHECKED
+        return _verdict(self.all_findings)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.all_findings if f.severity != "note"]
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(fc.bytes_read for fc in self.files)
+
+    def tensors(self) -> list[tuple[str, TensorHealth]]:
+        """(file name, health) of every tensor checked."""
+        return [(fc.name, t) for fc in self.files for t in fc.tensors]
+
+    def summary(self) -> str:
+        """One line: the verdict and its first reason."""
+        if self.unchecked_why:
+            return f"{UNCHECKED}: {self.unchecked_why}"
+        probs = self.problems
+        if not probs:
+            return GOOD
+        more = f" (+{len(probs) - 1} more)" if len(probs) > 1 else ""
+        return f"{self.verdict}: {probs[0]}{more}"
+
+    def to_json(self, tensors: bool = True) -> dict[str, Any]:
+        return {"key": self.key, "step": self.step, "verdict": self.verdict,
+                "unchecked_why": self.unchecked_why, "elapsed_s": self.elapsed_s,
+                "bytes_read": self.bytes_read,
+                "findings": [f.to_json() for f in self.all_findings],
+                "files": [fc.to_json(tensors) for fc in self.files]}
+
+
+# --------------------------------------------------------------------------------------------
+# the tensor statistics kernel
+
+
+class _Kernel:
+    """Reused buffers; turns a chunk of one tensor's raw bytes into health sums."""
+
+    def __init__(self, np: Any, chunk_bytes: int) -> None:
+        self.np = np
+        n = chunk_bytes // 2 + 8  # elements of the widest widening (bf16/fp16 → f32)
+        self.f32 = np.empty(n, np.float32)
+        self.f64 = np.empty(chunk_bytes // 4 + 8, np.float64)
+        self.ones32 = np.ones(n, np.float32)
+        self.ones64 = np.ones(chunk_bytes // 4 + 8, np.float64)
+
+    def values(self, raw: Any, dtype: str, little: bool) -> Any:
+        np = self.np
+        n = len(raw) // _ITEMSIZE[dtype]
+        code = ("<" if little else ">") + RAW_DTYPES[dtype]
+        x = np.frombuffer(raw, dtype=code, count=n)
+        if dtype == "bfloat16":
+            out = self.f32[:n]
+            np.left_shift(x, 16, out=out.view(np.uint32), dtype=np.uint32)
+            return out
+        if dtype in ("float32", "float64") and x.dtype.isnative:
+            return x
+        if dtype in _WIDE_HEALTH:
+            out = self.f64[:n] if n <= len(self.f64) else np.empty(n, np.float64)
+        else:
+            out = self.f32[:n] if n <= len(self.f32) else np.empty(n, np.float32)
+        np.copyto(out, x, casting="unsafe")
+        return out
+
+    def add(self, h: TensorHealth, x: Any) -> None:
+        np = self.np
+        n = x.size
+        if n == 0:
+            return
+        ones = (self.ones64 if x.dtype == np.float64 else self.ones32)
+        ones = ones[:n] if n <= len(ones) else np.ones(n, x.dtype)
+        sq = float(np.dot(x, x))
+        if math.isfinite(sq):  # no NaN, no Inf (nor an overflow) in the chunk: the fast path
+            h.finite += n
+            h.sumsq += sq
+            h.total += float(np.dot(x, ones))
+            h.absmax = max(h.absmax, float(x.max()), -float(x.min()))
+            return
+        nan = int(np.count_nonzero(np.isnan(x)))
+        pos = int(np.count_nonzero(np.isposinf(x)))
+        neg = int(np.count_nonzero(np.isneginf(x)))
+        h.nan, h.posinf, h.neginf = h.nan + nan, h.posinf + pos, h.neginf + neg
+        fin = x[np.isfinite(x)].astype(np.float64)
+        h.finite += fin.size
+        if fin.size:
+            h.sumsq += float(np.dot(fin, fin))
+            h.total += float(fin.sum())
+            h.absmax = max(h.absmax, float(np.abs(fin).max()))
+
+
+_ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
+             "int16": 2, "int8": 1, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8,
+             "bool": 1}
+_WIDE_HEALTH = {"float64", "int32", "int64", "uint32", "uint64"}
+
+
+# --------------------------------------------------------------------------------------------
+# one zip file
+
+
+@dataclass
+class _Record:
+    member: zipdir.Member
+    start: int  # data offset
+    tensors: list[TensorInfo]
+
+
+def _check_zip(storage: Storage, entry: FileEntry, kernel: _Kernel | None, prog: Progress,
+               chunk_bytes: int) -> FileCheck:
+    fc = FileCheck(entry.name, entry.kind.value, entry.size)
+    name = entry.name
+
+    def damaged(msg: str, tensor: str | None = None) -> None:
+        fc.findings.append(Finding(DAMAGED, name, msg, tensor))
+
+    try:
+        f = storage.open(entry.path, entry.size)
+    except OSError as e:
+        damaged(f"cannot open ({e.strerror or e})")
+        return fc
+    with f:
+        try:
+            src = zipdir.Source(fileobj=f)
+            if src.size == 0:
+                damaged("empty file (0 bytes)")
+                return fc
+            members = zipdir.read_directory(src)
+        except (zipdir.ZipError, OSError, ValueError) as e:
+            damaged(f"not a readable zip: truncated or overwritten ({e})")
+            return fc
+        fc.records = len(members)
+        try:
+            arc = read_archive(entry.path, fileobj=f)
+            tensors, missing = tensors_and_problems(arc, arc.root)
+            little = arc.byteorder != "big"
+        except CheckpointError as e:
+            damaged(f"unreadable: {e.reason}")
+            tensors, missing, little, arc = [], [], True, None
+        for tname, problem in missing:
+            damaged(problem, tname)
+        by_key: dict[str, list[TensorInfo]] = {}
+        for t in tensors:
+            by_key.setdefault(t.storage_key, []).append(t)
+        prefix = arc.prefix + "/data/" if arc is not None else None
+        records: list[_Record] = []
+        for m in sorted(members.values(), key=lambda m: m.header_offset):
+            key = m.filename[len(prefix):] if prefix and m.filename.startswith(prefix) else None
+            owners = by_key.get(key, []) if key is not None else []
+            try:
+                start = zipdir.data_offset(src, m)
+            except (zipdir.ZipError, OSError) as e:
+                damaged(f"record {m.filename}: {e}", owners[0].name if owners else None)
+                continue
+            records.append(_Record(m, start, owners))
+        for a, b in zip(records, records[1:], strict=False):
+            if a.start + a.member.compress_size > b.member.header_offset:
+                owners = a.tensors or b.tensors
+                damaged(f"records {a.member.filename} and {b.member.filename} overlap",
+                        owners[0].name if owners else None)
+    strip = "model." if entry.kind is FileKind.LEGACY else ""  # the wrapper's state dict
+    health = {id(t): TensorHealth(t.name.removeprefix(strip), t.dtype, t.shape) for t in tensors}
+    try:
+        reader = storage.open_reader(entry.path, src.size)
+    except OSError as e:
+        damaged(f"cannot read ({e.strerror or e})")
+        return fc
+    crcs = {"ok": 0, "mismatch": 0, "none": 0}
+    buf = bytearray(chunk_bytes)
+    strided: list[tuple[TensorInfo, _Record]] = []
+    try:
+        with reader:
+            for rec in records:
+                _stream_record(rec, reader, buf, kernel, health, little, prog, fc, crcs,
+                               strided, damaged)
+            for t, rec in strided:
+                if kernel is not None:
+                    _strided_health(t, rec, reader, kernel, health[id(t)], little)
+    except OSError as e:
+        damaged(f"read failed ({e.strerror or e})")
+    fc.tensors = [health[id(t)] for t in tensors if t.dtype in RAW_DTYPES]
+    fc.crc = ("mismatch" if crcs["mismatch"] else "none recorded" if crcs["none"] and
+              not crcs["ok"] else "ok" if crcs["ok"] else "n/a")
+    if crcs["none"]:
+        fc.findings.append(Finding("note", name, f"no CRC recorded for {crcs['none']} of "
+                                   f"{len(records)} records (saved without CRCs): bytes not "
+                                   "verified, tensors checked"))
+    for t in fc.tensors:
+        _tensor_findings(fc, t)
+    return fc
+
+
+def _stream_record(rec: _Record, reader: Any, buf: bytearray, kernel: _Kernel | None,
+                   health: dict[int, TensorHealth], little: bool, prog: Progress, fc: FileCheck,
+                   crcs: dict[str, int], strided: list[tuple[TensorInfo, _Record]],
+                   damaged: Callable[[str, str | None], None]) -> None:
+    m = rec.member
+    size = m.compress_size
+    spans = []  # (byte start, byte end) within the record, of each contiguous tensor
+    for t in rec.tensors:
+        if not t.is_contiguous:
+            strided.append((t, rec))
+        elif t.dtype in RAW_DTYPES and m.compress_type == zipdir.STORED:
+            lo = t.storage_offset * t.itemsize
+            spans.append((lo, lo + t.nbytes, t))
+    crc = 0
+    pos = 0
+    mv = memoryview(buf)
+    while pos < size:
+        n = min(len(buf), size - pos)
+        view = mv[:n]
+        reader.read_into(view, rec.start + pos)
+        crc = zlib.crc32(view, crc)
+        if kernel is not None:
+            for lo, hi, t in spans:
+                a, b = max(lo, pos), min(hi, pos + n)
+                if a < b:
+                    kernel.add(health[id(t)], kernel.values(view[a - pos:b - pos], t.dtype,
+                                                            little))
+        pos += n
+        fc.bytes_read += n
+        prog.add(n)
+        prog.check()
+    mv.release()
+    if m.crc == 0 and size > 0 and crc != 0:
+        crcs["none"] += 1
+    elif crc != m.crc:
+        crcs["mismatch"] += 1
+        owner = rec.tensors[0].name if rec.tensors else None
+        damaged(f"CRC mismatch in record {m.filename} (recorded {m.crc:08x}, read {crc:08x}): "
+                "the bytes changed after they were written", owner)
+    else:
+        crcs["ok"] += 1
+
+
+def _strided_health(t: TensorInfo, rec: _Record, reader: Any, kernel: _Kernel,
+                    h: TensorHealth, little: bool) -> None:
+    np = kernel.np
+    start = rec.start + t.storage_offset * t.itemsize
+    buf, at = reader.window(start, start + t.extent * t.itemsize)
+    code = ("<" if little else ">") + RAW_DTYPES[t.dtype]
+    flat = np.frombuffer(buf, dtype=code, count=t.extent, offset=start - at)
+    view = np.lib.stride_tricks.as_strided(flat, shape=t.shape,
+                                           strides=tuple(s * t.itemsize for s in t.stride),
+                                           writeable=False)
+    for row in view.reshape(-1, t.shape[-1]) if view.ndim > 1 else [view]:
+        kernel.add(h, kernel.values(np.ascontiguousarray(row).tobytes(), t.dtype, little))
+
+
+def _tensor_findings(fc: FileCheck, t: TensorHealth) -> None:
+    if t.nonfinite:
+        parts = [f"{n} {w}" for n, w in ((t.nan, "NaN"), (t.posinf, "+Inf"), (t.neginf, "-Inf"))
+                 if n]
+        fc.findings.append(Finding(UNHEALTHY, fc.name, f"{', '.join(parts)} of {t.numel:,} "
+                                   "values", t.name))
+
+
+# --------------------------------------------------------------------------------------------
+# a step
+
+
+def _meta_findings(ck: Checkpoint, models: list[FileCheck]) -> list[Finding]:
+    out: list[Finding] = []
+    if ck.meta is None:
+        return out
+    name = ck.meta.name
+    try:
+        meta = read_meta(ck.meta, ck.storage)
+    except MetaError as e:
+        return [Finding(UNHEALTHY, name, f"nanochat cannot load this meta: {e.reason}")]
+    cfg = meta.data.get("model_config")
+    if cfg is not None and not isinstance(cfg, dict):
+        out.append(Finding(UNHEALTHY, name, f"model_config is a {type(cfg).__name__}, not an "
+                           "object: nanochat cannot build the model"))
+        cfg = None
+    step = meta.data.get("step")
+    if isinstance(step, int) and not isinstance(step, bool) and step != ck.step:
+        out.append(Finding(UNHEALTHY, name, f"the meta says step {step}, the file name "
+                           f"{ck.step}"))
+    if cfg and models:
+        out += _config_findings(cfg, models[0])
+    return out
+
+
+def _config_findings(cfg: dict[str, Any], model: FileCheck) -> list[Finding]:
+    out: list[Finding] = []
+    shapes = {t.name.removeprefix("_orig_mod."): t.shape for t in model.tensors}
+    layers = {int(m.group(1)) for n in shapes if (m := _LAYER_RE.search("." + n))}
+
+    def num(k: str) -> int | None:
+        v = cfg.get(k)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    n_layer, n_embd, vocab = num("n_layer"), num("n_embd"), num("vocab_size")
+    if n_layer is not None and layers and max(layers) + 1 != n_layer:
+        out.append(Finding(UNHEALTHY, model.name, f"model_config.n_layer is {n_layer} but the "
+                           f"weights have {max(layers) + 1} layers (transformer.h.*)"))
+    for tname in ("transformer.wte.weight", "lm_head.weight"):
+        shape = shapes.get(tname)
+        if shape is None or len(shape) != 2:
+            continue
+        rows, width = shape
+        if n_embd is not None and width != n_embd:
+            out.append(Finding(UNHEALTHY, model.name, f"model_config.n_embd is {n_embd} but "
+                               f"{tname} is {rows}×{width}", tname))
+        if vocab is not None:
+            padded = -(-vocab // 64) * 64  # nanochat pads the vocab to a multiple of 64
+            if rows not in (vocab, padded):
+                out.append(Finding(UNHEALTHY, model.name, f"model_config.vocab_size is {vocab} "
+                                   f"(padded {padded}) but {tname} has {rows} rows", tname))
+    return out
+
+
+def _step_findings(ck: Checkpoint) -> list[Finding]:
+    out = []
+    if ck.state is State.OPTIM_INCOMPLETE or ck.state is State.ORPHAN:
+        out += [Finding(UNHEALTHY, "", p) for p in ck.problems if "optimizer" in p or
+                "without a model" in p]
+    return out
+
+
+def _zip_entries(ck: Checkpoint) -> list[FileEntry]:
+    return [f for f in ck.files if f.kind in (FileKind.MODEL, FileKind.OPTIM, FileKind.LEGACY)]
+
+
+def check_bytes(checkpoints: Iterable[Checkpoint]) -> int:
+    """Bytes a full check of these checkpoints reads (cache misses read only theirs)."""
+    return sum(f.size for ck in checkpoints for f in _zip_entries(ck))
+
+
+def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = None,
+          cancel: CancelLike | None = None, cache: CheckCache | None = None,
+          use_cache: bool = True, chunk_bytes: int = CHUNK_BYTES,
+          health: bool = True) -> list[CheckReport]:
+    """Check each checkpoint (see the module doc); one :class:`CheckReport` each, in order.
+
+    ``progress(done, total)`` counts bytes read; ``cancel`` raises :class:`CheckCancelled`.
+    Files whose cached result matches their current version are not read.
+    """
+    cks = list(checkpoints)
+    cache = cache if cache is not None else (default_cache() if use_cache else None)
+    plans: list[tuple[Checkpoint, list[tuple[FileEntry, tuple[Any, ...] | None,
+                                               FileCheck | None]]]] = []
+    total = 0
+    for ck in cks:
+        files = []
+        for entry in _zip_entries(ck):
+            key, hit = _cached(ck.storage, entry, cache)
+            files.append((entry, key, hit))
+            if hit is None:
+                total += entry.size
+        plans.append((ck, files))
+    prog = Progress(progress, cancel, total, CheckCancelled)
+    prog.check()
+    kernel = None
+    if health and total:
+        import numpy as np
+
+        kernel = _Kernel(np, chunk_bytes)
+    reports = []
+    for ck, files in plans:
+        t0 = time.perf_counter()
+        rep = CheckReport(ck.key, ck.step)
+        if ck.is_writing:
+            rep.unchecked_why = "still being written"
+            reports.append(rep)
+            continue
+        for entry, key, hit in files:
+            if hit is None:
+                hit = _check_zip(ck.storage, entry, kernel, prog, chunk_bytes)
+                if cache is not None and key is not None and kernel is not None:
+                    cache.put(key, {"v": RESULT_VERSION, **hit.to_json()})
+            rep.files.append(hit)
+        models = [fc for fc in rep.files if fc.kind in ("model", "legacy")]
+        rep.findings = _step_findings(ck) + _meta_findings(ck, models)
+        if ck.weights is None:
+            rep.findings.append(Finding(UNHEALTHY, "", "no model file for this step"))
+        rep.elapsed_s = time.perf_counter() - t0
+        reports.append(rep)
+    prog.finish()
+    return reports
+
+
+def _cached(storage: Storage, entry: FileEntry, cache: CheckCache | None
+            ) -> tuple[tuple[Any, ...] | None, FileCheck | None]:
+    if cache is None:
+        return None, None
+    try:
+        key = storage.file_key(entry.path, entry.size, entry.mtime)
+    except OSError:
+        return None, None
+    doc = cache.get(key)
+    if doc is None or doc.get("v") != RESULT_VERSION:
+        return key, None
+    try:
+        return key, FileCheck.from_json(doc)
+    except (KeyError, TypeError, ValueError):
+        return key, None
+
+
+def cached_report(ck: Checkpoint, cache: CheckCache | None = None) -> CheckReport | None:
+    """The step's report from the cache alone (no file is read), or None when any of its files
+    was never checked in its current version."""
+    cache = cache or default_cache()
+    rep = CheckReport(ck.key, ck.step)
+    entries = _zip_entries(ck)
+    if not entries or ck.is_writing:
+        return None
+    for entry in entries:
+        _, hit = _cached(ck.storage, entry, cache)
+        if hit is None:
+            return None
+        rep.files.append(hit)
+    models = [fc for fc in rep.files if fc.kind in ("model", "legacy")]
+    rep.findings = _step_findings(ck) + _meta_findings(ck, models)
+    return rep
+
+
+def verdict_rank(verdict: str) -> int:
+    """Sort key: damaged first, good last."""
+    return _RANK.get(verdict, 2)

@@ -1,0 +1,145 @@
+"""Results of checks, and sha256 sums, cached per file version in the user's cache dir.
+
+A file version is its storage's :meth:`~.storage.Storage.file_key` (local: device, inode, size
+and mtime in ns; remote: URL, size, mtime), so a touched, rewritten or replaced file misses the
+cache and is read again; nothing else is. The cache is one SQLite file at
+``$XDG_CACHE_HOME/nanochat-ckpt/checks.sqlite`` (default ``~/.cache/nanochat-ckpt/``), never
+inside a base dir; ``NANOCHAT_CKPT_CACHE`` overrides the directory. A corrupt or unreadable
+cache is moved aside and rebuilt; if even that fails, checking works uncached. SQLite (stdlib)
+is used rather than a JSON file because 200,000 per-file rows must be updated one at a time,
+from several processes, without rewriting the whole file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+CACHE_ENV = "NANOCHAT_CKPT_CACHE"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path("~/.cache").expanduser()) / "nanochat-ckpt"
+
+
+def key_text(key: tuple[Any, ...]) -> str:
+    return json.dumps(list(key), separators=(",", ":"))
+
+
+class CheckCache:
+    """Per-file check results (JSON documents) and sha256 sums, by file key."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "checks.sqlite"
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._broken = False
+        self.note: str | None = None  # why the cache is not used, or was rebuilt
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is not None or self._broken:
+            return self._db
+        for attempt in range(2):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=5, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+                row = db.execute("SELECT v FROM meta WHERE k='version'").fetchone()
+                if row is not None and row[0] != str(SCHEMA_VERSION):
+                    db.execute("DROP TABLE IF EXISTS results")
+                    db.execute("DROP TABLE IF EXISTS hashes")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)",
+                           (str(SCHEMA_VERSION),))
+                db.execute("CREATE TABLE IF NOT EXISTS results "
+                           "(key TEXT PRIMARY KEY, doc TEXT NOT NULL, at REAL)")
+                db.execute("CREATE TABLE IF NOT EXISTS hashes "
+                           "(key TEXT PRIMARY KEY, sha256 TEXT NOT NULL, at REAL)")
+                db.commit()
+                self._db = db
+                return db
+            except sqlite3.DatabaseError as e:  # corrupt: move it aside and start over
+                if attempt == 0 and self.path.exists():
+                    self._set_aside(f"rebuilt a corrupt check cache ({e})")
+                    continue
+                self._broken, self.note = True, f"check cache unusable ({e}): not cached"
+            except OSError as e:
+                self._broken, self.note = True, f"check cache unusable ({e}): not cached"
+        return None
+
+    def _set_aside(self, why: str) -> None:
+        self.note = why
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            with contextlib.suppress(OSError):
+                p.replace(p.with_name(p.name + f".corrupt-{int(time.time())}"))
+
+    def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return None
+            try:
+                cur = db.execute(sql, args)
+                if fetch:
+                    return cur.fetchone()
+                db.commit()
+            except sqlite3.DatabaseError as e:
+                self._db = None
+                with contextlib.suppress(Exception):
+                    db.close()
+                self._set_aside(f"rebuilt a corrupt check cache ({e})")
+        return None
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        row = self._run("SELECT doc FROM results WHERE key=?", (key_text(key),), True)
+        if row is None:
+            return None
+        try:
+            doc = json.loads(row[0])
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def put(self, key: tuple[Any, ...], doc: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
+                  (key_text(key), json.dumps(doc, separators=(",", ":")), time.time()), False)
+
+    def sha256(self, key: tuple[Any, ...]) -> str | None:
+        row = self._run("SELECT sha256 FROM hashes WHERE key=?", (key_text(key),), True)
+        return row[0] if row else None
+
+    def put_sha256(self, key: tuple[Any, ...], sha: str) -> None:
+        self._run("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)",
+                  (key_text(key), sha, time.time()), False)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+_DEFAULT: CheckCache | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_cache() -> CheckCache:
+    """The process's cache in the user's cache dir (re-made when the dir setting changes)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        path = cache_dir() / "checks.sqlite"
+        if _DEFAULT is None or _DEFAULT.path != path:
+            _DEFAULT = CheckCache(path)
+        return _DEFAULT
