@@ -13,10 +13,15 @@ from typing import Any
 import pytest
 
 from nanochat_ckpt_tui.store import check as ck_mod
-from nanochat_ckpt_tui.store.check import check, cached_report
+from nanochat_ckpt_tui.store.check import cached_report, check
 from nanochat_ckpt_tui.store.check_cache import CheckCache
-from nanochat_ckpt_tui.store.demo import base_meta, make_state_dict, model_config, save_checkpoint
-from nanochat_ckpt_tui.store.demo import make_optimizer_shard
+from nanochat_ckpt_tui.store.demo import (
+    base_meta,
+    make_optimizer_shard,
+    make_state_dict,
+    model_config,
+    save_checkpoint,
+)
 from nanochat_ckpt_tui.store.layout import scan
 from nanochat_ckpt_tui.store.ptfile import read_model
 
