@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nanochat_ckpt_tui.store.layout import scan
+from nanochat_ckpt_tui.store.layout import State, scan
 from nanochat_ckpt_tui.store.summary import (
     MetaError,
     kind_of,
@@ -135,16 +135,29 @@ def test_corrupt_model_and_shard_errors_stay_local(demo_dir: Path) -> None:
     assert s.meta is not None
 
 
-def test_writing_checkpoint_is_not_opened(demo_dir: Path, monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
-    from nanochat_ckpt_tui.store import summary
-
+def test_a_whole_zip_opens_inside_the_write_window(demo_dir: Path) -> None:
+    """A file copied a moment ago (cp, rsync) keeps its "writing" badge for the window, but a
+    zip that is whole opens at once; only a zip with no end yet is refused."""
     now = time.time()
     model = demo_dir / "base_checkpoints" / "d4" / "model_003000.pt"
     os.utime(model, (now, now))
     ck = scan(demo_dir, now=now).stage("base").tag("d4").checkpoint(3000)
+    assert ck.state is State.WRITING and ck.openable
+    s = summarize(ck)
+    assert s.model is not None and s.model_error is None
 
-    def boom(path):
+
+def test_a_zip_without_its_end_is_not_opened(demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    from nanochat_ckpt_tui.store import summary
+
+    now = time.time()
+    model = demo_dir / "base_checkpoints" / "d4" / "model_003000.pt"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # torch.save mid-way
+    ck = scan(demo_dir, now=now).stage("base").tag("d4").checkpoint(3000)
+    assert ck.state is State.WRITING and ck.unfinished == ("model_003000.pt",)
+
+    def boom(*a: object, **kw: object) -> None:
         raise AssertionError("a file being written was opened")
 
     monkeypatch.setattr(summary, "read_model", boom)

@@ -39,7 +39,7 @@ from .layout import Checkpoint, FileEntry, FileKind, State
 from .ptfile import CheckpointError, TensorInfo, read_archive, tensors_and_problems
 from .storage import Storage
 from .stream import RAW_DTYPES, Cancelled, CancelLike, Progress, ProgressFn
-from .summary import MetaError, read_meta
+from .summary import meta_problem, read_meta
 
 SCHEMA = "nanochat-ckpt.check/1"
 RESULT_VERSION = 1  # of the per-file documents in the cache
@@ -451,15 +451,12 @@ def _meta_findings(ck: Checkpoint, models: list[FileCheck]) -> list[Finding]:
     if ck.meta is None:
         return out
     name = ck.meta.name
-    try:
-        meta = read_meta(ck.meta, ck.storage)
-    except MetaError as e:
-        return [Finding(UNHEALTHY, name, f"nanochat cannot load this meta: {e.reason}")]
+    problem = meta_problem(ck)
+    if problem is not None:
+        return [Finding(UNHEALTHY, name, "nanochat cannot load this meta: "
+                        + problem.removeprefix(name + ": "))]
+    meta = read_meta(ck.meta, ck.storage)
     cfg = meta.data.get("model_config")
-    if cfg is not None and not isinstance(cfg, dict):
-        out.append(Finding(UNHEALTHY, name, f"model_config is a {type(cfg).__name__}, not an "
-                           "object: nanochat cannot build the model"))
-        cfg = None
     step = meta.data.get("step")
     if isinstance(step, int) and not isinstance(step, bool) and step != ck.step:
         out.append(Finding(UNHEALTHY, name, f"the meta says step {step}, the file name "
@@ -548,8 +545,8 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
     for ck, files in plans:
         t0 = time.perf_counter()
         rep = CheckReport(ck.key, ck.step)
-        if ck.is_writing:
-            rep.unchecked_why = "still being written"
+        if not ck.openable:
+            rep.unchecked_why = "still being written (" + ", ".join(ck.unfinished) + ")"
             reports.append(rep)
             continue
         for entry, key, hit in files:
@@ -591,7 +588,7 @@ def cached_report(ck: Checkpoint, cache: CheckCache | None = None) -> CheckRepor
     cache = cache or default_cache()
     rep = CheckReport(ck.key, ck.step)
     entries = _zip_entries(ck)
-    if not entries or ck.is_writing:
+    if not entries or not ck.openable:
         return None
     for entry in entries:
         _, hit = _cached(ck.storage, entry, cache)

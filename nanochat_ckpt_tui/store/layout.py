@@ -59,7 +59,9 @@ class State(str, enum.Enum):
 
     WRITING = "writing"
     CORRUPT = "corrupt"
+    UNREADABLE = "unreadable"  # a model our reader refuses (found when it is read)
     ORPHAN = "orphan"  # meta without model
+    BAD_META = "bad meta"  # a meta nanochat's loader would fail on (found when it is read)
     NO_META = "no meta"
     OPTIM_INCOMPLETE = "optim incomplete"
     COMPLETE = "complete"
@@ -101,6 +103,7 @@ class Checkpoint:
     is_latest: bool = False
     pinned: bool = False
     note: str | None = None
+    unfinished: tuple[str, ...] = ()  # files whose zip is not whole yet: never opened
     storage: Storage = field(default=LOCAL, repr=False, compare=False)  # where the files live
 
     @cached_property
@@ -144,6 +147,20 @@ class Checkpoint:
     @property
     def is_writing(self) -> bool:
         return self.state is State.WRITING
+
+    @property
+    def openable(self) -> bool:
+        """Every zip of the step is whole (a file copied a moment ago opens at once; only a
+        file whose zip has no end yet is refused as still being written)."""
+        return not self.unfinished
+
+    def downgrade(self, state: State, problem: str) -> None:
+        """Record what a later read found (a bad meta, an unreadable model); the state
+        becomes ``state`` unless the current one is more urgent."""
+        if problem not in self.problems:
+            self.problems.append(problem)
+        if _STATE_RANK[state] < _STATE_RANK[self.state]:
+            self.state = state
 
 
 @dataclass
@@ -373,21 +390,31 @@ def _try_list(storage: Storage) -> Callable[[Any], list[Row] | BaseException]:
     return one
 
 
+SPECIAL = -2  # the size a storage gives a FIFO, socket or device (not a regular file)
+
+
 def _good_rows(storage: Storage, path: Any, rows: list[Row], notes: list[str]) -> list[Row]:
-    """Rows whose stat worked (a row of size -1 vanished, or is a dangling link)."""
+    """Rows whose stat worked (a row of size -1 vanished, or is a dangling link); a special
+    file (size ``SPECIAL``) is kept with size 0."""
     if all(r[2] >= 0 for r in rows):
         return rows
+    out = []
     for r in rows:
-        if r[2] < 0:
+        if r[2] == SPECIAL:
+            out.append((r[0], False, 0, r[3], r[4], r[5]))
+        elif r[2] < 0:
             notes.append(f"{storage.display(storage.join(path, r[0]))}: vanished during the "
                          "scan (or a dangling link)")
-    return [r for r in rows if r[2] >= 0]
+        else:
+            out.append(r)
+    return out
 
 
 def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], notes: list[str],
                   now: float, *, mtime: float = 0.0, is_link: bool = False) -> Tag:
     """A tag from its directory's rows: checkpoints, states, other files (pins not read)."""
     tag = Tag(stage, path.name, path, storage=storage)
+    special = frozenset(r[0] for r in rows if r[2] == SPECIAL)
     rows = _good_rows(storage, path, rows, notes)
     # object stores have prefixes, not dirs: no mtime of their own
     tag.mtime = mtime or max((r[3] for r in rows), default=0.0)
@@ -396,9 +423,9 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
     prefix = str(path).rstrip("/") + "/"  # the tail check's path without a Path per file
 
     def tail(name: str, size: int, mtime_ns: int) -> bool | None:
-        return zip_whole(prefix + name, size, mtime_ns)
+        return False if name in special else zip_whole(prefix + name, size, mtime_ns)
 
-    group_rows(tag, rows, notes, now, storage.join, tail)
+    group_rows(tag, rows, notes, now, storage.join, tail, special)
     return tag
 
 
@@ -433,7 +460,8 @@ def scan_tag_dir(storage: Storage, path: Any, notes: list[str], now: float,
 
 def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
                join: Callable[[Any, str], Any],
-               tail_ok: Callable[[str, int, int], bool | None] | None = None) -> None:
+               tail_ok: Callable[[str, int, int], bool | None] | None = None,
+               special: frozenset[str] = frozenset()) -> None:
     """Group one tag dir's entries into ``tag.checkpoints`` and ``tag.other_files``, and give
     every checkpoint its state.
 
@@ -472,7 +500,7 @@ def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
             bad_zips.add(id(fe))
     tag.checkpoints = sorted(groups.values(), key=lambda c: c.step)
     other_files.sort(key=lambda f: natural_key(f.name))
-    _assign_states(tag, bad_zips, now)
+    _assign_states(tag, bad_zips, now, special)
 
 
 def apply_pins(tag: Tag, pins: dict[int, PinEntry]) -> None:
@@ -490,7 +518,8 @@ def _optim_order(f: FileEntry) -> tuple[bool, int]:
     return (f.rank is None, f.rank or 0)
 
 
-def _assign_states(tag: Tag, bad_zips: set[int], now: float) -> None:
+def _assign_states(tag: Tag, bad_zips: set[int], now: float,
+                   special: frozenset[str] = frozenset()) -> None:
     # (State members read into locals once: each State.X lookup costs ~0.2 µs)
     writing, corrupt, orphan, no_meta, optim_incomplete, complete = (
         State.WRITING, State.CORRUPT, State.ORPHAN, State.NO_META, State.OPTIM_INCOMPLETE,
@@ -508,9 +537,14 @@ def _assign_states(tag: Tag, bad_zips: set[int], now: float) -> None:
         files = ck.files
         age = now - max([f.mtime for f in files], default=0.0)  # now - ck.mtime
         broken = [f for f in files if id(f) in bad_zips] if bad_zips else []
+        unfinished = []
         for f in broken:
-            if now - f.mtime < STALL_WINDOW:
+            if f.name in special:
+                states.append(corrupt)
+                problems.append(f"{f.name} is not a regular file (a FIFO, socket or device)")
+            elif now - f.mtime < STALL_WINDOW:
                 states.append(writing)
+                unfinished.append(f.name)
                 problems.append(f"{f.name} is still being written (no zip central directory yet)")
             else:
                 states.append(corrupt)
@@ -524,7 +558,15 @@ def _assign_states(tag: Tag, bad_zips: set[int], now: float) -> None:
         elif ck.meta is None and ck.legacy is None:
             states.append(no_meta)
             problems.append("model without meta: nanochat cannot load this step")
-        if ranks and ranks != all_ranks:  # (equal: every rank is there, nothing is missing)
+        if unfinished:
+            ck.unfinished = tuple(unfinished)
+        if not ranks and expected_ranks and ck.is_latest and ck.legacy is None:
+            # (an older weights-only step is a deliberate "drop optimizer state" prune; the
+            # latest is what nanochat resumes from)
+            states.append(optim_incomplete)
+            problems.append(f"no optimizer shards (the tag's other steps have {expected_ranks}): "
+                            "weights only, cannot resume from this latest step")
+        elif ranks and ranks != all_ranks:  # (equal: every rank is there, nothing is missing)
             missing = sorted(set(all_ranks) - set(ranks))
             if missing:
                 states.append(optim_incomplete)

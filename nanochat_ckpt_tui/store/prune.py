@@ -25,6 +25,7 @@ from typing import Any
 from .layout import WRITE_WINDOW, Catalog, Checkpoint, FileEntry, FileKind, State, Tag
 from .storage import LOCAL, Storage
 from .summary import val_bpb_of
+from .verdicts import Verdicts, latest_is_bad, newest_good_guard
 
 
 class PruneError(Exception):
@@ -84,6 +85,9 @@ class PrunePlan:
     protected: list[ProtectedItem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    verified: bool = False  # the newest good step of each tag was looked for (check, cache first)
+    kept_verdicts: dict[str, str] = field(default_factory=dict)  # kept steps judged: key → verdict
+    confirm: list[str] = field(default_factory=list)  # deletions that need an explicit "yes"
 
     @property
     def bytes_freed(self) -> int:
@@ -109,6 +113,9 @@ class PrunePlan:
                            "files": list(p.files), "overridable": p.overridable}
                           for p in self.protected],
             "warnings": self.warnings,
+            "verified": self.verified,
+            "kept_verdicts": self.kept_verdicts,
+            "confirm": self.confirm,
         }
 
 
@@ -151,22 +158,29 @@ def _hard_protection(ck: Checkpoint, files: list[FileEntry], base_real: str,
     return None
 
 
-def _soft_protection(ck: Checkpoint, tag: Tag | None, override: Override) -> str | None:
+def _soft_protection(ck: Checkpoint, tag: Tag | None, override: Override,
+                     verdicts: Verdicts | None, confirm: list[str]) -> str | None:
     if tag is not None and tag.pins_error and not override.pinned:
         return "pins file unreadable, so pins are unknown: " + tag.pins_error
     if ck.pinned and not override.pinned:
         return "pinned" + (f" ({ck.note})" if ck.note else "")
     if ck.is_latest and not override.latest:
-        return "latest step of its tag (nanochat's default for chat, eval and resume)"
+        bad = latest_is_bad(ck, verdicts)
+        if bad is None:
+            return "latest step of its tag (nanochat's default for chat, eval and resume)"
+        confirm.append(f"{ck.key} is the latest step of its tag and it is {bad.describe()}: "
+                       "delete it so nanochat stops resuming from it")
     return None
 
 
 class _Planner:
-    def __init__(self, catalog: Catalog, override: Override) -> None:
+    def __init__(self, catalog: Catalog, override: Override, verdicts: Verdicts | None) -> None:
         if not catalog.storage.writable:  # the store refuses, whatever the face asked
             raise PruneError(f"{catalog.location} is read-only: nothing can be deleted there")
         self.catalog = catalog
         self.override = override
+        self.verdicts = verdicts
+        self.deleting: dict[tuple[str, str], set[int]] = {}  # whole steps, by tag
         self.plan = PrunePlan(catalog.base_dir)
         self.plan.storage = catalog.storage
         self.base_real = catalog.storage.realpath(catalog.base_dir)
@@ -187,22 +201,54 @@ class _Planner:
             self.plan.protected.append(ProtectedItem(ck.key, hard, tuple(f.name for f in files),
                                                      overridable=False))
             return
-        soft = _soft_protection(ck, self.tags.get((ck.stage, ck.tag)), self.override)
+        soft = _soft_protection(ck, self.tags.get((ck.stage, ck.tag)), self.override,
+                                self.verdicts, self.plan.confirm)
         if soft:
             self.plan.protected.append(ProtectedItem(ck.key, soft, tuple(f.name for f in files)))
             return
         for f in files:
             self.plan.items.append(PlanItem(f.path, f.size, f.mtime, f.kind._value_, ck.key, reason))
+        if not optimizer_only and ck.weights is not None:
+            self.deleting.setdefault((ck.stage, ck.tag), set()).add(ck.step)
+
+    def _guard(self) -> None:
+        """Never delete a tag's newest good step (checked, cache first)."""
+        assert self.verdicts is not None
+        for (stage, name), steps in self.deleting.items():
+            tag = self.tags.get((stage, name))
+            if tag is None:
+                continue
+            kept = newest_good_guard(tag, steps, self.verdicts,
+                                     latest_allowed=self.override.latest)
+            if kept is not None:
+                step, why = kept
+                key = f"{stage}/{name}@{step}"
+                files = tuple(i.path.name for i in self.plan.items if i.checkpoint == key)
+                self.plan.items = [i for i in self.plan.items if i.checkpoint != key]
+                self.plan.protected.append(ProtectedItem(key, why, files, overridable=False))
+            for ck in tag.checkpoints:
+                v = self.verdicts.known.get(ck.key)
+                if v is not None and ck.step not in steps:
+                    self.plan.kept_verdicts[ck.key] = v.describe()
 
     def finish(self) -> PrunePlan:
-        self.plan.warnings = _warnings(self.catalog, self.plan)
+        if self.verdicts is not None:
+            self._guard()
+            self.plan.verified = True
+        elif self.deleting:
+            self.plan.warnings.append("not verified (--no-check): the steps kept were not "
+                                      "checked, so this may delete the newest good checkpoint")
+        self.plan.warnings[:0] = _warnings(self.catalog, self.plan)
         return self.plan
 
 
 def plan_rules(catalog: Catalog, tags: Iterable[Tag], rules: Rules,
-               override: Override = Override()) -> PrunePlan:
-    """Apply retention rules to each tag."""
-    planner = _Planner(catalog, override)
+               override: Override = Override(), *, verify: bool = True,
+               verdicts: Verdicts | None = None) -> PrunePlan:
+    """Apply retention rules to each tag. With ``verify`` (the default) the steps that decide
+    whether a tag keeps a good checkpoint are checked (cache first; ``verdicts`` may carry a
+    cache, progress and cancel)."""
+    planner = _Planner(catalog, override, (verdicts or Verdicts()) if verify else None)
     for tag in tags:
         cks = [c for c in tag.checkpoints if c.weights is not None or c.optim]
         keep: dict[int, str] = {}
@@ -225,9 +271,11 @@ def plan_rules(catalog: Catalog, tags: Iterable[Tag], rules: Rules,
 
 
 def plan_selection(catalog: Catalog, checkpoints: Iterable[Checkpoint], *,
-                   optimizer_only: bool = False, override: Override = Override()) -> PrunePlan:
-    """Delete exactly these checkpoints (or only their optimizer shards)."""
-    planner = _Planner(catalog, override)
+                   optimizer_only: bool = False, override: Override = Override(),
+                   verify: bool = True, verdicts: Verdicts | None = None) -> PrunePlan:
+    """Delete exactly these checkpoints (or only their optimizer shards); the same protections
+    and checks as :func:`plan_rules`."""
+    planner = _Planner(catalog, override, (verdicts or Verdicts()) if verify else None)
     reason = "selected (optimizer shards only)" if optimizer_only else "selected"
     for ck in checkpoints:
         planner.add(ck, optimizer_only, reason)

@@ -69,9 +69,16 @@ def parse_step(text: str, tag: Tag) -> Checkpoint:
     return ck
 
 
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """An absolute path, ``.`` and ``..`` folded away, so that a relative path
+    (``./model_000006.pt`` inside a tag dir, ``.``) still names its tag and stage dirs. Links are
+    not followed: a tag dir that is a symbolic link keeps the name the user sees."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def checkpoint_for_file(path: Path) -> Checkpoint:
     """The checkpoint group a file belongs to, or a lone group for a file of any other name."""
-    path = Path(path)
+    path = _absolute(path)
     kind, step, _ = classify(path.name)
     if kind is not FileKind.OTHER and step is not None:
         tag = scan_tag_dir(LOCAL, path.parent, [], time.time(), path.parent.parent.name)
@@ -91,6 +98,7 @@ def resolve(catalog: Catalog, ref: str) -> Checkpoint:
         return checkpoint_for_file(p)
     spec, _, step = ref.partition("@")
     if "@" not in ref and p.is_dir():  # a tag directory
+        p = _absolute(p)
         tag = scan_tag_dir(LOCAL, p, [], time.time(), p.parent.name)
         return parse_step("latest", tag)
     return parse_step(step, resolve_tag(catalog, spec))

@@ -270,6 +270,29 @@ _TAIL_CACHE_MAX = 200_000
 child_path = Path._make_child_relpath if sys.version_info < (3, 12) else Path.joinpath  # type: ignore[attr-defined]
 
 
+def _end_record_fits(tail: bytes, end: int) -> bool:
+    """Whether ``tail`` (the file's bytes up to offset ``end``) ends in an end-of-central-
+    directory record whose directory ends where the end records begin: the zip is whole, not cut
+    or still growing. torch writes a zip64 end record and locator (76 bytes) before it."""
+    rec = tail[-22:]
+    if len(rec) < 22 or rec[:4] != b"PK\x05\x06":
+        return False
+    start = end - 22
+    cd_size = int.from_bytes(rec[12:16], "little")
+    cd_offset = int.from_bytes(rec[16:20], "little")
+    if cd_offset + cd_size == start:
+        return True
+    loc = tail[-42:-22]
+    if len(loc) < 20 or loc[:4] != b"PK\x06\x07":
+        return False
+    z64 = tail[-98:-42]
+    if len(z64) < 56 or z64[:4] != b"PK\x06\x06":
+        return True  # a zip64 record with extensible data: trust the locator
+    cd_size = int.from_bytes(z64[40:48], "little")
+    cd_offset = int.from_bytes(z64[48:56], "little")
+    return cd_offset + cd_size == start - 76
+
+
 def zip_complete(path: str | os.PathLike[str], size: int, mtime_ns: int) -> bool:
     """True when a local file ends in a zip end-of-central-directory record (cached by path,
     size and mtime)."""
@@ -282,10 +305,13 @@ def zip_complete(path: str | os.PathLike[str], size: int, mtime_ns: int) -> bool
     try:  # a bare fd and pread: a buffered file object costs twice as much per file
         fd = os.open(path, _O_RDONLY)
         try:
-            ok = pread(fd, 22, size - 22)[:4] == b"PK\x05\x06"
+            back = min(size, 98)
+            ok = _end_record_fits(pread(fd, back, size - back), size)
             if not ok:  # a zip comment moves the record; torch writes none, but be lenient
                 back = min(size, 65_557)
-                ok = b"PK\x05\x06" in pread(fd, back, size - back)
+                tail = pread(fd, back, size - back)
+                at = tail.rfind(b"PK\x05\x06")
+                ok = at >= 0 and _end_record_fits(tail[:at + 22], size - back + at + 22)
         finally:
             os.close(fd)
     except OSError:
@@ -336,7 +362,8 @@ class LocalStorage(Storage):
             except OSError:  # vanished, or a dangling link: the caller notes it
                 rows.append((entry.name, False, -1, 0.0, True, 0))
                 continue
-            rows.append((entry.name, is_dir, st.st_size, st.st_mtime, is_link, st.st_mtime_ns))
+            size = st.st_size if is_dir or _stat.S_ISREG(st.st_mode) else -2  # FIFO, device
+            rows.append((entry.name, is_dir, size, st.st_mtime, is_link, st.st_mtime_ns))
         return rows
 
     def open(self, path: Any, size: int | None = None) -> IO[bytes]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .layout import LOCAL, Checkpoint, FileEntry, Tag
+from .layout import LOCAL, Checkpoint, FileEntry, State, Tag
 from .ptfile import (
     CheckpointError,
     ModelFile,
@@ -133,6 +133,40 @@ def _remember(key: tuple[str, int, float], value: Meta | MetaError) -> None:
     if len(_META_CACHE) > 100_000:
         _META_CACHE.clear()
     _META_CACHE[key] = value
+
+
+def meta_problem(ck: Checkpoint) -> str | None:
+    """Why nanochat's loader would fail on this step's meta (read from the cache when it was
+    read already), or None: it does not parse, is not an object, or has no ``model_config``
+    mapping."""
+    if ck.meta is None:
+        return None
+    try:
+        meta = read_meta(ck.meta, ck.storage)
+    except MetaError as e:
+        return f"{ck.meta.name}: {e.reason}"
+    cfg = meta.data.get("model_config")
+    if cfg is None:
+        return f"{ck.meta.name}: no model_config: nanochat cannot build the model"
+    if not isinstance(cfg, dict):
+        return (f"{ck.meta.name}: model_config is a {type(cfg).__name__}, not an object: "
+                "nanochat cannot build the model")
+    return None
+
+
+def assess_meta(ck: Checkpoint) -> None:
+    """Give the step the ``bad meta`` state when nanochat could not load its meta."""
+    problem = meta_problem(ck)
+    if problem is not None:
+        ck.downgrade(State.BAD_META, problem)
+
+
+def assess_metas(checkpoints: list[Checkpoint]) -> None:
+    """Read (concurrently where possible) and judge the meta of every step."""
+    prefetch_metas(checkpoints)
+    for ck in checkpoints:
+        if ck.meta is not None:
+            assess_meta(ck)
 
 
 def prefetch_metas(checkpoints: list[Checkpoint]) -> None:
@@ -298,9 +332,11 @@ def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
             out.meta = read_meta(ck.meta, storage)
         except MetaError as e:
             out.meta_error = e.reason
+        assess_meta(ck)
     weights = ck.weights
-    if ck.is_writing:
-        out.model_error = "still being written: not opened (" + "; ".join(ck.problems) + ")"
+    if not ck.openable:
+        out.model_error = ("still being written: not opened (" + ", ".join(ck.unfinished)
+                           + " has no zip end yet)")
         return out
     if weights is None:
         out.model_error = "no model file for this step"
@@ -310,6 +346,7 @@ def summarize(ck: Checkpoint, *, optimizer: bool = True) -> CheckpointSummary:
             out.model_summary = summarize_model(out.model, out.model_config or None)
         except CheckpointError as e:
             out.model_error = e.reason
+            ck.downgrade(State.UNREADABLE, f"{weights.name}: {e.reason}")
     if optimizer:
         for entry in ck.optim:
             shard = ShardInfo(entry)
