@@ -23,6 +23,7 @@ from nanochat_ckpt_tui.store import archive as ar
 from nanochat_ckpt_tui.store.layout import Checkpoint, State, scan
 from nanochat_ckpt_tui.store.pins import update_pin
 from nanochat_ckpt_tui.store.refs import resolve
+from nanochat_ckpt_tui.store.storage import redact
 
 ARCHIVE_KEYS = {"schema", "dest", "strategy", "ok", "cancelled", "archived", "files", "counts",
                 "bytes_copied", "bytes_total", "seconds", "rate_bytes_per_s", "warnings",
@@ -215,7 +216,7 @@ def test_cancel_midway_then_resume_copies_only_the_rest(demo_dir: Path, tmp_path
 def test_failed_write_leaves_nothing_that_looks_complete(
         demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "a"
-    real_open_write = ar._LocalTarget.open_write
+    real_open_write = ar.LocalTarget.open_write
 
     class DiskFull:
         def __init__(self, fh: Any) -> None:
@@ -230,11 +231,11 @@ def test_failed_write_leaves_nothing_that_looks_complete(
         def __getattr__(self, name: str) -> Any:
             return getattr(self.fh, name)
 
-    def flaky(self: ar._LocalTarget, rel: str) -> tuple[Any, str]:
+    def flaky(self: ar.LocalTarget, rel: str) -> tuple[Any, str]:
         fh, written = real_open_write(self, rel)
         return (DiskFull(fh) if rel.endswith("model_002500.pt") else fh), written
 
-    monkeypatch.setattr(ar._LocalTarget, "open_write", flaky)
+    monkeypatch.setattr(ar.LocalTarget, "open_write", flaky)
     checkpoints = cks(demo_dir, "base/d4@3000", "base/d4@2500")
     res = ar.archive(checkpoints, dest)
     failed = [r for r in res.results if r.status == "failed"]
@@ -244,7 +245,7 @@ def test_failed_write_leaves_nothing_that_looks_complete(
     assert not list(dest.rglob("*.partial"))
     assert ar.archived_steps(dest) == {("base_checkpoints", "d4", 3000)}
 
-    monkeypatch.setattr(ar._LocalTarget, "open_write", real_open_write)
+    monkeypatch.setattr(ar.LocalTarget, "open_write", real_open_write)
     # a hard kill leaves a stale temp file: never mistaken for a checkpoint, then replaced
     stale = dest / "base_checkpoints" / "d4" / "model_002500.pt.partial"
     stale.write_bytes(b"PK half a file")
@@ -337,8 +338,8 @@ def test_corrupt_manifest_is_left_alone(demo_dir: Path, tmp_path: Path) -> None:
 
 
 def test_redact_and_remember(tmp_path: Path, _state_file: Path) -> None:
-    assert ar.redact("ssh://me:hunter2@host/x") == "ssh://me@host/x"
-    assert ar.redact("s3://bucket/x") == "s3://bucket/x"
+    assert redact("ssh://me:hunter2@host/x") == "ssh://me@host/x"
+    assert redact("s3://bucket/x") == "s3://bucket/x"
     _state_file.parent.mkdir(parents=True)
     _state_file.write_text(json.dumps({"theme": "dark"}))
     ar.remember_destination("ssh://me:hunter2@host/x")

@@ -50,7 +50,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -58,23 +57,41 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from .layout import WRITE_WINDOW, Checkpoint, FileEntry, State
+from .manifest import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    STATE_ENV,
+    archived_steps,
+    last_destination,
+    load_manifest,
+    read_manifest,
+    remember_destination,
+    save_manifest,
+    state_path,
+)
 from .pins import SCHEMA as PINS_SCHEMA
 from .pins import SIDECAR, PinsError, load_pins
-from .storage import LOCAL, Storage, StorageError, is_url, open_storage, redact
+from .storage import LOCAL, Storage
+from .targets import (
+    CHUNK,
+    DIRECT_PROTOCOLS,
+    PARTIAL_SUFFIX,
+    ArchiveError,
+    FsspecTarget,
+    LocalTarget,
+    Target,
+    open_target,
+)
 
-CHUNK = 8 * 1024 * 1024
-MANIFEST = ".nanochat-ckpt-manifest.json"
-MANIFEST_SCHEMA = "nanochat-ckpt.manifest/1"
-PARTIAL_SUFFIX = ".partial"
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-DIRECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
-STATE_ENV = "NANOCHAT_CKPT_STATE"
-STATE_SCHEMA = "nanochat-ckpt.state/1"
+__all__ = ["CHUNK", "DIRECT_PROTOCOLS", "MANIFEST", "MANIFEST_SCHEMA", "PARTIAL_SUFFIX",
+           "STATE_ENV", "ArchiveError", "ArchiveResult", "FileResult", "FsspecTarget",
+           "LocalTarget", "Progress", "Target", "VerifyEntry", "VerifyReport", "archive",
+           "archived_steps", "last_destination", "read_manifest", "remember_destination",
+           "state_path", "verify_archive"]
+
 TOKENIZER_DIR = "tokenizer"
 
 
-class ArchiveError(Exception):
-    """The archive cannot start or the destination cannot be read; the message says why."""
 
 
 class _Cancelled(Exception):
@@ -198,351 +215,6 @@ class VerifyReport:
 
 
 # --------------------------------------------------------------------------------------------
-# destinations
-
-
-class _Target:
-    """The destination root. Paths are relative, with ``/`` separators."""
-
-    display: str
-    strategy: str
-
-    def size(self, rel: str) -> int | None:
-        raise NotImplementedError
-
-    def open_read(self, rel: str) -> IO[bytes]:
-        raise NotImplementedError
-
-    def open_write(self, rel: str) -> tuple[IO[bytes], str]:
-        """A handle and the relative path it writes (``.partial`` or final)."""
-        raise NotImplementedError
-
-    def finish(self, fh: IO[bytes]) -> None:
-        """Flush, make durable where possible, close (publishes a direct upload)."""
-        fh.close()
-
-    def abort(self, fh: IO[bytes], written: str) -> None:
-        """Drop an unfinished write so nothing of it is visible."""
-        raise NotImplementedError
-
-    def commit(self, written: str, rel: str, mtime: float) -> None:
-        """Give the written file its final name (and, where possible, the source's mtime)."""
-        raise NotImplementedError
-
-    def remove(self, rel: str) -> None:
-        raise NotImplementedError
-
-    def read_small(self, rel: str, limit: int) -> bytes | None:
-        raise NotImplementedError
-
-    def write_small(self, rel: str, data: bytes) -> None:
-        raise NotImplementedError
-
-    def refresh(self) -> None:
-        """Forget cached listings (object stores cache them)."""
-
-    def check_root(self) -> None:
-        """Raise :class:`ArchiveError` if the destination cannot exist as given."""
-
-
-class _LocalTarget(_Target):
-    strategy = "rename"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.display = str(root)
-
-    def _p(self, rel: str) -> Path:
-        return self.root.joinpath(*rel.split("/"))
-
-    def size(self, rel: str) -> int | None:
-        try:
-            return os.stat(self._p(rel)).st_size
-        except FileNotFoundError:
-            return None
-
-    def open_read(self, rel: str) -> IO[bytes]:
-        return open(self._p(rel), "rb")
-
-    def open_write(self, rel: str) -> tuple[IO[bytes], str]:
-        path = self._p(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path.with_name(path.name + PARTIAL_SUFFIX), "wb"), rel + PARTIAL_SUFFIX
-
-    def finish(self, fh: IO[bytes]) -> None:
-        try:
-            fh.flush()
-            os.fsync(fh.fileno())
-        finally:
-            fh.close()
-
-    def abort(self, fh: IO[bytes], written: str) -> None:
-        with contextlib.suppress(OSError):
-            fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._p(written))
-
-    def commit(self, written: str, rel: str, mtime: float) -> None:
-        final = self._p(rel)
-        with contextlib.suppress(OSError):  # as cp -p: ages and "being written" stay right
-            os.utime(self._p(written), (mtime, mtime))
-        os.replace(self._p(written), final)
-        _fsync_dir(final.parent)
-
-    def remove(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._p(rel))
-
-    def read_small(self, rel: str, limit: int) -> bytes | None:
-        try:
-            with open(self._p(rel), "rb") as f:
-                return f.read(limit + 1)
-        except FileNotFoundError:
-            return None
-
-    def write_small(self, rel: str, data: bytes) -> None:
-        path = self._p(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-class _FsspecTarget(_Target):
-    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
-        self.display = redact(url)
-        protocol = url.split("://", 1)[0].lower()
-        try:  # the same connection code as a base dir (ssh: known_hosts, keys, timeouts)
-            storage = open_storage(url, storage_options, what="destination")
-        except StorageError as e:
-            raise ArchiveError(str(e)) from None
-        self.fs = storage.fs  # type: ignore[attr-defined]
-        root = str(storage.root)
-        self.root = root.rstrip("/") if root != "/" else ""
-        self.strategy = "direct" if protocol in DIRECT_PROTOCOLS else "rename"
-
-    def _p(self, rel: str) -> str:
-        return f"{self.root}/{rel}" if self.root else rel
-
-    def refresh(self) -> None:
-        with contextlib.suppress(Exception):
-            self.fs.invalidate_cache()
-
-    def check_root(self) -> None:
-        if self.strategy != "direct":
-            return
-        bucket = self.root.split("/", 1)[0]
-        try:
-            self.fs.info(bucket)
-        except FileNotFoundError:
-            raise ArchiveError(f"{self.display}: bucket {bucket!r} does not exist (or is not "
-                               "visible with these credentials); this tool never creates "
-                               "buckets") from None
-        except Exception as e:
-            raise ArchiveError(f"{self.display}: cannot reach the destination "
-                               f"({type(e).__name__}: {e})") from None
-
-    def size(self, rel: str) -> int | None:
-        try:
-            info = self.fs.info(self._p(rel))
-        except FileNotFoundError:
-            return None
-        if info.get("type") == "directory":
-            return None
-        return int(info["size"])
-
-    def open_read(self, rel: str) -> IO[bytes]:
-        return self.fs.open(self._p(rel), "rb", block_size=CHUNK)
-
-    def open_write(self, rel: str) -> tuple[IO[bytes], str]:
-        if self.strategy == "direct":  # no directories (and never create a bucket)
-            return self.fs.open(self._p(rel), "wb", block_size=CHUNK), rel
-        written = rel + PARTIAL_SUFFIX
-        with contextlib.suppress(Exception):
-            self.fs.makedirs(self._p(written).rsplit("/", 1)[0], exist_ok=True)
-        return self.fs.open(self._p(written), "wb", block_size=CHUNK), written
-
-    def abort(self, fh: IO[bytes], written: str) -> None:
-        if self.strategy == "direct":
-            with contextlib.suppress(Exception):
-                fh.discard()  # type: ignore[attr-defined]  # s3fs/gcsfs: abort the upload
-            fh.closed = True  # type: ignore[misc]  # never let close() publish the prefix
-            return
-        with contextlib.suppress(Exception):
-            fh.close()
-        with contextlib.suppress(Exception):
-            self.fs.rm(self._p(written))
-
-    def commit(self, written: str, rel: str, mtime: float) -> None:
-        if written != rel:
-            self.fs.mv(self._p(written), self._p(rel))
-
-    def remove(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self._p(rel))
-
-    def read_small(self, rel: str, limit: int) -> bytes | None:
-        try:
-            with self.fs.open(self._p(rel), "rb") as f:
-                return f.read(limit + 1)
-        except FileNotFoundError:
-            return None
-
-    def write_small(self, rel: str, data: bytes) -> None:
-        if self.strategy == "direct":  # a single PUT is atomic on object stores
-            self.fs.pipe_file(self._p(rel), data)
-            return
-        tmp = f"{rel}.{os.getpid()}.tmp"
-        parent = self._p(rel).rsplit("/", 1)[0]
-        with contextlib.suppress(Exception):
-            self.fs.makedirs(parent, exist_ok=True)
-        self.fs.pipe_file(self._p(tmp), data)
-        try:
-            self.fs.mv(self._p(tmp), self._p(rel))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.fs.rm(self._p(tmp))
-            raise
-
-
-def open_target(dest: str | os.PathLike[str],
-                storage_options: dict[str, Any] | None = None) -> _Target:
-    """A local dir (plain path or ``file://``) or an fsspec URL."""
-    text = os.fspath(dest)
-    if text.lower().startswith("file://"):
-        text = text[len("file://"):]
-        if text.startswith("localhost/"):
-            text = text[len("localhost"):]
-        return _LocalTarget(Path(text).expanduser().absolute())
-    if is_url(text):
-        return _FsspecTarget(text, storage_options)
-    return _LocalTarget(Path(text).expanduser().absolute())
-
-
-# --------------------------------------------------------------------------------------------
-# manifest
-
-
-def _empty_manifest() -> dict[str, Any]:
-    return {"schema": MANIFEST_SCHEMA, "updated_at": 0.0, "files": {}, "checkpoints": {}}
-
-
-def _load_manifest(target: _Target) -> dict[str, Any]:
-    try:
-        raw = target.read_small(MANIFEST, MAX_MANIFEST_BYTES)
-    except Exception as e:  # network, permissions: say so, never guess
-        raise ArchiveError(f"{target.display}: cannot read {MANIFEST} "
-                           f"({type(e).__name__}: {e})") from None
-    if raw is None:
-        return _empty_manifest()
-    where = f"{target.display}/{MANIFEST}"
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise ArchiveError(f"{where}: too large to be ours; left untouched")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-        if doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), dict):
-            raise ValueError("unknown schema")
-        doc.setdefault("checkpoints", {})
-        if not isinstance(doc["checkpoints"], dict):
-            raise ValueError("checkpoints is not an object")
-        return doc
-    except (ValueError, UnicodeDecodeError, AttributeError) as e:
-        raise ArchiveError(f"{where}: manifest is corrupt ({e}); it was left untouched: move "
-                           "it aside to start a new one") from None
-
-
-def _save_manifest(target: _Target, files: dict[str, Any], checkpoints: dict[str, Any]) -> None:
-    """Re-read, merge our entries over it, write it back in one atomic step."""
-    doc = _load_manifest(target)
-    doc["files"].update(files)
-    doc["checkpoints"].update(checkpoints)
-    doc["updated_at"] = time.time()
-    doc["files"] = dict(sorted(doc["files"].items()))
-    doc["checkpoints"] = dict(sorted(doc["checkpoints"].items()))
-    target.write_small(MANIFEST, json.dumps(doc, indent=2).encode("utf-8"))
-
-
-def read_manifest(dest: str | os.PathLike[str],
-                  storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The destination's manifest (an empty one when nothing was archived there)."""
-    target = open_target(dest, storage_options)
-    target.refresh()
-    return _load_manifest(target)
-
-
-def archived_steps(dest: str | os.PathLike[str],
-                   storage_options: dict[str, Any] | None = None) -> set[tuple[str, str, int]]:
-    """``(stage_dir, tag, step)`` of every checkpoint fully archived at ``dest`` (weights and
-    meta at least). Raises :class:`ArchiveError` if the manifest is unreadable."""
-    doc = read_manifest(dest, storage_options)
-    out: set[tuple[str, str, int]] = set()
-    for entry in doc["checkpoints"].values():
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            out.add((str(entry["stage"]), str(entry["tag"]), int(entry["step"])))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# remembering the last destination
-
-
-def state_path() -> Path:
-    """``$NANOCHAT_CKPT_STATE``, else ``$XDG_CONFIG_HOME/nanochat-ckpt/state.json``."""
-    env = os.environ.get(STATE_ENV)
-    if env:
-        return Path(env).expanduser()
-    config = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
-    return Path(config).expanduser() / "nanochat-ckpt" / "state.json"
-
-
-def _read_state() -> dict[str, Any]:
-    try:
-        doc = json.loads(state_path().read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def last_destination() -> str | None:
-    dest = _read_state().get("archive", {}).get("last_destination")
-    return dest if isinstance(dest, str) and dest else None
-
-
-def remember_destination(dest: str | os.PathLike[str]) -> None:
-    """Store the destination (password removed) for next time; other keys are kept."""
-    text = os.fspath(dest)
-    if not is_url(text):
-        text = str(Path(text).expanduser().absolute())
-    path = state_path()
-    doc = _read_state()
-    doc["schema"] = STATE_SCHEMA
-    section = doc.get("archive") if isinstance(doc.get("archive"), dict) else {}
-    section["last_destination"] = redact(text)
-    section["updated_at"] = time.time()
-    doc["archive"] = section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _LocalTarget(path.parent).write_small(path.name, json.dumps(doc, indent=2).encode("utf-8"))
-
-
-# --------------------------------------------------------------------------------------------
 # archiving
 
 
@@ -560,7 +232,7 @@ class _Item:
 
 @dataclass
 class _Run:
-    target: _Target
+    target: Target
     items: list[_Item]
     progress: ProgressFn | None
     cancel: CancelToken | None
@@ -616,8 +288,8 @@ def _tokenizer_files(storage: Storage, base: Any) -> list[tuple[Any, int, float]
     return sorted((storage.join(tok, r[0]), r[2], r[3]) for r in rows if not r[1] and r[2] >= 0)
 
 
-def _check_not_source(target: _Target, bases: set[tuple[Any, Storage]]) -> None:
-    if not isinstance(target, _LocalTarget):
+def _check_not_source(target: Target, bases: set[tuple[Any, Storage]]) -> None:
+    if not isinstance(target, LocalTarget):
         return
     dest = os.path.realpath(target.root)
     for base, storage in bases:
@@ -631,7 +303,7 @@ def _check_not_source(target: _Target, bases: set[tuple[Any, Storage]]) -> None:
                                "nanochat and this tool would mistake it for a tag")
 
 
-def _plan(target: _Target, checkpoints: list[Checkpoint], with_optimizer: bool,
+def _plan(target: Target, checkpoints: list[Checkpoint], with_optimizer: bool,
           with_tokenizer: bool, manifest: dict[str, Any], verify: bool) -> list[_Item]:
     items: list[_Item] = []
     seen: set[str] = set()
@@ -723,7 +395,7 @@ def _pin_of(ck: Checkpoint, warnings: list[str]) -> dict[str, Any] | None:
     return {"pinned": entry.pinned, "note": entry.note, "updated": entry.updated}
 
 
-def _copy_pin(target: _Target, ck: Checkpoint, pin: dict[str, Any], warnings: list[str]) -> None:
+def _copy_pin(target: Target, ck: Checkpoint, pin: dict[str, Any], warnings: list[str]) -> None:
     """Merge the step's pin/note into the destination tag's sidecar (nanochat ignores it)."""
     rel = f"{ck.stage}/{ck.tag}/{SIDECAR}"
     try:
@@ -763,7 +435,7 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
     _check_not_source(target, {(ck.dir.parent.parent, ck.storage) for ck in cks})
     target.refresh()
     target.check_root()
-    manifest = _load_manifest(target)
+    manifest = load_manifest(target)
     items = _plan(target, cks, with_optimizer, with_tokenizer, manifest, verify)
     result = ArchiveResult(target.display, target.strategy)
     run = _Run(target, items, progress, cancel, max(1, chunk_size))
@@ -804,13 +476,13 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
                     sha = _sha_of(functools.partial(item.storage.open, item.source), run, item, "hash")
                     if sha == manifest["files"][item.rel].get("sha256"):
                         record(item, sha, "present", "same content (source mtime changed)")
-                        _save_manifest(target, new_files, {})
+                        save_manifest(target, new_files, {})
                         continue
                     item.why = "source content changed"
                     run.total += 2 * item.size
                 sha = _copy(run, item)
                 record(item, sha, "copied", item.why)
-                _save_manifest(target, new_files, {})
+                save_manifest(target, new_files, {})
             except _Cancelled:
                 by_rel.setdefault(item.rel, FileResult(
                     item.rel, item.source, item.size, "cancelled",
@@ -852,7 +524,7 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
         result.archived.append(ck.key)
     if new_files or new_cks:
         try:
-            _save_manifest(target, new_files, new_cks)
+            save_manifest(target, new_files, new_cks)
         except Exception as e:
             result.warnings.append(f"manifest not updated ({type(e).__name__}: {e})")
             result.archived.clear()
@@ -879,7 +551,7 @@ def verify_archive(dest: str | os.PathLike[str], *, progress: ProgressFn | None 
     Raises :class:`ArchiveError` when there is no manifest or it cannot be read."""
     target = open_target(dest, storage_options)
     target.refresh()
-    manifest = _load_manifest(target)
+    manifest = load_manifest(target)
     if not manifest["files"]:
         raise ArchiveError(f"{target.display}: no {MANIFEST} here: nothing was archived to it")
     report = VerifyReport(target.display)
