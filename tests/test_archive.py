@@ -117,11 +117,23 @@ def test_second_run_copies_nothing_and_verify_rehashes(demo_dir: Path, tmp_path:
     assert first.count("copied") == 5  # tokenizer, model, meta, 2 shards
     again = ar.archive(cks(demo_dir, "base/d4@3000"), dest, with_optimizer=True)
     assert again.ok and again.count("copied") == 0 and again.count("present") == 5
-    # a flipped byte keeps the size: only --verify notices, and copies the file again
+    # a flipped byte keeps the size, but the copy's mtime moved: the re-run compares its
+    # content with the manifest's sha256 and copies it again
     model = dest / "base_checkpoints" / "d4" / "model_003000.pt"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
+    rerun = ar.archive(cks(demo_dir, "base/d4@3000"), dest)
+    copied = [r for r in rerun.results if r.status == "copied"]
+    assert [r.rel for r in copied] == ["base_checkpoints/d4/model_003000.pt"]
+    assert "checksum mismatch" in copied[0].detail
+    assert sha(model) == sha(demo_dir / "base_checkpoints" / "d4" / "model_003000.pt")
+    # flipped back to the old mtime, only --verify notices (it re-reads every copy)
+    st = model.stat()
+    data = bytearray(model.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    model.write_bytes(bytes(data))
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert ar.archive(cks(demo_dir, "base/d4@3000"), dest).count("copied") == 0
     fixed = ar.archive(cks(demo_dir, "base/d4@3000"), dest, verify=True)
     copied = [r for r in fixed.results if r.status == "copied"]
@@ -129,6 +141,45 @@ def test_second_run_copies_nothing_and_verify_rehashes(demo_dir: Path, tmp_path:
     assert "checksum mismatch" in copied[0].detail
     assert sha(model) == sha(demo_dir / "base_checkpoints" / "d4" / "model_003000.pt")
     assert all(r.detail == "checksum verified" for r in fixed.results if r.status == "present")
+
+
+def test_a_damaged_source_is_not_archived(demo_dir: Path, tmp_path: Path) -> None:
+    model = demo_dir / "base_checkpoints" / "d4" / "model_003000.pt"
+    st = model.stat()
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside a tensor record: its CRC no longer matches
+    model.write_bytes(bytes(data))
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = ar.archive(cks(demo_dir, "base/d4@3000"), tmp_path / "a")
+    failed = [r for r in res.results if r.status == "failed"]
+    assert [r.rel for r in failed] == ["base_checkpoints/d4/model_003000.pt"]
+    assert "CRC mismatch" in failed[0].detail and not res.ok
+    assert not (tmp_path / "a" / failed[0].rel).exists()
+    assert "base_checkpoints/d4@3000" not in res.archived
+    forced = ar.archive(cks(demo_dir, "base/d4@3000"), tmp_path / "a", allow_damaged=True)
+    assert forced.ok and forced.count("copied") >= 1
+
+
+def test_archived_means_a_copy_of_these_bytes(demo_master: Path, tmp_path: Path) -> None:
+    """After archiving base/d2@6 of one run, the same-named step of another run (another base
+    dir, same names and sizes) is not "archived"."""
+    import shutil
+
+    from nanochat_ckpt_tui.store.manifest import archived_checkpoints
+
+    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    shutil.copytree(demo_master, run1, copy_function=shutil.copy2)
+    shutil.copytree(demo_master, run2, copy_function=shutil.copy2)
+    other = run2 / "base_checkpoints" / "d4" / "model_003000.pt"
+    data = bytearray(other.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    other.write_bytes(bytes(data))  # a different run: same name and size, other bytes
+    dest = tmp_path / "a"
+    assert ar.archive(cks(run1, "base/d4@3000"), dest).ok
+    assert archived_checkpoints(cks(run1, "base/d4@3000"), dest) == {"base_checkpoints/d4@3000"}
+    assert archived_checkpoints(cks(run2, "base/d4@3000"), dest) == set()
+    os.utime(run1 / "base_checkpoints" / "d4" / "model_003000.pt")  # a new version of it
+    assert archived_checkpoints(cks(run1, "base/d4@3000"), dest) == set()
 
 
 def test_progress_reports_bytes_and_rate(demo_dir: Path, tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from .check import RecordCrcs
+from .check_cache import CheckCache, default_cache
 from .layout import WRITE_WINDOW, Checkpoint, FileEntry, State
 from .manifest import (
     MANIFEST,
@@ -82,6 +84,7 @@ from .targets import (
     Target,
     open_target,
 )
+from .zipdir import ZipError
 
 __all__ = ["CHUNK", "DIRECT_PROTOCOLS", "MANIFEST", "MANIFEST_SCHEMA", "PARTIAL_SUFFIX",
            "STATE_ENV", "ArchiveError", "ArchiveResult", "FileResult", "FsspecTarget",
@@ -237,6 +240,8 @@ class _Run:
     progress: ProgressFn | None
     cancel: CancelToken | None
     chunk_size: int
+    allow_damaged: bool = False
+    cache: CheckCache | None = None
     started: float = field(default_factory=time.monotonic)
     done: int = 0
     total: int = 0
@@ -327,21 +332,28 @@ def _plan(target: Target, checkpoints: list[Checkpoint], with_optimizer: bool,
             item.size, item.mtime = item.storage.stat(item.source)
         entry = manifest["files"].get(item.rel)
         try:
-            dsize = target.size(item.rel)
+            got = target.stat(item.rel)
         except Exception as e:
             raise ArchiveError(f"{target.display}: cannot read the destination "
                                f"({type(e).__name__}: {e})") from None
+        dsize, dmtime = got if got is not None else (None, None)
         if not isinstance(entry, dict) or dsize is None:
             item.action, item.why = "copy", "missing" if dsize is None else "not in the manifest"
         elif entry.get("size") != item.size or dsize != item.size:
             item.action, item.why = "copy", "size differs"
         elif abs(float(entry.get("source_mtime", 0.0)) - item.mtime) > 1e-3:
             item.action, item.why = "hash", "source mtime changed"
-        elif verify:
-            item.action, item.why = "check", ""
+        elif verify or _changed(entry.get("dest_mtime"), dmtime):
+            # (a copy rewritten since it was archived: compare its content, not its size)
+            item.action, item.why = "check", "" if verify else "destination changed"
         else:
             item.action, item.why = "present", ""
     return items
+
+
+def _changed(recorded: Any, now: float | None) -> bool:
+    """Whether the destination file's mtime moved since the manifest recorded it."""
+    return isinstance(recorded, int | float) and now is not None and abs(recorded - now) > 1e-3
 
 
 def _copy(run: _Run, item: _Item) -> str:
@@ -352,18 +364,26 @@ def _copy(run: _Run, item: _Item) -> str:
         raise OSError(f"modified {time.time() - st0[1]:.0f}s ago: still being written")
     h = hashlib.sha256()
     n = 0
-    fh, written = target.open_write(item.rel)
-    try:
-        with item.storage.open(item.source, st0[0]) as src:
+    with item.storage.open(item.source, st0[0]) as src:
+        crcs = _record_crcs(src, item, run.allow_damaged)  # the source verifies itself
+        fh, written = target.open_write(item.rel)
+        try:
             for buf in _chunks(src, run.chunk_size):
                 h.update(buf)
+                if crcs is not None:
+                    crcs.feed(n, buf)
                 fh.write(buf)
                 n += len(buf)
                 run.tick(len(buf), item, "copy")
-        target.finish(fh)
-    except BaseException:
-        target.abort(fh, written)
-        raise
+            bad = crcs.mismatches() if crcs is not None else []
+            if bad and not run.allow_damaged:
+                raise ArchiveError(f"the source is damaged: CRC mismatch in {bad[0]}"
+                                   + (f" and {len(bad) - 1} more record(s)" if len(bad) > 1
+                                      else "") + "; not archived (allow_damaged copies it)")
+            target.finish(fh)
+        except BaseException:
+            target.abort(fh, written)
+            raise
     sha = h.hexdigest()
     try:
         st1 = item.storage.stat(item.source)
@@ -381,7 +401,33 @@ def _copy(run: _Run, item: _Item) -> str:
             target.remove(written)
         raise
     item.size, item.mtime = n, st0[1]
+    _remember_sha(run.cache, item, sha)
     return sha
+
+
+def _record_crcs(src: Any, item: _Item, allow_damaged: bool) -> RecordCrcs | None:
+    """A CRC tracker for a checkpoint zip (None for metas and tokenizer files)."""
+    if item.checkpoint is None or not item.rel.endswith(".pt"):
+        return None
+    try:
+        crcs = RecordCrcs(src)
+    except (ZipError, OSError, ValueError) as e:
+        if allow_damaged:
+            return None
+        raise ArchiveError(f"the source is damaged: not a whole zip ({e}); not archived "
+                           "(allow_damaged copies it)") from None
+    finally:
+        src.seek(0)
+    return crcs
+
+
+def _remember_sha(cache: CheckCache | None, item: _Item, sha: str) -> None:
+    """The source file's sha256 by file version: how a later run knows that this file is the
+    archived one (the ``archived`` badge matches content, not names)."""
+    if cache is None:
+        return
+    with contextlib.suppress(OSError):
+        cache.put_sha256(item.storage.file_key(item.source, item.size, item.mtime), sha)
 
 
 def _pin_of(ck: Checkpoint, warnings: list[str]) -> dict[str, Any] | None:
@@ -419,10 +465,15 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
             with_optimizer: bool = False, with_tokenizer: bool = True, verify: bool = False,
             progress: ProgressFn | None = None, cancel: CancelToken | None = None,
             storage_options: dict[str, Any] | None = None, chunk_size: int = CHUNK,
-            remember: bool = True) -> ArchiveResult:
+            remember: bool = True, allow_damaged: bool = False,
+            cache: CheckCache | None = None) -> ArchiveResult:
     """Copy checkpoints to ``dest`` (see the module doc). Per-file problems are reported in
     the result; :class:`ArchiveError` only for what stops the whole run before it starts
-    (a checkpoint being written, a bad destination, a missing backend, a corrupt manifest)."""
+    (a checkpoint being written, a bad destination, a missing backend, a corrupt manifest).
+
+    Every zip record of the source is checked against its CRC while it is copied; a damaged
+    file is not archived unless ``allow_damaged``. The sha256 of each copied source file is
+    kept in the check cache (``cache``, default the user's) by file version."""
     cks = list({ck.key: ck for ck in checkpoints}.values())
     writing = [ck.key for ck in cks if ck.state is State.WRITING]
     if writing:
@@ -438,7 +489,8 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
     manifest = load_manifest(target)
     items = _plan(target, cks, with_optimizer, with_tokenizer, manifest, verify)
     result = ArchiveResult(target.display, target.strategy)
-    run = _Run(target, items, progress, cancel, max(1, chunk_size))
+    run = _Run(target, items, progress, cancel, max(1, chunk_size), allow_damaged,
+               cache if cache is not None else default_cache())
     run.total = sum(_weight(i) for i in items)
     new_files: dict[str, Any] = {}
     by_rel: dict[str, FileResult] = {}
@@ -449,6 +501,10 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
             entry["archived_at"] = time.time()
         entry.update({"size": item.size, "sha256": sha, "source_mtime": item.mtime,
                       "source": item.storage.display(item.source)})
+        with contextlib.suppress(Exception):  # so a re-run notices a rewritten copy
+            got = target.stat(item.rel)
+            if got is not None:
+                entry["dest_mtime"] = got[1]
         new_files[item.rel] = entry
         by_rel[item.rel] = FileResult(item.rel, item.source, item.size, status, detail, sha,
                                       item.checkpoint)
@@ -466,9 +522,9 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
                 if item.action == "check":
                     sha = _sha_of(lambda it=item: target.open_read(it.rel), run, item, "verify")
                     if sha == manifest["files"][item.rel].get("sha256"):
-                        by_rel[item.rel] = FileResult(item.rel, item.source, item.size,
-                                                      "present", "checksum verified", sha,
-                                                      item.checkpoint)
+                        record(item, sha, "present", "checksum verified")
+                        if item.why:  # its new mtime, so the next run does not re-read it
+                            save_manifest(target, new_files, {})
                         continue
                     item.why = "checksum mismatch at the destination"
                     run.total += 2 * item.size
@@ -517,6 +573,7 @@ def archive(checkpoints: Iterable[Checkpoint], dest: str | os.PathLike[str], *,
         old = manifest["checkpoints"].get(f"{ck.stage}/{ck.tag}@{ck.step}") or {}
         new_cks[f"{ck.stage}/{ck.tag}@{ck.step}"] = {
             "stage": ck.stage, "tag": ck.tag, "step": ck.step,
+            "source_base": ck.storage.display(ck.dir.parent.parent),
             "files": sorted(set(rels) | set(old.get("files", []))),
             "with_optimizer": with_optimizer or bool(old.get("with_optimizer")),
             "pin": {"pinned": pin["pinned"], "note": pin["note"]} if pin else None,

@@ -600,6 +600,40 @@ def cached_report(ck: Checkpoint, cache: CheckCache | None = None) -> CheckRepor
     return rep
 
 
+class RecordCrcs:
+    """CRC-32 of every record of a zip, fed the file's bytes front to back (while copying it):
+    a copy verifies its source for free. The directory is read first through ``f``."""
+
+    def __init__(self, f: Any) -> None:
+        src = zipdir.Source(fileobj=f)
+        members = zipdir.read_directory(src)  # ZipError: not a whole zip
+        self.spans = sorted((zipdir.data_offset(src, m), m) for m in members.values())
+        self.crcs = [0] * len(self.spans)
+        self._first = 0  # spans before this one are behind the bytes fed
+
+    def feed(self, offset: int, data: Any) -> None:
+        end = offset + len(data)
+        spans, crcs = self.spans, self.crcs
+        i = self._first
+        while i < len(spans) and spans[i][0] + spans[i][1].compress_size <= offset:
+            i += 1
+        self._first = i
+        with memoryview(data) as mv:
+            while i < len(spans):
+                start, m = spans[i]
+                if start >= end:
+                    break
+                a, b = max(start, offset), min(start + m.compress_size, end)
+                if a < b:
+                    crcs[i] = zlib.crc32(mv[a - offset:b - offset], crcs[i])
+                i += 1
+
+    def mismatches(self) -> list[str]:
+        """Records whose bytes do not match their recorded CRC (0 = none recorded: skipped)."""
+        return [m.filename for (_, m), crc in zip(self.spans, self.crcs, strict=True)
+                if m.crc and crc != m.crc]
+
+
 def verdict_rank(verdict: str) -> int:
     """Sort key: damaged first, good last."""
     return _RANK.get(verdict, 2)

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .check_cache import CheckCache, default_cache
+from .layout import Checkpoint
 from .storage import is_url, redact
 from .targets import ArchiveError, LocalTarget, Target, open_target
 
@@ -65,6 +67,35 @@ def read_manifest(dest: str | os.PathLike[str],
     target = open_target(dest, storage_options)
     target.refresh()
     return load_manifest(target)
+
+
+def archived_checkpoints(checkpoints: list[Checkpoint], dest: str | os.PathLike[str],
+                         storage_options: dict[str, Any] | None = None,
+                         cache: CheckCache | None = None) -> set[str]:
+    """Keys of the checkpoints whose weights and meta at ``dest`` are copies of *these* bytes:
+    same size, and the sha256 the manifest records equals the one kept for this file version
+    when it was archived (a same-named step of another run, or a file changed since, does not
+    count). Raises :class:`ArchiveError` if the manifest is unreadable."""
+    files = read_manifest(dest, storage_options)["files"]
+    cache = cache if cache is not None else default_cache()
+    out = set()
+    for ck in checkpoints:
+        mine = [f for f in (ck.weights, ck.meta) if f is not None]
+        if not mine or ck.weights is None:
+            continue
+        for f in mine:
+            entry = files.get(f"{ck.stage}/{ck.tag}/{f.name}")
+            if not isinstance(entry, dict) or entry.get("size") != f.size:
+                break
+            try:
+                sha = cache.sha256(ck.storage.file_key(f.path, f.size, f.mtime))
+            except OSError:
+                break
+            if sha is None or sha != entry.get("sha256"):
+                break
+        else:
+            out.add(ck.key)
+    return out
 
 
 def archived_steps(dest: str | os.PathLike[str],

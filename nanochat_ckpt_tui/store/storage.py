@@ -485,7 +485,7 @@ LOCAL = LocalStorage()  # the storage of objects made without one (a local file 
 # fsspec
 
 
-def _mtime_of(info: dict[str, Any]) -> float:
+def mtime_of(info: dict[str, Any]) -> float:
     """Modification time in seconds from an fsspec info dict (each backend names it its own
     way); 0.0 when unknown (then the file never looks in flight)."""
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
@@ -627,7 +627,7 @@ class FsspecStorage(Storage):
                     continue
             size = info.get("size")
             rows.append((name.rsplit("/", 1)[-1], info.get("type") == "directory",
-                         int(size) if isinstance(size, int) else 0, _mtime_of(info), is_link, 0))
+                         int(size) if isinstance(size, int) else 0, mtime_of(info), is_link, 0))
         return rows
 
     def open(self, path: Any, size: int | None = None) -> IO[bytes]:
@@ -669,7 +669,7 @@ class FsspecStorage(Storage):
             info = self._call(self.fs.info, str(path))
         except Exception as e:
             raise _as_os_error(e) from None
-        return int(info.get("size") or 0), _mtime_of(info)
+        return int(info.get("size") or 0), mtime_of(info)
 
     def invalidate(self) -> None:
         with contextlib.suppress(Exception):

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from .storage import StorageError, is_url, open_storage, redact
+from .storage import StorageError, is_url, mtime_of, open_storage, redact
 
 PARTIAL_SUFFIX = ".partial"
 DIRECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
@@ -27,6 +27,11 @@ class Target:
     strategy: str
 
     def size(self, rel: str) -> int | None:
+        got = self.stat(rel)
+        return None if got is None else got[0]
+
+    def stat(self, rel: str) -> tuple[int, float] | None:
+        """(size, mtime) of a file at the destination, None when absent."""
         raise NotImplementedError
 
     def open_read(self, rel: str) -> IO[bytes]:
@@ -74,11 +79,12 @@ class LocalTarget(Target):
     def _p(self, rel: str) -> Path:
         return self.root.joinpath(*rel.split("/"))
 
-    def size(self, rel: str) -> int | None:
+    def stat(self, rel: str) -> tuple[int, float] | None:
         try:
-            return os.stat(self._p(rel)).st_size
+            st = os.stat(self._p(rel))
         except FileNotFoundError:
             return None
+        return st.st_size, st.st_mtime
 
     def open_read(self, rel: str) -> IO[bytes]:
         return open(self._p(rel), "rb")
@@ -179,14 +185,14 @@ class FsspecTarget(Target):
             raise ArchiveError(f"{self.display}: cannot reach the destination "
                                f"({type(e).__name__}: {e})") from None
 
-    def size(self, rel: str) -> int | None:
+    def stat(self, rel: str) -> tuple[int, float] | None:
         try:
             info = self.fs.info(self._p(rel))
         except FileNotFoundError:
             return None
         if info.get("type") == "directory":
             return None
-        return int(info["size"])
+        return int(info["size"]), mtime_of(info)
 
     def open_read(self, rel: str) -> IO[bytes]:
         return self.fs.open(self._p(rel), "rb", block_size=CHUNK)
