@@ -230,3 +230,12 @@ def test_meta_step_mismatch_and_bad_meta(tag: Path) -> None:
     got = reports(tag)
     assert got[100].verdict == "unhealthy" and "says step 300" in got[100].summary()
     assert got[200].verdict == "unhealthy" and "model_config is a str" in got[200].summary()
+
+
+def test_threads_do_not_change_a_single_number(tag: Path) -> None:
+    """Records are split across threads; every statistic is the same to the last bit."""
+    write_step(tag, 100, edit=lambda sd: sd["lm_head.weight"].__setitem__((0, 0), float("inf")))
+    one = reports(tag, use_cache=False, workers=1, chunk_bytes=4096)[100]
+    many = reports(tag, use_cache=False, workers=4, chunk_bytes=4096)[100]
+    assert one.to_json()["files"] == many.to_json()["files"]
+    assert [str(f) for f in one.all_findings] == [str(f) for f in many.all_findings]

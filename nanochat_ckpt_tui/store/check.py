@@ -26,10 +26,14 @@ NaN/Inf or inconsistent: nanochat would load garbage or fail), ``good``, or ``un
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +47,8 @@ from .summary import meta_problem, read_meta
 
 SCHEMA = "nanochat-ckpt.check/1"
 RESULT_VERSION = 1  # of the per-file documents in the cache
-CHUNK_BYTES = 4 << 20  # read and hash this much at a time (a multiple of every itemsize)
+CHUNK_BYTES = 2 << 20  # read and hash this much at a time (a multiple of every itemsize)
+MAX_WORKERS = 8  # threads streaming records (8 × ~8 MB of buffers at most)
 GOOD, DAMAGED, UNHEALTHY, UNCHECKED = "good", "damaged", "unhealthy", "unchecked"
 _RANK = {DAMAGED: 0, UNHEALTHY: 1, UNCHECKED: 2, GOOD: 3}
 _LAYER_RE = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")
@@ -222,15 +227,15 @@ class CheckReport:
 
 
 class _Kernel:
-    """Reused buffers; turns a chunk of one tensor's raw bytes into health sums."""
+    """One thread's reused buffers; turns a chunk of one tensor's raw bytes into health sums."""
 
     def __init__(self, np: Any, chunk_bytes: int) -> None:
         self.np = np
-        n = chunk_bytes // 2 + 8  # elements of the widest widening (bf16/fp16 → f32)
-        self.f32 = np.empty(n, np.float32)
-        self.f64 = np.empty(chunk_bytes // 4 + 8, np.float64)
-        self.ones32 = np.ones(n, np.float32)
-        self.ones64 = np.ones(chunk_bytes // 4 + 8, np.float64)
+        self.chunk_bytes = chunk_bytes
+        self.buf = bytearray(chunk_bytes)  # the raw bytes read
+        self.f32 = np.empty(chunk_bytes // 2 + 8, np.float32)  # bf16/fp16 widened
+        self.bits = np.empty(chunk_bytes // 2 + 8, np.uint16)  # |x| as bits (bf16, fp16)
+        self._f64: Any = None  # made on first use: float64 and wide integer tensors
 
     def values(self, raw: Any, dtype: str, little: bool) -> Any:
         np = self.np
@@ -244,25 +249,40 @@ class _Kernel:
         if dtype in ("float32", "float64") and x.dtype.isnative:
             return x
         if dtype in _WIDE_HEALTH:
-            out = self.f64[:n] if n <= len(self.f64) else np.empty(n, np.float64)
+            if self._f64 is None or len(self._f64) < n:
+                self._f64 = np.empty(max(n, self.chunk_bytes // 4 + 8), np.float64)
+            out = self._f64[:n]
         else:
             out = self.f32[:n] if n <= len(self.f32) else np.empty(n, np.float32)
         np.copyto(out, x, casting="unsafe")
         return out
 
-    def add(self, h: TensorHealth, x: Any) -> None:
+    def _absmax(self, raw: Any, dtype: str, little: bool, x: Any) -> float:
+        """max |x| of finite values; for 16-bit floats from the sign-cleared bits (half the
+        bytes of the widened values, and one pass)."""
         np = self.np
+        if dtype in ("bfloat16", "float16") and little == (sys.byteorder == "little"):
+            u = np.frombuffer(raw, dtype=np.uint16, count=x.size)
+            bits = self.bits[:x.size]
+            np.bitwise_and(u, 0x7FFF, out=bits)
+            top = int(bits.max())
+            if dtype == "bfloat16":
+                return float(np.array([top << 16], np.uint32).view(np.float32)[0])
+            return float(np.array([top], np.uint16).view(np.float16)[0])
+        return max(float(x.max()), -float(x.min()))
+
+    def add(self, h: TensorHealth, raw: Any, dtype: str, little: bool) -> None:
+        np = self.np
+        x = self.values(raw, dtype, little)
         n = x.size
         if n == 0:
             return
-        ones = (self.ones64 if x.dtype == np.float64 else self.ones32)
-        ones = ones[:n] if n <= len(ones) else np.ones(n, x.dtype)
         sq = float(np.dot(x, x))
         if math.isfinite(sq):  # no NaN, no Inf (nor an overflow) in the chunk: the fast path
             h.finite += n
             h.sumsq += sq
-            h.total += float(np.dot(x, ones))
-            h.absmax = max(h.absmax, float(x.max()), -float(x.min()))
+            h.total += float(np.add.reduce(x))
+            h.absmax = max(h.absmax, self._absmax(raw, dtype, little, x))
             return
         nan = int(np.count_nonzero(np.isnan(x)))
         pos = int(np.count_nonzero(np.isposinf(x)))
@@ -286,6 +306,46 @@ _WIDE_HEALTH = {"float64", "int32", "int64", "uint32", "uint64"}
 # one zip file
 
 
+class _Pool:
+    """Threads for streaming records, each with its own kernel (buffers)."""
+
+    def __init__(self, chunk_bytes: int, workers: int | None) -> None:
+        self.chunk_bytes = chunk_bytes
+        self.workers = max(1, workers or min(len(os.sched_getaffinity(0))
+                                             if hasattr(os, "sched_getaffinity")
+                                             else os.cpu_count() or 1, MAX_WORKERS))
+        self._local = threading.local()
+        self._exec: ThreadPoolExecutor | None = None
+
+    def kernel(self) -> _Kernel:
+        k = getattr(self._local, "kernel", None)
+        if k is None:
+            import numpy as np
+
+            k = self._local.kernel = _Kernel(np, self.chunk_bytes)
+        return k
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any], parallel: bool) -> list[Any]:
+        if not parallel or self.workers == 1 or len(items) < 2:
+            return [fn(x) for x in items]
+        if self._exec is None:
+            self._exec = ThreadPoolExecutor(self.workers, thread_name_prefix="check")
+        # biggest first, so one large record does not start last
+        order = sorted(range(len(items)), key=lambda i: -items[i].member.compress_size)
+        futures = {i: self._exec.submit(fn, items[i]) for i in order}
+        try:
+            return [futures[i].result() for i in range(len(items))]
+        except BaseException:
+            for f in futures.values():
+                f.cancel()
+            raise
+
+    def close(self) -> None:
+        if self._exec is not None:
+            self._exec.shutdown(wait=True)
+            self._exec = None
+
+
 @dataclass
 class _Record:
     member: zipdir.Member
@@ -293,8 +353,8 @@ class _Record:
     tensors: list[TensorInfo]
 
 
-def _check_zip(storage: Storage, entry: FileEntry, kernel: _Kernel | None, prog: Progress,
-               chunk_bytes: int) -> FileCheck:
+def _check_zip(storage: Storage, entry: FileEntry, pool: _Pool, prog: Progress,
+               do_health: bool) -> FileCheck:
     fc = FileCheck(entry.name, entry.kind.value, entry.size)
     name = entry.name
 
@@ -353,16 +413,26 @@ def _check_zip(storage: Storage, entry: FileEntry, kernel: _Kernel | None, prog:
         damaged(f"cannot read ({e.strerror or e})")
         return fc
     crcs = {"ok": 0, "mismatch": 0, "none": 0}
-    buf = bytearray(chunk_bytes)
-    strided: list[tuple[TensorInfo, _Record]] = []
+    strided = [(t, rec) for rec in records for t in rec.tensors if not t.is_contiguous]
     try:
         with reader:
-            for rec in records:
-                _stream_record(rec, reader, buf, kernel, health, little, prog, fc, crcs,
-                               strided, damaged)
-            for t, rec in strided:
-                if kernel is not None:
-                    _strided_health(t, rec, reader, kernel, health[id(t)], little)
+            results = pool.map(lambda rec: _stream_record(rec, reader, pool.kernel(), health,
+                                                          little, prog, do_health),
+                               records, parallel=getattr(reader, "concurrent", False))
+            for rec, (crc, n) in zip(records, results, strict=True):
+                fc.bytes_read += n
+                m = rec.member
+                if m.crc == 0 and m.compress_size > 0 and crc != 0:
+                    crcs["none"] += 1
+                elif crc != m.crc:
+                    crcs["mismatch"] += 1
+                    damaged(f"CRC mismatch in record {m.filename} (recorded {m.crc:08x}, read "
+                            f"{crc:08x}): the bytes changed after they were written",
+                            rec.tensors[0].name if rec.tensors else None)
+                else:
+                    crcs["ok"] += 1
+            for t, rec in strided if do_health else []:
+                _strided_health(t, rec, reader, pool.kernel(), health[id(t)], little)
     except OSError as e:
         damaged(f"read failed ({e.strerror or e})")
     fc.tensors = [health[id(t)] for t in tensors if t.dtype in RAW_DTYPES]
@@ -377,47 +447,35 @@ def _check_zip(storage: Storage, entry: FileEntry, kernel: _Kernel | None, prog:
     return fc
 
 
-def _stream_record(rec: _Record, reader: Any, buf: bytearray, kernel: _Kernel | None,
-                   health: dict[int, TensorHealth], little: bool, prog: Progress, fc: FileCheck,
-                   crcs: dict[str, int], strided: list[tuple[TensorInfo, _Record]],
-                   damaged: Callable[[str, str | None], None]) -> None:
+def _stream_record(rec: _Record, reader: Any, kernel: _Kernel, health: dict[int, TensorHealth],
+                   little: bool, prog: Progress, do_health: bool) -> tuple[int, int]:
+    """Read one record once: its CRC-32 and the health of the contiguous tensors in it (each
+    tensor lives in one record, so threads never share a TensorHealth). Returns (crc, bytes)."""
     m = rec.member
     size = m.compress_size
     spans = []  # (byte start, byte end) within the record, of each contiguous tensor
-    for t in rec.tensors:
-        if not t.is_contiguous:
-            strided.append((t, rec))
-        elif t.dtype in RAW_DTYPES and m.compress_type == zipdir.STORED:
-            lo = t.storage_offset * t.itemsize
-            spans.append((lo, lo + t.nbytes, t))
+    if do_health and m.compress_type == zipdir.STORED:
+        for t in rec.tensors:
+            if t.is_contiguous and t.dtype in RAW_DTYPES:
+                lo = t.storage_offset * t.itemsize
+                spans.append((lo, lo + t.nbytes, t))
     crc = 0
     pos = 0
-    mv = memoryview(buf)
-    while pos < size:
-        n = min(len(buf), size - pos)
-        view = mv[:n]
-        reader.read_into(view, rec.start + pos)
-        crc = zlib.crc32(view, crc)
-        if kernel is not None:
-            for lo, hi, t in spans:
-                a, b = max(lo, pos), min(hi, pos + n)
-                if a < b:
-                    kernel.add(health[id(t)], kernel.values(view[a - pos:b - pos], t.dtype,
-                                                            little))
-        pos += n
-        fc.bytes_read += n
-        prog.add(n)
-        prog.check()
-    mv.release()
-    if m.crc == 0 and size > 0 and crc != 0:
-        crcs["none"] += 1
-    elif crc != m.crc:
-        crcs["mismatch"] += 1
-        owner = rec.tensors[0].name if rec.tensors else None
-        damaged(f"CRC mismatch in record {m.filename} (recorded {m.crc:08x}, read {crc:08x}): "
-                "the bytes changed after they were written", owner)
-    else:
-        crcs["ok"] += 1
+    with memoryview(kernel.buf) as mv:
+        while pos < size:
+            n = min(len(mv), size - pos)
+            with mv[:n] as view:
+                reader.read_into(view, rec.start + pos)
+                crc = zlib.crc32(view, crc)
+                for lo, hi, t in spans:
+                    a, b = max(lo, pos), min(hi, pos + n)
+                    if a < b:
+                        with view[a - pos:b - pos] as part:
+                            kernel.add(health[id(t)], part, t.dtype, little)
+            pos += n
+            prog.add(n)
+            prog.check()
+    return crc, size
 
 
 def _strided_health(t: TensorInfo, rec: _Record, reader: Any, kernel: _Kernel,
@@ -431,7 +489,7 @@ def _strided_health(t: TensorInfo, rec: _Record, reader: Any, kernel: _Kernel,
                                            strides=tuple(s * t.itemsize for s in t.stride),
                                            writeable=False)
     for row in view.reshape(-1, t.shape[-1]) if view.ndim > 1 else [view]:
-        kernel.add(h, kernel.values(np.ascontiguousarray(row).tobytes(), t.dtype, little))
+        kernel.add(h, np.ascontiguousarray(row).tobytes(), t.dtype, little)
 
 
 def _tensor_findings(fc: FileCheck, t: TensorHealth) -> None:
@@ -515,11 +573,13 @@ def check_bytes(checkpoints: Iterable[Checkpoint]) -> int:
 def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = None,
           cancel: CancelLike | None = None, cache: CheckCache | None = None,
           use_cache: bool = True, chunk_bytes: int = CHUNK_BYTES,
-          health: bool = True) -> list[CheckReport]:
+          health: bool = True, workers: int | None = None) -> list[CheckReport]:
     """Check each checkpoint (see the module doc); one :class:`CheckReport` each, in order.
 
     ``progress(done, total)`` counts bytes read; ``cancel`` raises :class:`CheckCancelled`.
-    Files whose cached result matches their current version are not read.
+    Files whose cached result matches their current version are not read. The records of a
+    file are streamed by ``workers`` threads (default: the usable CPUs, at most
+    ``MAX_WORKERS``) where its storage reads concurrently; results do not depend on how many.
     """
     cks = list(checkpoints)
     cache = cache if cache is not None else (default_cache() if use_cache else None)
@@ -536,11 +596,7 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
         plans.append((ck, files))
     prog = Progress(progress, cancel, total, CheckCancelled)
     prog.check()
-    kernel = None
-    if health and total:
-        import numpy as np
-
-        kernel = _Kernel(np, chunk_bytes)
+    pool = _Pool(chunk_bytes, workers)
     reports = []
     for ck, files in plans:
         t0 = time.perf_counter()
@@ -551,8 +607,12 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
             continue
         for entry, key, hit in files:
             if hit is None:
-                hit = _check_zip(ck.storage, entry, kernel, prog, chunk_bytes)
-                if cache is not None and key is not None and kernel is not None:
+                try:
+                    hit = _check_zip(ck.storage, entry, pool, prog, health)
+                except BaseException:
+                    pool.close()
+                    raise
+                if cache is not None and key is not None and health:
                     cache.put(key, {"v": RESULT_VERSION, **hit.to_json()})
             rep.files.append(hit)
         models = [fc for fc in rep.files if fc.kind in ("model", "legacy")]
@@ -561,6 +621,7 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
             rep.findings.append(Finding(UNHEALTHY, "", "no model file for this step"))
         rep.elapsed_s = time.perf_counter() - t0
         reports.append(rep)
+    pool.close()
     prog.finish()
     return reports
 

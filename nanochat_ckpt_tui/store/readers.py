@@ -30,6 +30,7 @@ class Reader:
     """Positioned bulk reads of one file of ``size`` bytes."""
 
     size: int
+    concurrent = False  # several threads may read_into at once
 
     def read_into(self, dst: Any, offset: int) -> None:
         """Fill the writable contiguous buffer ``dst`` from file byte ``offset``."""
@@ -60,6 +61,7 @@ def make_reader(f: IO[bytes], size: int) -> Reader:
 
 
 class FdReader(Reader):
+    concurrent = True  # preadv: positioned, no shared file offset
     def __init__(self, f: io.FileIO, size: int) -> None:
         self._file = f
         self.fd = f.fileno()

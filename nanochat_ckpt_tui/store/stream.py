@@ -16,6 +16,7 @@ import math
 import mmap
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +306,7 @@ class Progress:
                  cancelled: type[Cancelled] | None = None) -> None:
         self.fn = fn
         self.cancelled = cancelled or Cancelled
+        self._lock = threading.Lock()  # several streaming threads may report
         self.cancel = cancel
         self.total = total
         self.done = 0
@@ -316,6 +318,10 @@ class Progress:
             raise self.cancelled(self.done, self.total)
 
     def add(self, nbytes: int) -> None:
+        with self._lock:
+            self._add(nbytes)
+
+    def _add(self, nbytes: int) -> None:
         self.done += nbytes
         if self.fn is not None and self.done - max(self.reported, 0) >= self.step \
                 and self.done < self.total:

@@ -1,0 +1,135 @@
+"""Benchmark ``check`` (every record's CRC + every tensor's health) on a ~1.1 GB bf16 checkpoint
+(run by hand, not a test)::
+
+    python benchmarks/bench_check.py [--dir /tmp/nanochat_bench_diff] [--repeat 3] [--keep]
+
+It reuses bench_diff's d20-sized file A (561 M params, 124 bf16 tensors). Each measurement runs
+in a fresh subprocess, warm (the file is read right before):
+
+- baseline, the obvious way: ``torch.load(weights_only=True)``, then per tensor
+  ``isnan().sum()``, ``isposinf().sum()``, ``isneginf().sum()``, ``norm()``, ``abs().max()``,
+  ``mean()``, ``std()`` in float32 (torch's default threads);
+- limit, what one thread can do at best: read the file in 4 MB chunks + ``zlib.crc32``;
+- ours: ``check([ck], use_cache=False)``: CRCs, NaN/Inf counts, norm, abs max, mean, std;
+  peak anonymous memory (``RssAnon``) sampled on every progress call;
+- re-check: ``check([ck])`` with the cache already holding the file's result.
+
+Targets: ≥ 3× the baseline, ≥ 50 % of the limit, ≤ 64 MB extra memory, re-check < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_diff import _rss_anon_kb, warm, write_pair  # noqa: E402
+
+
+def worker_baseline(path: str) -> dict:
+    import torch
+
+    t0 = time.perf_counter()
+    sd = torch.load(path, weights_only=True, map_location="cpu")
+    n = 0
+    for t in sd.values():
+        x = t.float()
+        n += int(x.isnan().sum()) + int(x.isposinf().sum()) + int(x.isneginf().sum())
+        float(x.norm()), float(x.abs().max()), float(x.mean()), float(x.std())
+    return {"s": time.perf_counter() - t0, "nonfinite": n}
+
+
+def worker_limit(path: str) -> dict:
+    import zlib
+
+    t0 = time.perf_counter()
+    crc, buf = 0, bytearray(4 << 20)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            crc = zlib.crc32(memoryview(buf)[:n], crc)
+    return {"s": time.perf_counter() - t0, "crc": crc}
+
+
+def worker_ours(path: str, cached: bool) -> dict:
+    from nanochat_ckpt_tui.store.check import check
+    from nanochat_ckpt_tui.store.refs import checkpoint_for_file
+
+    ck = checkpoint_for_file(Path(path))
+    base = _rss_anon_kb()
+    peak = [base]
+
+    def progress(done: int, total: int) -> None:
+        peak[0] = max(peak[0], _rss_anon_kb())
+
+    t0 = time.perf_counter()
+    rep = check([ck], progress=progress, use_cache=cached)[0]
+    took = time.perf_counter() - t0
+    return {"s": took, "verdict": rep.verdict, "extra_mb": (peak[0] - base) / 1024,
+            "tensors": len(rep.tensors()), "cached": all(f.cached for f in rep.files)}
+
+
+def run(mode: str, path: Path, *extra: str) -> dict:
+    warm(path)
+    out = subprocess.run([sys.executable, __file__, "--worker", mode, str(path), *extra],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="/tmp/nanochat_bench_diff")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--worker", nargs="+")
+    args = ap.parse_args()
+    if args.worker:
+        mode, path, *rest = args.worker
+        got = {"baseline": lambda: worker_baseline(path), "limit": lambda: worker_limit(path),
+               "ours": lambda: worker_ours(path, bool(rest and rest[0] == "cached"))}[mode]()
+        print(json.dumps(got))
+        return
+    cache = Path(args.dir) / "cache"
+    os.environ["NANOCHAT_CKPT_CACHE"] = str(cache)  # a private cache for the re-check
+    a, _ = write_pair(Path(args.dir))
+    size = a.stat().st_size
+    print(f"file: {a} ({size / 1e9:.2f} GB); load average {os.getloadavg()[0]:.2f}; "
+          f"{len(os.sched_getaffinity(0))} usable CPUs")
+    res: dict[str, list[dict]] = {"baseline": [], "limit": [], "ours": []}
+    for _ in range(args.repeat):
+        for mode in res:
+            res[mode].append(run(mode, a))
+    run("ours", a, "cached")  # fills the cache
+    rechecks = [run("ours", a, "cached") for _ in range(args.repeat)]
+    med = {m: statistics.median(r["s"] for r in rs) for m, rs in res.items()}
+    extra = max(r["extra_mb"] for r in res["ours"])
+    recheck = statistics.median(r["s"] for r in rechecks)
+    assert all(r["cached"] for r in rechecks), rechecks
+    print(f"{'':24} {'seconds':>8} {'GB/s':>6}")
+    for m in ("baseline", "limit", "ours"):
+        print(f"{m:24} {med[m]:8.3f} {size / med[m] / 1e9:6.2f}")
+    print(f"{'re-check (cached)':24} {recheck:8.4f}")
+    rows = [("vs baseline", med["baseline"] / med["ours"], 3.0, "x", True),
+            ("of the 1-thread limit", med["limit"] / med["ours"], 0.5, "", True),
+            ("extra memory (MB)", extra, 64.0, "", False),
+            ("re-check (ms)", recheck * 1000, 50.0, "", False)]
+    for name, got, target, unit, higher in rows:
+        ok = got >= target if higher else got <= target
+        print(f"{name:24} {got:8.2f}{unit:1} target {'≥' if higher else '≤'} {target:g}  "
+              f"{'PASS' if ok else 'MISS'}")
+    print(f"verdict {res['ours'][0]['verdict']}, {res['ours'][0]['tensors']} tensors; "
+          f"load average after {os.getloadavg()[0]:.2f}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
