@@ -360,9 +360,14 @@ def test_cancel_stops_early(tmp_path: Path) -> None:
             cancel.set()
 
     with pytest.raises(DiffCancelled) as err:
-        diff(pa, pb, progress=progress, cancel=cancel, chunk_elems=256)
+        diff(pa, pb, progress=progress, cancel=cancel, chunk_elems=256, workers=1)
     assert len(calls) == 3
     assert err.value.done_bytes == calls[-1] < err.value.total_bytes
+    calls.clear()
+    cancel.clear()
+    with pytest.raises(DiffCancelled) as err:  # with threads: each stops at its next chunk
+        diff(pa, pb, progress=progress, cancel=cancel, chunk_elems=256, workers=4)
+    assert 3 <= len(calls) <= 3 + 4 and err.value.done_bytes < err.value.total_bytes
     pre = threading.Event()
     pre.set()
     with pytest.raises(DiffCancelled) as err2:
@@ -482,7 +487,7 @@ def test_json_schema(tmp_path: Path) -> None:
     assert j["schema"] == SCHEMA == "nanochat-ckpt.diff/1"
     assert j["stats_over"] == "finite_pairs"
     assert set(j) == {"schema", "a", "b", "bytes_total", "elapsed_s", "chunk_elems",
-                      "stats_over", "overall", "layers", "kinds", "tensors", "only_a",
+                      "stats_over", "overall", "layers", "others", "kinds", "tensors", "only_a",
                       "only_b", "changed", "meta_changes", "notes"}
     stat_keys = {"numel", "finite_pairs", "nan_a", "inf_a", "nan_b", "inf_b", "norm_a",
                  "norm_b", "norm_diff", "rel_change", "cosine", "max_abs_diff", "mean_abs_diff"}
@@ -500,3 +505,31 @@ def test_import_is_cheap() -> None:
             "print('torch' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("version", ["head", "old"])
+def test_groups_partition_the_tensors(tmp_path: Path, version: str) -> None:
+    """"By layer" shows every compared tensor exactly once (smear_gate, lambdas, embeddings and
+    lm_head too), for nanochat's current names and the older ones."""
+    from nanochat_ckpt_tui.store.demo import make_state_dict, model_config
+
+    cfg = model_config(4, version=version)
+    pa, pb = tmp_path / "a.pt", tmp_path / "b.pt"
+    torch.save(make_state_dict(cfg, step=100, total=1000, version=version), pa)
+    torch.save(make_state_dict(cfg, step=900, total=1000, version=version), pb)
+    rep = diff(pa, pb)
+    compared = [t for t in rep.tensors if t.compared]
+    assert sum(g.n_tensors for g in rep.groups) == len(compared)
+    assert sum(g.numel for g in rep.groups) == rep.overall.numel
+    names = {g.name for g in rep.groups}
+    if version == "head":
+        assert {"smear_gate", "lambdas", "wte", "lm_head", "value_embeds"} <= names
+
+
+def test_threads_give_the_same_numbers(tmp_path: Path) -> None:
+    pa, pb = _pair(tmp_path)
+    one = diff(pa, pb, chunk_elems=256, workers=1).to_json()
+    many = diff(pa, pb, chunk_elems=256, workers=4).to_json()
+    for doc in (one, many):
+        doc.pop("elapsed_s")
+    assert one == many

@@ -57,7 +57,7 @@ non-finite statistics are ``null``; non-finite meta values are the strings ``"In
       "a": SIDE, "b": SIDE,
       "bytes_total": int, "elapsed_s": float, "chunk_elems": int,
       "stats_over": "finite_pairs",
-      "overall": GROUP, "layers": [GROUP], "kinds": [GROUP],
+      "overall": GROUP, "layers": [GROUP], "others": [GROUP], "kinds": [GROUP],
       "tensors": [TENSOR],                       # common names, in A's order
       "only_a": [{"name": str, "shape": [int], "dtype": str}],
       "only_b": [{"name": str, "shape": [int], "dtype": str}],
@@ -88,7 +88,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .diff_report import (
@@ -121,6 +123,9 @@ from .summary import kind_of, layer_of
 
 __all__ = ["SCHEMA", "DiffCancelled", "DiffReport", "GroupDiff", "KeyChange", "KeyInfo",
            "MetaChange", "SideInfo", "TensorDiff", "diff"]
+
+MAX_WORKERS = 8  # threads comparing tensor pairs (each with ~20 MB of chunk buffers)
+
 
 class DiffCancelled(Cancelled):
     """Raised by :func:`diff` when its ``cancel`` event is set; no report is produced."""
@@ -352,11 +357,13 @@ def _meta_changes(sa: TensorFile, sb: TensorFile, notes: list[str]) -> list[Meta
 
 def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLike[str], *,
          progress: ProgressFn | None = None, cancel: CancelLike | None = None,
-         chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> DiffReport:
+         chunk_elems: int = DEFAULT_CHUNK_ELEMS, workers: int | None = None) -> DiffReport:
     """Compare checkpoint (or model file) ``a`` to ``b``; see the module docstring.
 
-    Raises :class:`CheckpointError` for unreadable files and :class:`DiffCancelled` when
-    ``cancel`` is set before the end.
+    Tensor pairs are compared by ``workers`` threads (default: the usable CPUs, at most
+    ``MAX_WORKERS``) when both files read concurrently (local files); each pair's numbers do
+    not depend on the thread count. Raises :class:`CheckpointError` for unreadable files and
+    :class:`DiffCancelled` when ``cancel`` is set before the end.
     """
     import numpy as np
 
@@ -388,28 +395,36 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
     report.bytes_total = total
     prog = Progress(progress, cancel, total, DiffCancelled)
     prog.check()
-    work = _Work(np, chunk)
+    local = threading.local()
+
+    def one(pair: tuple[str, TensorInfo, TensorInfo]) -> TensorDiff:
+        name, ta, tb = pair
+        prog.check()
+        td = TensorDiff(name=name, kind=kind_of(name), layer=layer_of(name), shape=ta.shape,
+                        dtype_a=ta.dtype, dtype_b=tb.dtype, numel=ta.numel)
+        if ta.dtype not in RAW_DTYPES or tb.dtype not in RAW_DTYPES:
+            td.compared = False
+            td.note = f"not compared: no numpy conversion for {ta.dtype}/{tb.dtype}"
+            return td
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = _Work(np, chunk)
+        with np.errstate(over="ignore", invalid="ignore"):  # handled: float64 slow path
+            acc = _compare(ta, tb, sa, sb, work, prog)
+        td.finite_pairs = acc.finite
+        td.nan_a, td.inf_a, td.nan_b, td.inf_b = acc.nan_a, acc.inf_a, acc.nan_b, acc.inf_b
+        td.sum_sq_a, td.sum_sq_b, td.sum_sq_diff = acc.aa, acc.bb, acc.dd
+        td.sum_abs_diff, td.max_abs_diff = acc.sabs, acc.mx
+        if td.nonfinite_pairs:
+            td.note = f"{td.nonfinite_pairs} pairs with NaN/Inf left out of the statistics"
+        return td
+
     try:
         sa.open()
         sb.open()
-        for name, ta, tb in pairs:
-            prog.check()
-            td = TensorDiff(name=name, kind=kind_of(name), layer=layer_of(name), shape=ta.shape,
-                            dtype_a=ta.dtype, dtype_b=tb.dtype, numel=ta.numel)
-            if ta.dtype not in RAW_DTYPES or tb.dtype not in RAW_DTYPES:
-                td.compared = False
-                td.note = f"not compared: no numpy conversion for {ta.dtype}/{tb.dtype}"
-                report.tensors.append(td)
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):  # handled: float64 slow path
-                acc = _compare(ta, tb, sa, sb, work, prog)
-            td.finite_pairs = acc.finite
-            td.nan_a, td.inf_a, td.nan_b, td.inf_b = acc.nan_a, acc.inf_a, acc.nan_b, acc.inf_b
-            td.sum_sq_a, td.sum_sq_b, td.sum_sq_diff = acc.aa, acc.bb, acc.dd
-            td.sum_abs_diff, td.max_abs_diff = acc.sabs, acc.mx
-            if td.nonfinite_pairs:
-                td.note = f"{td.nonfinite_pairs} pairs with NaN/Inf left out of the statistics"
-            report.tensors.append(td)
+        parallel = sa.concurrent and sb.concurrent
+        report.tensors = _map(one, pairs, workers if parallel else 1,
+                              key=lambda p: -(p[1].nbytes + p[2].nbytes))
     finally:
         sa.close()
         sb.close()
@@ -422,6 +437,7 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
 
 def _roll_up(report: DiffReport) -> None:
     layers: dict[int, GroupDiff] = {}
+    others: dict[str, GroupDiff] = {}
     kinds: dict[str, GroupDiff] = {}
     overall = GroupDiff(name="overall")
     for t in report.tensors:
@@ -431,6 +447,27 @@ def _roll_up(report: DiffReport) -> None:
         kinds.setdefault(t.kind, GroupDiff(name=t.kind)).include(t)
         if t.layer is not None:
             layers.setdefault(t.layer, GroupDiff(name=f"transformer.h.{t.layer}")).include(t)
+        else:
+            others.setdefault(t.kind, GroupDiff(name=t.kind)).include(t)
     report.overall = overall
     report.layers = [layers[i] for i in sorted(layers)]
+    report.others = list(others.values())
     report.kinds = list(kinds.values())
+
+
+def _map(fn: Any, items: list[Any], workers: int | None, key: Any) -> list[Any]:
+    """``[fn(x) for x in items]``, by up to ``workers`` threads (biggest items first, so a big
+    tensor does not start last); results in the items' order."""
+    n = workers or min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                       else os.cpu_count() or 1, MAX_WORKERS)
+    if n <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    order = sorted(range(len(items)), key=lambda i: key(items[i]))
+    with ThreadPoolExecutor(n, thread_name_prefix="diff") as pool:
+        futures = {i: pool.submit(fn, items[i]) for i in order}
+        try:
+            return [futures[i].result() for i in range(len(items))]
+        except BaseException:
+            for f in futures.values():
+                f.cancel()
+            raise

@@ -168,7 +168,8 @@ class DiffReport:
     only_a: list[KeyInfo] = field(default_factory=list)
     only_b: list[KeyInfo] = field(default_factory=list)
     changed: list[KeyChange] = field(default_factory=list)
-    layers: list[GroupDiff] = field(default_factory=list)
+    layers: list[GroupDiff] = field(default_factory=list)  # transformer.h.N, by N
+    others: list[GroupDiff] = field(default_factory=list)  # tensors of no layer, by kind
     kinds: list[GroupDiff] = field(default_factory=list)
     overall: GroupDiff = field(default_factory=lambda: GroupDiff(name="overall"))
     meta_changes: list[MetaChange] = field(default_factory=list)
@@ -184,6 +185,12 @@ class DiffReport:
     @property
     def b_label(self) -> str:
         return self.b.label
+
+    @property
+    def groups(self) -> list[GroupDiff]:
+        """"By layer": every compared tensor in exactly one group: the layers, then one group
+        per kind of the tensors outside them (embeddings, value embeds, smear, lm_head, …)."""
+        return self.layers + self.others
 
     @property
     def identical(self) -> bool:
@@ -208,6 +215,7 @@ class DiffReport:
             "stats_over": "finite_pairs",
             "overall": self.overall.to_json(),
             "layers": [g.to_json() for g in self.layers],
+            "others": [g.to_json() for g in self.others],
             "kinds": [g.to_json() for g in self.kinds],
             "tensors": [t.to_json() for t in self.tensors],
             "only_a": [{"name": k.name, "shape": list(k.shape), "dtype": k.dtype}

@@ -18,6 +18,7 @@ import contextlib
 import io
 import mmap
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
@@ -67,6 +68,7 @@ class FdReader(Reader):
         self.fd = f.fileno()
         self.size = size
         self.mm: mmap.mmap | None = None
+        self._lock = threading.Lock()
         actual = os.fstat(self.fd).st_size
         if actual != size:
             f.close()
@@ -93,14 +95,15 @@ class FdReader(Reader):
                 got += n
 
     def window(self, start: int, end: int) -> tuple[Any, int]:
-        if self.mm is None:  # made on first use: only strided tensors need it
-            if os.fstat(self.fd).st_size < self.size:
-                raise OSError("truncated while being read")
-            try:
-                self.mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
-            except ValueError as e:
-                raise OSError(f"cannot map the file ({e})") from None
-        return self.mm, 0
+        with self._lock:  # made once, on first use: only strided tensors need it
+            if self.mm is None:
+                if os.fstat(self.fd).st_size < self.size:
+                    raise OSError("truncated while being read")
+                try:
+                    self.mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
+                except ValueError as e:
+                    raise OSError(f"cannot map the file ({e})") from None
+            return self.mm, 0
 
     def will_need(self, offset: int, length: int) -> None:
         if hasattr(os, "posix_fadvise") and length > 0:

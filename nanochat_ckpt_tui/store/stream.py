@@ -169,6 +169,11 @@ class TensorFile:
         except OSError as e:
             raise CheckpointError(str(e.strerror or e), self.path) from None
 
+    @property
+    def concurrent(self) -> bool:
+        """Several threads may read this file at once (positioned reads of a local file)."""
+        return self.reader is not None and self.reader.concurrent
+
     def will_need(self, offset: int, length: int) -> None:
         if self.reader is not None:
             self.reader.will_need(offset, length)
