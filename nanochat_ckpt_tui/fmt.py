@@ -101,3 +101,26 @@ def sparkline(values: list[float | None], width: int | None = None) -> str:
         else:
             out.append(_SPARK[min(len(_SPARK) - 1, int((v - lo) / span * len(_SPARK)))])
     return "".join(out)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, 'step')`` → ``'1 step'``, ``plural(6000, 'step')`` → ``'6,000 steps'``;
+    ``many`` for irregular words (``plural(n, 'entry', 'entries')``)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def human_span(seconds: float | None) -> str:
+    """A time between two events: ``'0.4 s'``, ``'3 s'``, ``'12 min'``, ``'5 h'``, ``'3 days'``
+    (``human_age`` says ``'now'`` below 5 s: right for an age, wrong for a gap)."""
+    if seconds is None or math.isnan(seconds):
+        return "?"
+    s = abs(seconds)
+    if s < 1:
+        return "0 s" if s == 0 else f"{s:.1f} s"
+    if s < 120:
+        return f"{round(s)} s"
+    if s < 120 * 60:
+        return f"{round(s / 60)} min"
+    if s < 48 * 3600:
+        return f"{round(s / 3600)} h"
+    return f"{round(s / 86400)} days"

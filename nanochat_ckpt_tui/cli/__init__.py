@@ -1,0 +1,103 @@
+"""Command line: ``nanochat-ckpt [BASE_DIR]`` opens the app; subcommands are its script twin.
+
+Every subcommand prints with rich, or a stable JSON document with ``--json`` (schemas in
+README.md, each tagged with a ``"schema"`` key). Errors: one line on stderr, non-zero exit.
+
+One module per command group, over :mod:`.common` (errors, exit codes, loading, JSON) and
+:mod:`.table` (tables that never break a name): :mod:`.browse` (ls, du), :mod:`.show`,
+:mod:`.diff`, :mod:`.manage` (prune, pin, unpin), :mod:`.archive` (archive, verify),
+:mod:`.app` (the interactive app, demo); :mod:`.documents` builds the JSON documents.
+A command's module is imported only when that command runs (``ls`` never imports the
+archive or prune code), so the names below are re-exported lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any
+
+from .common import (
+    EXIT_DECLINED,
+    EXIT_ERROR,
+    EXIT_NOTHING,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    CliError,
+)
+
+# subcommand → the module that defines it, in the order the help lists them
+COMMANDS = {"ls": "browse", "show": "show", "du": "browse", "diff": "diff", "prune": "manage",
+            "pin": "manage", "unpin": "manage", "archive": "archive", "verify": "archive",
+            "demo": "app"}
+SUBCOMMANDS = tuple(COMMANDS)
+
+_LAZY = {"catalog_json": "documents", "checkpoint_json": "documents",
+         "summary_json": "documents", "tag_json": "documents", "cmd_ls": "browse",
+         "cmd_du": "browse", "cmd_show": "show", "cmd_diff": "diff", "cmd_prune": "manage",
+         "cmd_pin": "manage", "cmd_archive": "archive", "cmd_verify": "archive",
+         "add_archive_commands": "archive", "cmd_demo": "app", "run_tui": "app"}
+
+__all__ = ["COMMANDS", "EXIT_DECLINED", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK",
+           "EXIT_PARTIAL", "EXIT_USAGE", "SUBCOMMANDS", "CliError", "build_app_parser",
+           "build_parser", "main", *_LAZY]
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def __getattr__(name: str) -> Any:  # the lazy re-exports (PEP 562)
+    if name in _LAZY:
+        return getattr(_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The subcommands' parser (with ``only``, just that subcommand: fewer imports)."""
+    parser = argparse.ArgumentParser(
+        prog="nanochat-ckpt",
+        description="See, compare and prune nanochat checkpoints. Without a subcommand, opens "
+                    "the interactive app on BASE_DIR (default: $NANOCHAT_BASE_DIR, else "
+                    "~/.cache/nanochat).")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            _module(module).add_command(sub, name)
+    return parser
+
+
+def _command_help() -> list[tuple[str, str]]:
+    """(name, one-line help) of every subcommand, as the subcommands' parser has them."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [(a.dest, a.help or "") for a in sub._choices_actions]
+
+
+def build_app_parser() -> argparse.ArgumentParser:
+    return _module("app").build_app_parser(_command_help())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            args = build_parser(only=argv[0]).parse_args(argv)
+            return args.func(args)
+        if argv and argv[0] in ("-h", "--help"):  # the app's usage, then every subcommand
+            build_app_parser().print_help()
+            return EXIT_OK
+        return _module("app").run_tui(build_app_parser().parse_args(argv))
+    except CliError as e:
+        print(f"nanochat-ckpt: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""``ls`` and ``du``: what is in a base dir, step by step or summed by stage and tag."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..fmt import human_age, human_bytes, plural
+from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
+from ..store.refs import RefError, find_tags, resolve_tag
+from ..store.storage import is_url
+from ..store.summary import prefetch_metas, val_bpb_of
+from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    STATE_STYLE,
+    CliError,
+    _console,
+    _json_flag,
+    _num,
+    _print_json,
+    _remote_flag,
+    _scan,
+    error_reason,
+)
+from .documents import catalog_json
+from .table import Col, print_table
+
+# --------------------------------------------------------------------------------------------
+# what to list
+
+
+def _looks_like_base(text: str) -> bool:
+    """Is ``ls``'s first argument the base dir (else it is a tag)? A URL, or a path that exists
+    or starts like one (``/``, ``~``, ``.``); ``d20`` and ``base/d20`` are tags unless such a
+    dir exists here (then ``ls`` says whether it looks like a stage or tag dir)."""
+    return is_url(text) or text.startswith(("/", "~", ".")) or os.path.lexists(text)
+
+
+def _split_targets(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    items = list(args.targets)
+    base = args.base_dir
+    if base is None and items and _looks_like_base(items[0]):
+        base = items.pop(0)
+    return base, items
+
+
+def select_view(cat: Catalog, specs: list[str]) -> list[tuple[Stage, list[Tag]]]:
+    """The stages and tags to list: all, or those ``ls TAG...`` names (a tag name in several
+    stages: each of them; a stage, ``base``: all its tags), in catalog order."""
+    if not specs:
+        return [(s, s.tags) for s in cat.stages]
+    tag_ids: set[int] = set()
+    stage_ids: set[int] = set()
+    for spec in specs:
+        if "@" in spec:
+            raise CliError(f"{spec}: ls takes tags, not steps (try `nanochat-ckpt show {spec}`)",
+                           EXIT_USAGE)
+        spec = spec.rstrip("/")
+        tags = find_tags(cat, spec)
+        stage = None if tags or "/" in spec else cat.stage(spec)
+        if stage is not None:
+            stage_ids.add(id(stage))
+            tags = stage.tags
+        elif not tags:
+            try:
+                resolve_tag(cat, spec)
+            except RefError as e:
+                raise CliError(str(e), EXIT_USAGE) from None
+        tag_ids.update(id(t) for t in tags)
+    view = [(s, [t for t in s.tags if id(t) in tag_ids]) for s in cat.stages]
+    return [(s, ts) for s, ts in view if ts or id(s) in stage_ids]
+
+
+def _shown(tag: Tag, latest_only: bool) -> list[Checkpoint]:
+    if latest_only:
+        return [tag.latest] if tag.latest is not None else []
+    return tag.checkpoints
+
+
+# --------------------------------------------------------------------------------------------
+# a dir one level off
+
+
+def _parent_text(cat: Catalog, levels: int = 1) -> str:
+    loc = cat.location
+    if is_url(loc):
+        for _ in range(levels):
+            loc = loc.rstrip("/").rpartition("/")[0]
+        return loc
+    path = Path(os.path.abspath(loc))
+    for _ in range(levels):
+        path = path.parent
+    return str(path)
+
+
+def _holds_steps(rows: list[Any]) -> bool:
+    return any(not r[1] and classify(r[0])[0] is not FileKind.OTHER for r in rows)
+
+
+def misplaced_hint(cat: Catalog) -> str | None:
+    """For a base dir with no ``*_checkpoints`` dirs: is it a stage dir or a tag dir?"""
+    storage, root = cat.storage, cat.base_dir
+    stage_hint = f"this looks like a stage dir; did you mean its parent, {_parent_text(cat)}?"
+    if root.name.endswith("_checkpoints"):
+        return stage_hint
+    try:
+        rows = storage.list_dir(root)
+    except Exception:
+        return None
+    if _holds_steps(rows):
+        parent = Path(os.path.abspath(cat.location)).parent.name if not is_url(cat.location) \
+            else cat.location.rstrip("/").rpartition("/")[0].rpartition("/")[2]
+        if parent.endswith("_checkpoints"):
+            stage = STAGE_DIRS.get(parent, parent.removesuffix("_checkpoints"))
+            return (f"this looks like a tag dir (stage {stage}); did you mean "
+                    f"{_parent_text(cat, 2)}?")
+        return ("this holds checkpoint files itself, but nanochat keeps them in "
+                "BASE_DIR/<stage>_checkpoints/<tag>/; `nanochat-ckpt show "
+                f"{cat.location}` reads one tag dir")
+    for r in [r for r in rows if r[1]][:8]:
+        try:
+            if _holds_steps(storage.list_dir(storage.join(root, r[0]))):
+                return stage_hint
+        except Exception:
+            continue
+    return None
+
+
+def _add_hint(cat: Catalog) -> None:
+    """JSON: the hint for a dir one level off goes to ``notes``."""
+    hint = None if cat.stages else misplaced_hint(cat)
+    if hint:
+        cat.notes.append(hint)
+
+
+def _print_preamble(con: Any, cat: Catalog) -> None:
+    """Notes first (an unreadable dir must not hide below 6,000 rows), then any hint."""
+    from rich.markup import escape
+
+    for note in cat.notes:
+        con.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    if not cat.stages:
+        hint = misplaced_hint(cat)
+        con.print(escape(hint or "no *_checkpoints directories here"), highlight=False,
+                  soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------------
+# ls
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+LS_COLS = [Col("step", "right"), Col("model", "right", drop=1), Col("optim", "right", drop=3),
+           Col("total", "right"), Col("val_bpb", "right"), Col("age", "right", drop=2),
+           Col("state", fit=True, soft_min=32, hard_min=12)]
+NOTE_COL = Col("note", fit=True, soft_min=16, hard_min=6)
+
+
+def _state_cell(ck: Checkpoint) -> list[tuple[str, str]]:
+    cell = [(ck.state.value, STATE_STYLE.get(ck.state.value, ""))]
+    if ck.is_latest:
+        cell += [(" ", ""), ("latest", "bold cyan")]
+    if ck.pinned:
+        cell += [(" ", ""), ("pinned", "bold magenta")]
+    return cell
+
+
+def _ls_rows(tag: Tag, cks: list[Checkpoint], now: float, with_note: bool,
+             with_other: bool = True) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    sizes: dict[int, str] = {}  # a run's files have a handful of sizes: format each once
+
+    def size(n: int) -> str:
+        text = sizes.get(n)
+        if text is None:
+            text = sizes[n] = human_bytes(n)
+        return text
+
+    for ck in cks:
+        files = ck.files
+        optim = ck.optim
+        shards = f" ({len(optim)}r)" if optim else ""
+        row: list[Any] = [str(ck.step), size(ck.model_bytes),
+                          size(sum(f.size for f in optim)) + shards,
+                          size(sum(f.size for f in files)), _num(val_bpb_of(ck)),
+                          human_age(now - max([f.mtime for f in files], default=0.0)),
+                          _state_cell(ck)]
+        if with_note:  # one line: a note's line breaks would break the table
+            row.append(" ".join((ck.note or "").split()))
+        rows.append(row)
+    for f in tag.other_files if with_other else []:
+        row = [("other", "dim"), "", "", size(f.size), "", "", (f.name, "dim")]
+        rows.append(row + [""] if with_note else row)
+    return rows
+
+
+def _tag_title(stage: Stage, tag: Tag) -> str:
+    from rich.markup import escape
+
+    default = " (default)" if stage.default_tag == tag.name else ""
+    parts = [f"[bold]{escape(stage.label)} / {escape(tag.name)}[/]{default}",
+             plural(len(tag.checkpoints), "step"), human_bytes(tag.total_bytes)]
+    pins = sum(1 for c in tag.checkpoints if c.pinned)
+    if pins:
+        parts.append(f"[magenta]{plural(pins, 'pin')}[/]")
+    return "  ·  ".join(parts)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    base, specs = _split_targets(args)
+    try:
+        cat = _scan(base, args)
+        view = select_view(cat, specs)
+    except CliError as e:
+        if base is None and args.base_dir is None and specs and "/" not in specs[0]:
+            # `ls myruns` with a typo: it was taken for a tag, say it is no dir either
+            raise CliError(f"{e} ({specs[0]!r} is not a directory here either)", e.code
+                           ) from None
+        raise
+    # every shown step's val_bpb is shown (read concurrently where remote)
+    prefetch_metas([c for _, tags in view for t in tags for c in _shown(t, args.latest)])
+    if args.json:
+        _add_hint(cat)
+        _print_json(catalog_json(cat, "nanochat-ckpt.ls/1", stages=view,
+                                 latest_only=args.latest))
+        return EXIT_OK
+    from rich.markup import escape
+
+    con = _console()
+    now = time.time()
+    where = ("remote, read-only" if cat.read_only
+             else f"{human_bytes(cat.free_bytes)} free")
+    con.print(f"[bold]{escape(cat.location)}[/]  {human_bytes(cat.total_bytes)} in "
+              f"checkpoints, {where}", highlight=False, soft_wrap=True)
+    _print_preamble(con, cat)
+    for stage, tags in view:
+        if stage.error:
+            con.print(f"[bold]{escape(stage.label)}[/] ({escape(stage.dirname)})  [bold red]"
+                      f"{error_reason(stage.error)}[/] (cannot list the stage dir)",
+                      highlight=False, soft_wrap=True)
+            con.print()
+        for tag in tags:
+            title = _tag_title(stage, tag)
+            if tag.error:
+                con.print(f"{title}  [bold red]{error_reason(tag.error)}[/] (cannot list the "
+                          "tag dir)", highlight=False, soft_wrap=True)
+                con.print()
+                continue
+            cks = _shown(tag, args.latest)
+            # --latest lists steps only: other files stay in the full listing
+            with_other = bool(tag.other_files) and not args.latest
+            if not cks and not with_other:
+                con.print(f"{title}\n[dim]no checkpoints[/]", highlight=False, soft_wrap=True)
+                con.print()
+                continue
+            with_note = any(c.note for c in cks)
+            cols = LS_COLS + [NOTE_COL] if with_note else LS_COLS
+            with _gc_paused():  # ~10 objects a row, no cycles: collections only cost time
+                print_table(con, cols, _ls_rows(tag, cks, now, with_note, with_other),
+                            title=title)
+            con.print()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# du
+
+
+def cmd_du(args: argparse.Namespace) -> int:
+    cat = _scan(args.base_dir, args)
+    if args.json:
+        _add_hint(cat)
+        _print_json(catalog_json(cat, "nanochat-ckpt.du/1", with_checkpoints=False))
+        return EXIT_OK
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = _console()
+    _print_preamble(con, cat)
+    table = Table(title=escape(cat.location), title_justify="left")
+    for col in ("stage / tag", "steps", "model", "optimizer", "meta", "other", "total"):
+        if col == "stage / tag":  # names are cut with an ellipsis, never broken
+            table.add_column(col, justify="left", overflow="ellipsis")
+        else:
+            table.add_column(col, justify="right", no_wrap=True)
+
+    def row(name: str, steps: int, node: Any, bold: bool = False, error: str | None = None
+            ) -> None:
+        if error:
+            table.add_row(f"{name} [bold red]{error_reason(error)}[/]", "?", "", "", "", "", "")
+            return
+        other = node.total_bytes - node.model_bytes - node.optim_bytes - node.meta_bytes
+        total = human_bytes(node.total_bytes)
+        table.add_row(name, str(steps), human_bytes(node.model_bytes),
+                      human_bytes(node.optim_bytes), human_bytes(node.meta_bytes),
+                      human_bytes(other), f"[bold]{total}[/]" if bold else total)
+
+    for stage in cat.stages:
+        row(f"[bold]{escape(stage.label)}[/]",
+            sum(len(t.checkpoints) for t in stage.tags), stage, bold=True, error=stage.error)
+        for tag in stage.tags:
+            row(f"  {escape(tag.name)}", len(tag.checkpoints), tag, error=tag.error)
+    table.add_section()
+    row("[bold]total[/]", len(cat.checkpoints), cat, bold=True)
+    con.print(table)
+    if cat.free_bytes is not None:
+        con.print(f"free on this filesystem: [bold]{human_bytes(cat.free_bytes)}[/] of "
+                  f"{human_bytes(cat.disk_bytes)}")
+    return EXIT_OK
+
+
+def add_command(sub: Any, name: str) -> None:
+    if name == "ls":
+        p = sub.add_parser(
+            "ls", help="stages, tags and steps with sizes, val_bpb and state",
+            description="List the steps of every tag, or only of the TAGs given (d20: that "
+                        "tag in every stage; base/d20; or a stage: base). The first argument "
+                        "is the base dir when it is a URL or a path that exists (or starts "
+                        "with /, ~ or .); else the base dir is $NANOCHAT_BASE_DIR, else "
+                        "~/.cache/nanochat. Notes on unreadable dirs come first.")
+        p.add_argument("targets", nargs="*", metavar="[BASE_DIR|URL] [TAG...]")
+        p.add_argument("--base-dir", metavar="BASE_DIR|URL",
+                       help="the base dir (then every argument is a tag)")
+        p.add_argument("--latest", action="store_true", help="only each tag's latest step")
+        _json_flag(p)
+        _remote_flag(p)
+        p.set_defaults(func=cmd_ls)
+    else:
+        p = sub.add_parser("du", help="disk used by stage and tag, model vs optimizer, free disk")
+        p.add_argument("base_dir", nargs="?", metavar="BASE_DIR|URL")
+        _json_flag(p)
+        _remote_flag(p)
+        p.set_defaults(func=cmd_du)

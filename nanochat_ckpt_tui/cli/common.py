@@ -1,0 +1,231 @@
+"""What every subcommand shares: errors and exit codes, loading and resolving, JSON printing.
+
+Nothing here imports rich at module level: a console is made only for human output, so
+``ls --json`` never pays for rich (nor textual, numpy, torch or fsspec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..store import layout
+from ..store.layout import Catalog, Checkpoint, FileKind, classify
+from ..store.refs import RefError, find_tags, resolve, resolve_url
+from ..store.storage import StorageError, is_url, redact
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
+
+STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold red",
+               "orphan": "red", "no meta": "yellow", "optim incomplete": "yellow"}
+
+
+class CliError(Exception):
+    """An error for the user: printed as one line on stderr."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if math.isinf(v) or math.isnan(v):
+        return str(_json_float(v))  # "Infinity", as nanochat's meta files spell it
+    return f"{v:.4f}"
+
+
+def plain_value(v: Any) -> str:
+    """A config value for people, spelled as in JSON: ``null``, ``true``, ``0.02``,
+    ``Infinity``, ``[1, 2]``; strings as they are."""
+    if isinstance(v, str):
+        return v
+    if v is None or isinstance(v, bool | int | float):
+        return json.dumps(_json_clean(v)).strip('"')
+    try:
+        return json.dumps(_json_clean(v), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _json_float(v: float | None) -> float | str | None:
+    """JSON has no Infinity/NaN: write them as the strings "Infinity"/"NaN"."""
+    if v is None or math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _json_clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _json_float(obj)
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_clean(v) for v in obj]
+    return obj
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(_json_clean(doc), indent=2, allow_nan=False) + "\n")
+
+
+def _console():  # rich is imported only for human output
+    from rich.console import Console
+
+    return Console()
+
+
+def _console_err():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stdout, read one line from stdin; anything but y/yes (or no stdin) is a no."""
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    try:
+        answer = sys.stdin.readline() if sys.stdin else ""
+    except (OSError, ValueError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+# --------------------------------------------------------------------------------------------
+# arguments
+
+
+def _storage_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``-o key=value`` pairs; values are read as JSON when they parse (numbers, booleans)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"storage option {pair!r} is not KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON document (see README)")
+
+
+def _remote_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--storage-option", action="append", metavar="KEY=VALUE",
+                   help="fsspec option when the base dir is a URL (read-only), e.g. "
+                        "endpoint_url=http://…; credentials are better left to the backend's "
+                        "env vars")
+
+
+# --------------------------------------------------------------------------------------------
+# loading and resolving
+
+
+def _base_arg(base: str | None) -> str | None:
+    """The base dir as given, else ``$NANOCHAT_BASE_DIR`` (which may be a URL too)."""
+    return base or os.environ.get("NANOCHAT_BASE_DIR") or None
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return _storage_options(getattr(args, "storage_option", None))
+    except ValueError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+
+
+def _load(base: str | None, args: argparse.Namespace) -> Catalog:
+    """Scan a local base dir, or list a URL (read-only) with the ``-o`` storage options."""
+    base = _base_arg(base)
+    try:
+        return layout.scan(base, storage_options=_options(args) if base and is_url(base) else None)
+    except StorageError as e:
+        raise CliError(str(e)) from None
+
+
+def _scan(base: str | None, args: argparse.Namespace) -> Catalog:
+    cat = _load(base, args)
+    if not cat.exists and cat.storage.writable and os.path.lexists(cat.base_dir):
+        hint = ""
+        if classify(Path(cat.base_dir).name)[0] is not FileKind.OTHER:
+            hint = f"; to look at one checkpoint: nanochat-ckpt show {cat.location}"
+        raise CliError(f"{cat.location} is not a directory (give the base dir that holds "
+                       f"base_checkpoints/ and friends{hint})")
+    if not cat.exists:
+        raise CliError(f"base dir {cat.location} does not exist "
+                       "(give BASE_DIR, set NANOCHAT_BASE_DIR, or try `nanochat-ckpt demo`)")
+    return cat
+
+
+def _refuse_remote(base: str | None, what: str) -> None:
+    """Remote browsing is read-only: one clear line, before anything is scanned."""
+    base = _base_arg(base)
+    if base is not None and is_url(base):
+        raise CliError(f"{what} needs a local base dir: {redact(base)} is a URL, and remote "
+                       "browsing is read-only", EXIT_USAGE)
+
+
+def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpoint:
+    """A reference: a URL naming one checkpoint (``s3://b/runs/base/d20@5000``), or a path or
+    TAG[@STEP] in the base dir (scanned, from ``--base-dir``, on first need)."""
+    if is_url(ref):
+        try:
+            return resolve_url(ref, storage_options=_options(args))
+        except StorageError as e:
+            raise CliError(str(e)) from None
+        except RefError as e:
+            raise CliError(str(e), EXIT_USAGE) from None
+    if cat is None:
+        cat = _load(args.base_dir, args)
+    return resolve_local(cat, ref)
+
+
+def resolve_local(cat: Catalog, ref: str) -> Checkpoint:
+    """A path or TAG[@STEP] in ``cat``; an unreadable tag or stage dir says so."""
+    try:
+        return resolve(cat, ref)
+    except RefError as e:
+        why = unreadable_ref(cat, ref)
+        raise CliError(why or str(e), EXIT_ERROR if why else EXIT_USAGE) from None
+    except PermissionError as e:
+        what = "the tag dir" if e.filename and os.path.isdir(e.filename) else e.filename
+        raise CliError(f"{ref}: permission denied (cannot list {what or 'it'})") from None
+    except OSError as e:
+        raise CliError(f"{ref}: {e.strerror or e}") from None
+
+
+def error_reason(error: str) -> str:
+    """A stage's or tag's scan error as a reason: ``"permission denied"``."""
+    return error.removesuffix(", skipped")
+
+
+def unreadable_ref(cat: Catalog, ref: str) -> str | None:
+    """Why ``TAG[@STEP]`` names nothing when the cause is a dir the scan could not list:
+    ``"base/d7: permission denied (cannot list the tag dir)"``, else None."""
+    spec = ref.partition("@")[0].rstrip("/")
+    tags = find_tags(cat, spec)
+    if len(tags) == 1 and tags[0].error:
+        return f"{spec}: {error_reason(tags[0].error)} (cannot list the tag dir)"
+    if tags:
+        return None
+    stage_name = spec.partition("/")[0] if "/" in spec else None
+    stages = [cat.stage(stage_name)] if stage_name else cat.stages
+    bad = [s for s in stages if s is not None and s.error]
+    if len(bad) == 1:
+        return (f"{spec}: {error_reason(bad[0].error or '')} (cannot list the stage dir "
+                f"{bad[0].dirname}, where the tag may be)")
+    return None

@@ -1,0 +1,187 @@
+"""``show``: one checkpoint: its files, model summary, configs, optimizer shards, tensors."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ..fmt import human_age, human_bytes, human_count, plural
+from ..store.summary import CheckpointSummary, summarize
+from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    STATE_STYLE,
+    _console,
+    _json_flag,
+    _num,
+    _print_json,
+    _remote_flag,
+    _resolve,
+    plain_value,
+)
+from .documents import summary_json
+from .table import Col, print_table
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    ck = _resolve(None, args.ref, args)
+    s = summarize(ck)
+    if args.json:
+        _print_json(summary_json(s, with_tensors=not args.no_tensors))
+    else:
+        _print_summary(s, with_tensors=not args.no_tensors)
+    return EXIT_ERROR if s.model is None and ck.weights is not None else EXIT_OK
+
+
+def _pairs(items: dict[str, Any]) -> str:
+    """``k=v, …`` with JSON-style values (``null``, ``true``), as the meta file has them
+    (rich markup escaped)."""
+    from rich.markup import escape
+
+    return escape(", ".join(f"{k}={plain_value(v)}" for k, v in items.items()))
+
+
+FILE_COLS = [Col("file", fit=True, middle=True), Col("kind"), Col("size", "right"),
+             Col("age", "right", drop=1)]
+SHARD_COLS = [Col("file", fit=True, soft_min=22, middle=True), Col("rank", "right"), Col("size", "right"),
+              Col("form"), Col("groups", "right", drop=2), Col("state tensors", "right", drop=1),
+              Col("state bytes", "right")]
+GROUP_COLS = [Col("group", "right"), Col("kind"), Col("tensors", "right"), Col("lr", "right"),
+              Col("weight decay", "right"), Col("betas / momentum"),
+              Col("other", fit=True, soft_min=16, hard_min=8)]
+LAYER_COLS = [Col("group", fit=True, middle=True), Col("params", "right"), Col("bytes", "right")]
+TENSOR_COLS = [Col("name", fit=True, soft_min=28, hard_min=12, middle=True), Col("shape"), Col("dtype"),
+               Col("params", "right", drop=1), Col("bytes", "right", drop=2)]
+GROUP_SHOWN = ("kind", "lr", "weight_decay", "betas", "momentum")
+
+
+def _hyper(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return ", ".join(_hyper(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}" if v == v and abs(v) != float("inf") else plain_value(v)
+    return plain_value(v)
+
+
+def _group_rows(groups: list[Any]) -> list[list[Any]]:
+    rows = []
+    for n, g in enumerate(groups):
+        h = g.hyper
+        betas = h.get("betas")
+        moves = _hyper(betas) if betas is not None else (
+            f"momentum {_hyper(h['momentum'])}" if "momentum" in h else "—")
+        other = " ".join(f"{k}={_hyper(v)}" for k, v in h.items() if k not in GROUP_SHOWN)
+        rows.append([str(n), g.kind, str(g.n_params), _hyper(h["lr"]) if "lr" in h else "—",
+                     _hyper(h["weight_decay"]) if "weight_decay" in h else "—", moves,
+                     (other, "dim")])
+    return rows
+
+
+def _print_groups(con: Any, shards: list[Any]) -> None:
+    """Each param group (kind, lr, weight decay, betas or momentum, tensors): once when every
+    rank's shard has the same groups (the usual case), else per rank."""
+    readable = [sh for sh in shards if sh.optimizer is not None and sh.optimizer.groups]
+    if not readable:
+        return
+    sets: list[tuple[list[Any], list[Any]]] = []  # (groups, shards that have them)
+    for sh in readable:
+        key = [(g.kind, g.n_params, g.hyper) for g in sh.optimizer.groups]
+        for groups, owners in sets:
+            if [(g.kind, g.n_params, g.hyper) for g in groups] == key:
+                owners.append(sh)
+                break
+        else:
+            sets.append((sh.optimizer.groups, [sh]))
+    for groups, owners in sets:
+        if len(sets) == 1:
+            where = "every shard" if len(owners) > 1 else owners[0].entry.name
+        else:
+            where = ", ".join(sh.entry.name for sh in owners)
+        con.print()
+        print_table(con, GROUP_COLS, _group_rows(groups),
+                    title=f"[bold]param groups[/] ({plural(len(groups), 'group')}; {where})")
+
+
+def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
+    from rich.markup import escape
+
+    con = _console()
+    ck = s.checkpoint
+    now = time.time()
+    step = str(ck.step) if ck.step >= 0 else "?"
+    badges = "  [bold cyan]latest[/]" if ck.is_latest else ""
+    badges += "  [bold magenta]pinned[/]" if ck.pinned else ""
+    con.print(f"[bold]{ck.stage.removesuffix('_checkpoints')} / {ck.tag} @ {step}[/]  "
+              f"[{STATE_STYLE.get(ck.state.value, '')}]{ck.state.value}[/]{badges}",
+              highlight=False, soft_wrap=True)
+    if ck.note:
+        con.print(f"[magenta]note:[/] {escape(ck.note)}", highlight=False)
+    for p in ck.problems:
+        con.print(f"  [yellow]![/] {p}", highlight=False)
+    rows: list[list[Any]] = [
+        [f.name + (" → link" if f.is_link else ""), f.kind.value, human_bytes(f.size),
+         human_age(now - f.mtime)] for f in ck.files]
+    rows.append([("total", "bold"), "", (human_bytes(ck.total_bytes), "bold"), ""])
+    print_table(con, FILE_COLS, rows)
+    con.print()
+    if s.model_error:
+        con.print(f"[bold red]model:[/] {s.model_error}", highlight=False)
+    ms = s.model_summary
+    if s.model and ms:
+        dtypes = ", ".join(f"{k} {human_count(v)}" for k, v in ms.dtypes.items())
+        con.print(f"[bold]params[/] {human_count(ms.params)} ({ms.params:,})   "
+                  f"[bold]depth[/] {ms.depth} [dim]({ms.depth_source})[/]   "
+                  f"[bold]tensors[/] {len(s.model.tensors)}   [bold]dtypes[/] {dtypes}")
+        tied = "tied" if ms.tied else "untied"
+        con.print(f"[bold]embedding[/] {list(ms.embedding_shape or [])}   "
+                  f"[bold]lm_head[/] {list(ms.lm_head_shape or [])} ({tied})   "
+                  f"[bold]layout[/] {s.model.layout}"
+                  + ("  [dim](_orig_mod. prefix)[/]" if s.model.orig_mod_prefix else ""))
+    if s.meta_error:
+        con.print(f"[bold red]meta:[/] {s.meta_error}", highlight=False)
+    if s.model_config:
+        con.print("[bold]model_config[/] " + _pairs(s.model_config), highlight=False)
+    if s.meta and s.meta.metrics:
+        con.print("[bold]metrics[/] " + ", ".join(f"{k}={_num(v)}" for k, v in
+                                                  s.meta.metrics.items()), highlight=False)
+    if s.meta and s.meta.user_config:
+        con.print("[bold]user_config[/] [dim]" + _pairs(s.meta.user_config) + "[/]",
+                  highlight=False)
+    if s.shards:
+        con.print()
+        shard_rows: list[list[Any]] = []
+        for sh in s.shards:
+            o = sh.optimizer
+            rank = str(sh.entry.rank if sh.entry.rank is not None else "-")
+            if o is None:
+                shard_rows.append([sh.entry.name, rank, human_bytes(sh.entry.size),
+                                   (sh.error or "unreadable", "red"), "", "", ""])
+                continue
+            shard_rows.append([sh.entry.name, rank, human_bytes(sh.entry.size), o.form,
+                               str(len(o.groups)), str(o.n_state_tensors),
+                               human_bytes(o.state_bytes)])
+        print_table(con, SHARD_COLS, shard_rows, title="[bold]optimizer shards[/]")
+        _print_groups(con, s.shards)
+    if ms and s.model:
+        con.print()
+        print_table(con, LAYER_COLS, [[g.name, f"{g.params:,}", human_bytes(g.nbytes)]
+                                      for g in ms.others + ms.layers],
+                    title="[bold]by layer[/]")
+        if with_tensors:
+            con.print()
+            print_table(con, TENSOR_COLS, [
+                [t.name, str(list(t.shape)), t.dtype, f"{t.numel:,}", human_bytes(t.nbytes)]
+                for t in s.model.tensors], title="[bold]tensors[/]")
+
+
+def add_command(sub: Any, name: str) -> None:
+    p = sub.add_parser("show", help="one checkpoint: summary, optimizer shards, tensors")
+    p.add_argument("ref", metavar="PATH|TAG[@STEP]|URL",
+                   help="a file, or a tag such as d20, base/d20@5000, sft/d20@latest, or a URL "
+                        "such as s3://bucket/runs/base/d20@5000")
+    p.add_argument("--base-dir", metavar="BASE_DIR|URL")
+    p.add_argument("--no-tensors", action="store_true", help="leave out the tensor table")
+    _json_flag(p)
+    _remote_flag(p)
+    p.set_defaults(func=cmd_show)
