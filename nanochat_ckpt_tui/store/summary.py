@@ -33,7 +33,7 @@ MAX_META_BYTES = 16 * 1024 * 1024
 METRIC_PATHS: dict[str, tuple[str, ...]] = {
     "val_bpb": ("val_bpb",),
     "min_val_bpb": ("loop_state", "min_val_bpb"),
-    "train_loss": ("loop_state", "smooth_train_loss"),
+    "train_loss_ema": ("loop_state", "smooth_train_loss"),  # raw EMA (beta 0.9), not debiased
     "train_time": ("loop_state", "total_training_time"),
     "val_loss": ("val_loss",),
     "mmlu_acc": ("mmlu_acc",),
@@ -81,12 +81,28 @@ class Meta:
                 continue
             if len(path) == 1 and path[0] in self.data:
                 out[label] = None
+        loss = debiased_train_loss(out.get("train_loss_ema"), self.step)
+        if loss is not None:
+            out["train_loss"] = loss
         return out
 
     @property
     def val_bpb(self) -> float | None:
-        v = self.metrics.get("val_bpb")
-        return v if v is not None and math.isfinite(v) else None
+        v = self.data.get("val_bpb")
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+        return None
+
+
+EMA_BETA = 0.9  # nanochat's smoothing of the training loss
+
+
+def debiased_train_loss(ema: float | None, step: int | None) -> float | None:
+    """The train loss nanochat logs for the checkpoint of ``step``: its EMA after ``step``
+    updates, debiased (``ema / (1 - 0.9**step)``, as base_train prints it)."""
+    if ema is None or step is None or step <= 0 or not math.isfinite(ema):
+        return None
+    return ema / (1 - EMA_BETA ** step)
 
 
 _META_CACHE: dict[tuple[str, int, float], Meta | MetaError] = {}
