@@ -33,7 +33,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -315,7 +314,7 @@ class _Pool:
                                              if hasattr(os, "sched_getaffinity")
                                              else os.cpu_count() or 1, MAX_WORKERS))
         self._local = threading.local()
-        self._exec: ThreadPoolExecutor | None = None
+        self._exec: Any = None
 
     def kernel(self) -> _Kernel:
         k = getattr(self._local, "kernel", None)
@@ -329,6 +328,8 @@ class _Pool:
         if not parallel or self.workers == 1 or len(items) < 2:
             return [fn(x) for x in items]
         if self._exec is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._exec = ThreadPoolExecutor(self.workers, thread_name_prefix="check")
         # biggest first, so one large record does not start last
         order = sorted(range(len(items)), key=lambda i: -items[i].member.compress_size)

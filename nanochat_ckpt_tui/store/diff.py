@@ -90,7 +90,6 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .diff_report import (
@@ -463,6 +462,8 @@ def _map(fn: Any, items: list[Any], workers: int | None, key: Any) -> list[Any]:
     if n <= 1 or len(items) < 2:
         return [fn(x) for x in items]
     order = sorted(range(len(items)), key=lambda i: key(items[i]))
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(n, thread_name_prefix="diff") as pool:
         futures = {i: pool.submit(fn, items[i]) for i in order}
         try:

@@ -376,7 +376,7 @@ def _fixed_run_regex() -> re.Pattern[bytes]:
     return re.compile(b"(?:" + b"|".join(alts) + b")*", re.DOTALL)
 
 
-_FIXED_RUN = _fixed_run_regex().match
+_FIXED_RUN: Any = None  # compiled on the first pickle read (not at import: the CLI starts fast)
 _U32 = struct.Struct("<I").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
 
@@ -395,6 +395,9 @@ def _prescan(data: bytes) -> None:
     torch.save writes neither. The walk stops at the first unknown opcode, where the unpickler
     stops too. About 0.1 µs per opcode.
     """
+    global _FIXED_RUN
+    if _FIXED_RUN is None:
+        _FIXED_RUN = _fixed_run_regex().match
     n, i, kind, u32, run = len(data), 0, _KIND, _U32, _FIXED_RUN
     try:
         while i < n:

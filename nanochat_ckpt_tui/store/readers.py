@@ -19,8 +19,10 @@ import io
 import mmap
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK_BYTES = 8 << 20  # a block reader fetches the file in ranged requests of this size
 STRIDED_MAX = 256 << 20  # a strided tensor is fetched whole by a block reader, up to this size
@@ -124,6 +126,8 @@ class BlockReader(Reader):
         self.block_bytes = block_bytes or BLOCK_BYTES
         self._block = b""
         self._block_at = 0
+        from concurrent.futures import ThreadPoolExecutor
+
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="block-fetch")
         self._ahead: tuple[int, Future[bytes]] | None = None

@@ -33,7 +33,6 @@ import stat as _stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypeVar
@@ -655,6 +654,8 @@ class FsspecStorage(Storage):
     def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
         if len(items) <= 1 or not self.concurrent_reads:
             return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor  # (not at import: CLI start-up)
+
         with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(items))) as pool:
             return list(pool.map(fn, items))
 
