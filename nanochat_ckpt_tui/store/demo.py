@@ -219,10 +219,35 @@ def _age(paths: list[Path], seconds_ago: float, now: float) -> None:
         os.utime(p, (t, t))
 
 
-def write_demo(base: str | os.PathLike[str], *, now: float | None = None) -> Path:
-    """Write the demo base dir. Files get plausible past mtimes; nothing looks in flight."""
-    import torch
+class TorchMissing(RuntimeError):
+    """Writing the demo needs PyTorch (real torch.save files); the message says how to get it."""
 
+
+def import_torch() -> Any:
+    """torch, or :class:`TorchMissing` with one clear line: not installed, or installed but
+    failing to load (a CUDA build whose libraries are missing is common on GPU boxes)."""
+    try:
+        import torch
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", None) and not str(e.name).startswith("torch"):
+            raise TorchMissing(f"PyTorch is installed but cannot load: it needs the module "
+                               f"{e.name!r} ({e}); reinstall torch") from None
+        raise TorchMissing(
+            "the demo is written with real torch.save files and PyTorch is not installed: "
+            "pip install torch (CPU-only, small: pip install torch --index-url "
+            "https://download.pytorch.org/whl/cpu). Browsing, show, diff, check and prune "
+            "never need it.") from None
+    except (ImportError, OSError) as e:  # e.g. libcudart.so missing, a broken wheel
+        raise TorchMissing(f"PyTorch is installed but fails to load ({type(e).__name__}: "
+                           f"{str(e)[:200]}): the demo cannot be written; browsing, show, "
+                           "diff, check and prune never need torch") from None
+    return torch
+
+
+def write_demo(base: str | os.PathLike[str], *, now: float | None = None) -> Path:
+    """Write the demo base dir. Files get plausible past mtimes; nothing looks in flight.
+    Raises :class:`TorchMissing` (one line) when torch is missing or broken."""
+    torch = import_torch()
     torch.set_num_threads(1)
     base = Path(base)
     now = time.time() if now is None else now
