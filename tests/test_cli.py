@@ -13,7 +13,8 @@ import pytest
 from nanochat_ckpt_tui.cli import main
 
 CK_KEYS = {"step", "key", "state", "problems", "latest", "val_bpb", "model_bytes", "optim_bytes",
-           "meta_bytes", "total_bytes", "mtime", "optim_ranks", "pinned", "note", "files"}
+           "meta_bytes", "total_bytes", "mtime", "optim_ranks", "pinned", "note", "verdict",
+           "files"}
 TAG_KEYS = {"name", "path", "steps", "latest_step", "total_bytes", "model_bytes", "optim_bytes",
             "meta_bytes", "other_bytes", "other_files", "error"}
 STAGE_KEYS = {"dir", "label", "default_tag", "total_bytes", "model_bytes", "optim_bytes",

@@ -118,11 +118,11 @@ def test_prune_keep_last_zero_is_refused(demo_dir: Path, capsys: pytest.CaptureF
     before = sorted(p.name for p in (demo_dir / "base_checkpoints/d4").iterdir())
     code, out, err = run(capsys, "prune", "base/d4", "--keep-last", "0", "--yes",
                          "--base-dir", str(demo_dir))
-    assert code == 2 and out == "" and "--keep-last must be a positive number" in err
+    assert code == 2 and out == "" and "--keep-last must be 1 or more, not 0" in err
     assert sorted(p.name for p in (demo_dir / "base_checkpoints/d4").iterdir()) == before
     code, _, err = run(capsys, "prune", "base/d4", "--keep-best", "-1", "--dry-run",
                        "--base-dir", str(demo_dir))
-    assert code == 2 and "--keep-best must be a positive number" in err
+    assert code == 2 and "--keep-best must be 1 or more, not -1" in err
 
 
 def test_diff_header_says_seconds_apart(demo_dir: Path, capsys: pytest.CaptureFixture[str]

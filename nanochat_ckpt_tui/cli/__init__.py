@@ -5,8 +5,9 @@ README.md, each tagged with a ``"schema"`` key). Errors: one line on stderr, non
 
 One module per command group, over :mod:`.common` (errors, exit codes, loading, JSON) and
 :mod:`.table` (tables that never break a name): :mod:`.browse` (ls, du), :mod:`.show`,
-:mod:`.diff`, :mod:`.manage` (prune, pin, unpin), :mod:`.archive` (archive, verify),
-:mod:`.app` (the interactive app, demo); :mod:`.documents` builds the JSON documents.
+:mod:`.diff`, :mod:`.check`, :mod:`.manage` (prune, rm, pin, unpin), :mod:`.archive`
+(archive, verify), :mod:`.app` (the interactive app, demo); :mod:`.documents` builds the JSON
+documents, :mod:`.verdicts` looks the verdicts of earlier checks up in the check cache.
 A command's module is imported only when that command runs (``ls`` never imports the
 archive or prune code), so the names below are re-exported lazily.
 """
@@ -29,14 +30,15 @@ from .common import (
 )
 
 # subcommand → the module that defines it, in the order the help lists them
-COMMANDS = {"ls": "browse", "show": "show", "du": "browse", "diff": "diff", "prune": "manage",
-            "pin": "manage", "unpin": "manage", "archive": "archive", "verify": "archive",
-            "demo": "app"}
+COMMANDS = {"ls": "browse", "show": "show", "du": "browse", "diff": "diff", "check": "check",
+            "prune": "manage", "rm": "manage", "pin": "manage", "unpin": "manage",
+            "archive": "archive", "verify": "archive", "demo": "app"}
 SUBCOMMANDS = tuple(COMMANDS)
 
 _LAZY = {"catalog_json": "documents", "checkpoint_json": "documents",
          "summary_json": "documents", "tag_json": "documents", "cmd_ls": "browse",
-         "cmd_du": "browse", "cmd_show": "show", "cmd_diff": "diff", "cmd_prune": "manage",
+         "cmd_du": "browse", "cmd_show": "show", "cmd_diff": "diff", "cmd_check": "check",
+         "cmd_prune": "manage", "cmd_rm": "manage",
          "cmd_pin": "manage", "cmd_archive": "archive", "cmd_verify": "archive",
          "add_archive_commands": "archive", "cmd_demo": "app", "run_tui": "app"}
 

@@ -137,7 +137,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
         with _Bar("archive") as bar, _ctrl_c_cancels(cancel):
             result = archive(cks, dest, with_optimizer=args.with_optimizer,
                              with_tokenizer=not args.no_tokenizer, verify=args.verify,
-                             progress=bar.update, cancel=cancel, storage_options=options)
+                             progress=bar.update, cancel=cancel, storage_options=options,
+                             allow_damaged=args.allow_damaged)
     except ArchiveError as e:
         return _error(str(e))
     if args.json:
@@ -167,6 +168,9 @@ def _print_archive(result: ArchiveResult, dest: str) -> None:
         con.print("archived: " + ", ".join(result.archived))
         if not is_url(dest):
             con.print(f"[dim]load from it with NANOCHAT_BASE_DIR={result.dest}[/]")
+    if any(r.status == "failed" and "source is damaged" in r.detail for r in result.results):
+        con.print("[dim]a damaged source is not archived: `nanochat-ckpt check` says what is "
+                  "wrong with it; --allow-damaged copies it anyway[/]")
     if not result.ok:
         con.print("[dim]run the same command again to copy only what is missing[/]")
 
@@ -231,9 +235,11 @@ def _add_archive(subparsers: Any) -> None:
         "archive", help="copy checkpoints to a safe place (dir or s3://, gs://, ssh://…)",
         description="Copy checkpoints (weights + meta, optionally optimizer shards, the "
                     "tokenizer, pins) to DEST in nanochat's layout, verified by sha256 and "
-                    "recorded in DEST/" + MANIFEST + ". Re-running copies only what is "
-                    "missing. URLs need the fsspec backend (s3fs, gcsfs, paramiko…). "
-                    "Exit codes: 0 ok, 1 a file failed, 2 usage.")
+                    "recorded in DEST/" + MANIFEST + ". Each source zip is checked against "
+                    "its CRCs while it is copied: a damaged one is not archived (unless "
+                    "--allow-damaged). Re-running copies only what is missing. URLs need the "
+                    "fsspec backend (s3fs, gcsfs, paramiko…). Exit codes: 0 ok, 1 a file "
+                    "failed, 2 usage.")
     p.add_argument("items", nargs="+", metavar="TAG@STEP... DEST",
                    help="checkpoints (d20@5000, base/d20@latest, a file) then the destination")
     p.add_argument("--last", action="store_true",
@@ -244,6 +250,9 @@ def _add_archive(subparsers: Any) -> None:
                    help="do not copy the base dir's tokenizer/ files")
     p.add_argument("--verify", action="store_true",
                    help="re-check files already at the destination by checksum, not size")
+    p.add_argument("--allow-damaged", action="store_true",
+                   help="copy a source even when its bytes do not match its zip CRCs (it is "
+                        "checked while copied; by default a damaged file is not archived)")
     p.add_argument("--json", action="store_true", help="print a JSON document")
     p.add_argument("--base-dir", metavar="BASE_DIR")
     _storage_flag(p)

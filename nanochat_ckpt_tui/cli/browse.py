@@ -15,11 +15,12 @@ from ..fmt import human_age, human_bytes, plural
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
 from ..store.refs import RefError, find_tags, resolve_tag
 from ..store.storage import is_url
-from ..store.summary import prefetch_metas, val_bpb_of
+from ..store.summary import assess_metas, val_bpb_of
 from .common import (
     EXIT_OK,
     EXIT_USAGE,
     STATE_STYLE,
+    VERDICT_BADGE,
     CliError,
     _console,
     _json_flag,
@@ -31,6 +32,7 @@ from .common import (
 )
 from .documents import catalog_json
 from .table import Col, print_table
+from .verdicts import cached_verdicts, skipped_note
 
 # --------------------------------------------------------------------------------------------
 # what to list
@@ -173,8 +175,11 @@ LS_COLS = [Col("step", "right"), Col("model", "right", drop=1), Col("optim", "ri
 NOTE_COL = Col("note", fit=True, soft_min=16, hard_min=6)
 
 
-def _state_cell(ck: Checkpoint) -> list[tuple[str, str]]:
+def _state_cell(ck: Checkpoint, verdict: str | None = None) -> list[tuple[str, str]]:
     cell = [(ck.state.value, STATE_STYLE.get(ck.state.value, ""))]
+    badge = VERDICT_BADGE.get(verdict or "")
+    if badge is not None:
+        cell += [(" ", ""), badge]
     if ck.is_latest:
         cell += [(" ", ""), ("latest", "bold cyan")]
     if ck.pinned:
@@ -183,7 +188,8 @@ def _state_cell(ck: Checkpoint) -> list[tuple[str, str]]:
 
 
 def _ls_rows(tag: Tag, cks: list[Checkpoint], now: float, with_note: bool,
-             with_other: bool = True) -> list[list[Any]]:
+             with_other: bool = True, verdicts: dict[str, str] | None = None
+             ) -> list[list[Any]]:
     rows: list[list[Any]] = []
     sizes: dict[int, str] = {}  # a run's files have a handful of sizes: format each once
 
@@ -201,7 +207,7 @@ def _ls_rows(tag: Tag, cks: list[Checkpoint], now: float, with_note: bool,
                           size(sum(f.size for f in optim)) + shards,
                           size(sum(f.size for f in files)), _num(val_bpb_of(ck)),
                           human_age(now - max([f.mtime for f in files], default=0.0)),
-                          _state_cell(ck)]
+                          _state_cell(ck, verdicts.get(ck.key) if verdicts else None)]
         if with_note:  # one line: a note's line breaks would break the table
             row.append(" ".join((ck.note or "").split()))
         rows.append(row)
@@ -226,7 +232,7 @@ def _tag_title(stage: Stage, tag: Tag) -> str:
 def cmd_ls(args: argparse.Namespace) -> int:
     base, specs = _split_targets(args)
     try:
-        cat = _scan(base, args)
+        cat = _scan(base, args, metas=False)  # only the steps shown are judged, below
         view = select_view(cat, specs)
     except CliError as e:
         if base is None and args.base_dir is None and specs and "/" not in specs[0]:
@@ -234,12 +240,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
             raise CliError(f"{e} ({specs[0]!r} is not a directory here either)", e.code
                            ) from None
         raise
-    # every shown step's val_bpb is shown (read concurrently where remote)
-    prefetch_metas([c for _, tags in view for t in tags for c in _shown(t, args.latest)])
+    shown = [c for _, tags in view for t in tags for c in _shown(t, args.latest)]
+    # every shown step's val_bpb is shown, and its meta judged (`bad meta`): the metas are
+    # read concurrently where remote; the verdicts of earlier checks come from the cache
+    assess_metas(shown)
+    verdicts, skipped = cached_verdicts(shown)
+    if skipped:
+        cat.notes.append(skipped_note(skipped))
     if args.json:
         _add_hint(cat)
         _print_json(catalog_json(cat, "nanochat-ckpt.ls/1", stages=view,
-                                 latest_only=args.latest))
+                                 latest_only=args.latest, verdicts=verdicts))
         return EXIT_OK
     from rich.markup import escape
 
@@ -273,8 +284,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             with_note = any(c.note for c in cks)
             cols = LS_COLS + [NOTE_COL] if with_note else LS_COLS
             with _gc_paused():  # ~10 objects a row, no cycles: collections only cost time
-                print_table(con, cols, _ls_rows(tag, cks, now, with_note, with_other),
-                            title=title)
+                print_table(con, cols, _ls_rows(tag, cks, now, with_note, with_other,
+                                                verdicts), title=title)
             con.print()
     return EXIT_OK
 
@@ -284,7 +295,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_du(args: argparse.Namespace) -> int:
-    cat = _scan(args.base_dir, args)
+    cat = _scan(args.base_dir, args, metas=False)  # sizes only
     if args.json:
         _add_hint(cat)
         _print_json(catalog_json(cat, "nanochat-ckpt.du/1", with_checkpoints=False))
@@ -334,7 +345,8 @@ def add_command(sub: Any, name: str) -> None:
                         "tag in every stage; base/d20; or a stage: base). The first argument "
                         "is the base dir when it is a URL or a path that exists (or starts "
                         "with /, ~ or .); else the base dir is $NANOCHAT_BASE_DIR, else "
-                        "~/.cache/nanochat. Notes on unreadable dirs come first.")
+                        "~/.cache/nanochat. Notes on unreadable dirs come first. A step an "
+                        "earlier `check` judged is badged verified, damaged or unhealthy.")
         p.add_argument("targets", nargs="*", metavar="[BASE_DIR|URL] [TAG...]")
         p.add_argument("--base-dir", metavar="BASE_DIR|URL",
                        help="the base dir (then every argument is a tag)")

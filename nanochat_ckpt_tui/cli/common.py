@@ -7,23 +7,36 @@ Nothing here imports rich at module level: a console is made only for human outp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..fmt import human_bytes
 from ..store import layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
 from ..store.refs import RefError, find_tags, resolve, resolve_url
 from ..store.storage import StorageError, is_url, redact
+from ..store.summary import assess_metas
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
 
 STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold red",
-               "orphan": "red", "no meta": "yellow", "optim incomplete": "yellow"}
+               "unreadable": "bold red", "orphan": "red", "bad meta": "red",
+               "no meta": "yellow", "optim incomplete": "yellow"}
+# a cached check verdict, as a badge ("good" reads "verified" next to a state)
+VERDICT_BADGE = {"good": ("verified", "bold green"), "damaged": ("damaged", "bold red"),
+                 "unhealthy": ("unhealthy", "bold red")}
+VERDICT_STYLE = {"good": "green", "damaged": "bold red", "unhealthy": "bold red",
+                 "unchecked": "yellow"}
 
 
 class CliError(Exception):
@@ -92,15 +105,114 @@ def _console_err():
     return Console(stderr=True)
 
 
-def _confirm(question: str) -> bool:
-    """Ask on stdout, read one line from stdin; anything but y/yes (or no stdin) is a no."""
+def _confirm(question: str, *, strict: bool = False) -> bool:
+    """Ask on stdout, read one line from stdin; anything but y/yes (or no stdin) is a no.
+    ``strict``: only the whole word "yes" is a yes (for what protection would have kept)."""
     sys.stdout.write(question)
     sys.stdout.flush()
     try:
         answer = sys.stdin.readline() if sys.stdin else ""
     except (OSError, ValueError):
         answer = ""
-    return answer.strip().lower() in ("y", "yes")
+    return answer.strip().lower() in (("yes",) if strict else ("y", "yes"))
+
+
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
+class ByteMeter:
+    """Bytes read so far, on stderr, as a ``progress(done, total)`` callback.
+
+    On a terminal: a transient rich bar (bytes done / total, rate, time left). Anywhere else (a
+    log, CI, a pipe): one plain line at most every ``every`` seconds, the first only once the
+    work has run that long, so a short run prints nothing and a long one shows it is alive.
+    Nothing at all with ``quiet``. Successive runs reporting from 0 again (one check per step,
+    as a prune's verification makes) add up."""
+
+    def __init__(self, label: str, *, quiet: bool = False, every: float | None = None) -> None:
+        self.label = label
+        self.every = PROGRESS_EVERY if every is None else every
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.printed = self.started  # a plain line, the first after ``every`` seconds
+        self.base = 0  # bytes of the runs before this one
+        self.last = (0, 0)  # the last (done, total) of the current run
+        self.bar: Any = None
+        self.task: Any = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bar = Progress(TextColumn(label), BarColumn(), DownloadColumn(),
+                                TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+                                console=_console_err())
+            self.task = self.bar.add_task(label, total=None)
+
+    def __enter__(self) -> ByteMeter:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    @property
+    def done(self) -> int:
+        return self.base + self.last[0]
+
+    @property
+    def total(self) -> int:
+        return self.base + self.last[1]
+
+    def __call__(self, done: int, total: int) -> None:
+        if done < self.last[0]:  # a new run started
+            self.base += self.last[1]
+        self.last = (done, total)
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, total=self.total)
+            return
+        now = time.monotonic()
+        if now - self.printed >= self.every and done < total:
+            self.printed = now
+            rate = self.done / max(now - self.started, 1e-9)
+            print(f"{self.label}: {human_bytes(self.done)} of {human_bytes(self.total)} "
+                  f"({100 * self.done // max(self.total, 1)}%), {human_bytes(rate)}/s",
+                  file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels(cancel: threading.Event, what: str = "stopping after the current chunk"
+                   ) -> Iterator[None]:
+    """The first Ctrl-C sets ``cancel`` (the work stops at its next chunk, cleanly); a second
+    one interrupts at once (KeyboardInterrupt). Outside the main thread: plain Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print(f"nanochat-ckpt: {what} (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +269,10 @@ def _load(base: str | None, args: argparse.Namespace) -> Catalog:
         raise CliError(str(e)) from None
 
 
-def _scan(base: str | None, args: argparse.Namespace) -> Catalog:
+def _scan(base: str | None, args: argparse.Namespace, *, metas: bool = True) -> Catalog:
+    """Scan the base dir (it must exist); with ``metas``, every step's meta is read and judged
+    (a meta nanochat cannot load gives the step the ``bad meta`` state). ``ls`` passes False
+    and judges only the steps it shows; ``du`` needs no meta."""
     cat = _load(base, args)
     if not cat.exists and cat.storage.writable and os.path.lexists(cat.base_dir):
         hint = ""
@@ -168,6 +283,8 @@ def _scan(base: str | None, args: argparse.Namespace) -> Catalog:
     if not cat.exists:
         raise CliError(f"base dir {cat.location} does not exist "
                        "(give BASE_DIR, set NANOCHAT_BASE_DIR, or try `nanochat-ckpt demo`)")
+    if metas:
+        assess_metas(cat.checkpoints)
     return cat
 
 

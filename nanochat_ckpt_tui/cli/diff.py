@@ -35,8 +35,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     cat = None if is_url(args.a) and is_url(args.b) else _load(args.base_dir, args)
     a, b = _resolve(cat, args.a, args), _resolve(cat, args.b, args)
     for ck in (a, b):
-        if ck.is_writing:
-            raise CliError(f"{ck.key} is still being written; diff it when the write is done")
+        if not ck.openable:  # a whole zip opens even inside the write window
+            raise CliError(f"{ck.key} is still being written ({', '.join(ck.unfinished)} has "
+                           "no zip end yet); diff it when the write is done")
     progress = None
     bar = None
     if sys.stderr.isatty() and not args.quiet:

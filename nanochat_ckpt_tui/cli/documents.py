@@ -5,10 +5,13 @@ Stable: fields are only ever added. Each document carries a ``"schema"`` key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from ..store.summary import CheckpointSummary, val_bpb_of
+
+if TYPE_CHECKING:
+    from ..store.check import CheckReport
 
 
 def _path_text(path: Any, storage: Any) -> str:
@@ -16,7 +19,8 @@ def _path_text(path: Any, storage: Any) -> str:
     return storage.display(path)
 
 
-def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
+def checkpoint_json(ck: Checkpoint, verdict: str | None = None) -> dict[str, Any]:
+    """One step; ``verdict`` is the cached check verdict (None: never checked in this version)."""
     return {
         "step": ck.step,
         "key": ck.key,
@@ -32,14 +36,15 @@ def checkpoint_json(ck: Checkpoint) -> dict[str, Any]:
         "optim_ranks": ck.ranks,
         "pinned": ck.pinned,
         "note": ck.note,
+        "verdict": verdict,
         "files": [{"name": f.name, "path": _path_text(f.path, ck.storage), "kind": f.kind.value,
                    "size": f.size,
                    "mtime": f.mtime, "rank": f.rank, "is_link": f.is_link} for f in ck.files],
     }
 
 
-def tag_json(tag: Tag, with_checkpoints: bool = True, latest_only: bool = False
-             ) -> dict[str, Any]:
+def tag_json(tag: Tag, with_checkpoints: bool = True, latest_only: bool = False,
+             verdicts: dict[str, str] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": tag.name,
         "path": _path_text(tag.path, tag.storage),
@@ -56,16 +61,18 @@ def tag_json(tag: Tag, with_checkpoints: bool = True, latest_only: bool = False
     if with_checkpoints:
         cks = ([tag.latest] if tag.latest is not None else []) if latest_only \
             else tag.checkpoints
-        doc["checkpoints"] = [checkpoint_json(c) for c in cks]
+        got = verdicts or {}
+        doc["checkpoints"] = [checkpoint_json(c, got.get(c.key)) for c in cks]
     return doc
 
 
 def catalog_json(cat: Catalog, schema: str, with_checkpoints: bool = True, *,
                  stages: list[tuple[Stage, list[Tag]]] | None = None,
-                 latest_only: bool = False) -> dict[str, Any]:
+                 latest_only: bool = False, verdicts: dict[str, str] | None = None
+                 ) -> dict[str, Any]:
     """The ls/du document; ``stages`` restricts it to those stages and tags (``ls TAG...``:
     the totals stay those of the whole base dir and stage), ``latest_only`` to each tag's
-    latest step (``ls --latest``)."""
+    latest step (``ls --latest``); ``verdicts`` are the cached check verdicts by key."""
     view = [(s, s.tags) for s in cat.stages] if stages is None else stages
     return {
         "schema": schema,
@@ -87,16 +94,19 @@ def catalog_json(cat: Catalog, schema: str, with_checkpoints: bool = True, *,
             "optim_bytes": s.optim_bytes,
             "meta_bytes": s.meta_bytes,
             "other_files": [{"name": f.name, "size": f.size} for f in s.other_files],
-            "tags": [tag_json(t, with_checkpoints, latest_only) for t in tags],
+            "tags": [tag_json(t, with_checkpoints, latest_only, verdicts) for t in tags],
             "error": s.error,
         } for s, tags in view],
         "notes": cat.notes,
     }
 
 
-def summary_json(s: CheckpointSummary, with_tensors: bool = True) -> dict[str, Any]:
+def summary_json(s: CheckpointSummary, with_tensors: bool = True,
+                 check: CheckReport | None = None) -> dict[str, Any]:
+    """The show document; ``check`` is the step's cached check report, if any."""
     doc: dict[str, Any] = {"schema": "nanochat-ckpt.show/1", "checkpoint": checkpoint_json(
-        s.checkpoint), "stage": s.checkpoint.stage, "tag": s.checkpoint.tag}
+        s.checkpoint, check.verdict if check else None), "stage": s.checkpoint.stage,
+        "tag": s.checkpoint.tag}
     doc["model_error"] = s.model_error
     doc["meta_error"] = s.meta_error
     doc["meta"] = s.meta.data if s.meta else None
@@ -135,4 +145,5 @@ def summary_json(s: CheckpointSummary, with_tensors: bool = True) -> dict[str, A
         "state_tensors": sh.optimizer.n_state_tensors if sh.optimizer else None,
         "state_bytes": sh.optimizer.state_bytes if sh.optimizer else None,
     } for sh in s.shards]
+    doc["check"] = check.to_json(tensors=with_tensors) if check else None
     return doc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..fmt import human_age, human_bytes, human_count, plural
 from ..store.summary import CheckpointSummary, summarize
@@ -12,6 +12,8 @@ from .common import (
     EXIT_ERROR,
     EXIT_OK,
     STATE_STYLE,
+    VERDICT_BADGE,
+    VERDICT_STYLE,
     _console,
     _json_flag,
     _num,
@@ -22,16 +24,31 @@ from .common import (
 )
 from .documents import summary_json
 from .table import Col, print_table
+from .verdicts import existing_cache
+
+if TYPE_CHECKING:
+    from ..store.check import CheckReport
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     ck = _resolve(None, args.ref, args)
     s = summarize(ck)
+    report = _cached_check(ck)
     if args.json:
-        _print_json(summary_json(s, with_tensors=not args.no_tensors))
+        _print_json(summary_json(s, with_tensors=not args.no_tensors, check=report))
     else:
-        _print_summary(s, with_tensors=not args.no_tensors)
+        _print_summary(s, with_tensors=not args.no_tensors, report=report)
     return EXIT_ERROR if s.model is None and ck.weights is not None else EXIT_OK
+
+
+def _cached_check(ck: Any) -> CheckReport | None:
+    """The step's report from the check cache (no byte read), if its files were checked."""
+    cache = existing_cache()
+    if cache is None:
+        return None
+    from ..store.check import cached_report
+
+    return cached_report(ck, cache)
 
 
 def _pairs(items: dict[str, Any]) -> str:
@@ -103,14 +120,62 @@ def _print_groups(con: Any, shards: list[Any]) -> None:
                     title=f"[bold]param groups[/] ({plural(len(groups), 'group')}; {where})")
 
 
-def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
+HEALTH_COLS = [Col("tensor", fit=True, soft_min=28, hard_min=12, middle=True),
+               Col("file", fit=True, soft_min=12, hard_min=6, middle=True, drop=3),
+               Col("NaN", "right"), Col("+Inf", "right"), Col("-Inf", "right"),
+               Col("norm", "right", drop=1), Col("abs max", "right", drop=2)]
+
+
+def _sci(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3e}"
+
+
+def _count(n: int) -> str | tuple[str, str]:
+    return (f"{n:,}", "bold red") if n else "0"
+
+
+def _print_check(con: Any, ck: Any, report: CheckReport | None) -> None:
+    """The cached check's verdict and findings, or how to check the step."""
+    from rich.markup import escape
+
+    if report is None:
+        hint = ck.key if ck.step >= 0 else str(ck.weights.path if ck.weights else ck.dir)
+        con.print(f"[bold]check[/] not checked: nanochat-ckpt check {escape(hint)}",
+                  highlight=False, soft_wrap=True)
+        return
+    style = VERDICT_STYLE.get(report.verdict, "")
+    con.print(f"[bold]check[/] [{style}]{report.verdict}[/] [dim](cached result of "
+              f"{plural(len(report.files), 'file')})[/]", highlight=False)
+    for f in report.all_findings:
+        sev = "dim" if f.severity == "note" else VERDICT_STYLE.get(f.severity, "")
+        con.print(f"  [{sev}]{f.severity}[/] {escape(str(f))}", highlight=False,
+                  soft_wrap=True)
+
+
+def _print_health(con: Any, report: CheckReport | None, with_tensors: bool) -> None:
+    """Every tensor's health from the cached check (with ``--no-tensors``, only the tensors
+    with NaN or Inf)."""
+    if report is None:
+        return
+    rows = [[t.name, file, _count(t.nan), _count(t.posinf), _count(t.neginf), _sci(t.norm),
+             _sci(t.absmax)] for file, t in report.tensors() if with_tensors or t.nonfinite]
+    if rows:
+        con.print()
+        what = "health" if with_tensors else "tensors with NaN or Inf"
+        print_table(con, HEALTH_COLS, rows, title=f"[bold]{what}[/] (from the check)")
+
+
+def _print_summary(s: CheckpointSummary, with_tensors: bool,
+                   report: CheckReport | None = None) -> None:
     from rich.markup import escape
 
     con = _console()
     ck = s.checkpoint
     now = time.time()
     step = str(ck.step) if ck.step >= 0 else "?"
-    badges = "  [bold cyan]latest[/]" if ck.is_latest else ""
+    badge = VERDICT_BADGE.get(report.verdict if report else "")
+    badges = f"  [{badge[1]}]{badge[0]}[/]" if badge else ""
+    badges += "  [bold cyan]latest[/]" if ck.is_latest else ""
     badges += "  [bold magenta]pinned[/]" if ck.pinned else ""
     con.print(f"[bold]{ck.stage.removesuffix('_checkpoints')} / {ck.tag} @ {step}[/]  "
               f"[{STATE_STYLE.get(ck.state.value, '')}]{ck.state.value}[/]{badges}",
@@ -124,6 +189,7 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
          human_age(now - f.mtime)] for f in ck.files]
     rows.append([("total", "bold"), "", (human_bytes(ck.total_bytes), "bold"), ""])
     print_table(con, FILE_COLS, rows)
+    _print_check(con, ck, report)
     con.print()
     if s.model_error:
         con.print(f"[bold red]model:[/] {s.model_error}", highlight=False)
@@ -173,6 +239,7 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool) -> None:
             print_table(con, TENSOR_COLS, [
                 [t.name, str(list(t.shape)), t.dtype, f"{t.numel:,}", human_bytes(t.nbytes)]
                 for t in s.model.tensors], title="[bold]tensors[/]")
+    _print_health(con, report, with_tensors)
 
 
 def add_command(sub: Any, name: str) -> None:
@@ -181,7 +248,8 @@ def add_command(sub: Any, name: str) -> None:
                    help="a file, or a tag such as d20, base/d20@5000, sft/d20@latest, or a URL "
                         "such as s3://bucket/runs/base/d20@5000")
     p.add_argument("--base-dir", metavar="BASE_DIR|URL")
-    p.add_argument("--no-tensors", action="store_true", help="leave out the tensor table")
+    p.add_argument("--no-tensors", action="store_true",
+                   help="leave out the tensor table (and the health of healthy tensors)")
     _json_flag(p)
     _remote_flag(p)
     p.set_defaults(func=cmd_show)

@@ -44,8 +44,9 @@ class Rules:
     def __post_init__(self) -> None:
         for name in ("keep_last", "keep_every", "keep_best"):
             v = getattr(self, name)
-            if v is not None and v < (1 if name == "keep_every" else 0):
-                raise PruneError(f"{name.replace('_', '-')} must be a positive number, not {v}")
+            if v is not None and v < 1:  # 0 would keep nothing by that rule: refused, as a typo
+                raise PruneError(f"{name.replace('_', '-')} must be 1 or more, not {v} (to "
+                                 "prune by the other rules only, leave it out)")
         if self.keep_last is None and self.keep_every is None and self.keep_best is None:
             raise PruneError("give at least one rule: keep-last, keep-every or keep-best")
 
@@ -296,8 +297,10 @@ def _warnings(catalog: Catalog, plan: PrunePlan) -> list[str]:
         label = f"{tag.stage.removesuffix('_checkpoints')}/{tag.name}"
         partial = [c.step for c in hit if c.step not in whole]
         if partial:
-            out.append(f"{label}: steps {_steps(partial)} lose their optimizer shards: "
-                       "--resume-from-step will no longer work from them")
+            one = len(partial) == 1
+            out.append(f"{label}: {'step' if one else 'steps'} {_steps(partial)} "
+                       f"{'loses its' if one else 'lose their'} optimizer shards: "
+                       f"--resume-from-step will no longer work from {'it' if one else 'them'}")
         remaining = [c for c in tag.checkpoints if c.step not in whole and c.model is not None]
         if tag.latest_step in whole:
             new = max((c.step for c in remaining), default=None)

@@ -92,9 +92,13 @@ def checkpoint_for_file(path: Path) -> Checkpoint:
 
 
 def resolve(catalog: Catalog, ref: str) -> Checkpoint:
-    """``PATH`` (an existing file), ``TAG``, ``TAG@STEP``, ``STAGE/TAG@STEP`` or ``@latest``."""
+    """``PATH`` (an existing file), ``TAG``, ``TAG@STEP``, ``STAGE/TAG@STEP`` or ``@latest``.
+
+    A path to anything that exists and is not a directory (a FIFO, socket or device named
+    ``model_000200.pt`` too) is that file's checkpoint: reading it says "not a regular file"
+    rather than "no tag" (nothing here opens it)."""
     p = Path(ref).expanduser()
-    if "@" not in ref and p.is_file():
+    if "@" not in ref and (p.is_file() or (os.path.lexists(p) and not p.is_dir())):
         return checkpoint_for_file(p)
     spec, _, step = ref.partition("@")
     if "@" not in ref and p.is_dir():  # a tag directory
@@ -123,13 +127,13 @@ def resolve_url(url: str, *, storage_options: dict[str, Any] | None = None,
         if "://" in parent and (maybe_stage.endswith("_checkpoints")
                                 or maybe_stage in _STAGE_WORDS):
             cat = scan(parent, storage_options=storage_options, now=now)
-            ref = f"{maybe_stage}/{tag_name}@{step}"
-        else:
-            cat = scan(head, storage_options=storage_options, now=now)
-            ref = f"{tag_name}@{step}"
+            if cat.exists and cat.stage(maybe_stage) is not None:
+                return resolve(cat, f"{maybe_stage}/{tag_name}@{step}")
+            # no such stage there: a base dir that is itself named like a stage ("…/base")
+        cat = scan(head, storage_options=storage_options, now=now)
         if not cat.exists:
             raise StorageError(f"{cat.location}: no such directory")
-        return resolve(cat, ref)
+        return resolve(cat, f"{tag_name}@{step}")
     kind, file_step, _ = classify(last)
     storage = open_storage(head if kind is not FileKind.OTHER else text, storage_options)
     try:
