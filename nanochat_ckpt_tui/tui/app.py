@@ -121,6 +121,7 @@ class CkptApp(ManageActions, App[None]):
         self._scanning = False
         self._scan_again = False
         self._metas_pending = False  # an early catalog is shown, its val_bpb not read yet
+        self._reload_detail = False  # r: read the detail pane's row again after the scan
         self._recheck: Timer | None = None
         self._mode = "scanning…"
         self._welcome: WelcomeScreen | None = None
@@ -273,6 +274,9 @@ class CkptApp(ManageActions, App[None]):
             return
         was_there = self.catalog is not None and self.catalog.exists
         cat = message.catalog  # (_show_catalog makes it self.catalog)
+        if self._reload_detail:
+            self._reload_detail = False
+            self.detail_pane.invalidate()  # r re-reads what the pane shows, changed or not
         if self._mode == "scanning…":
             self._mode = ("polling" if self.poll else "watching") if self.watch_enabled \
                 else "not watching"
@@ -460,6 +464,7 @@ class CkptApp(ManageActions, App[None]):
         self.push_screen(HelpScreen(rows))
 
     def action_rescan(self) -> None:
+        self._reload_detail = True
         self.request_scan()
         self.notify("Rescanning…", timeout=1.5)
 

@@ -25,6 +25,7 @@ from .note_dialog import NoteDialog
 from .prune_form import PruneForm
 
 if TYPE_CHECKING:
+    from .detail import DetailPane
     from .tree import CheckpointTree
 
 WRITES_TO_BASE = frozenset({"delete", "delete_optimizer", "prune_tag", "pin", "note"})
@@ -35,6 +36,7 @@ class ManageActions:
     """Mixed into the App: needs ``tree_view``, ``catalog``, ``read_only``, ``request_scan``."""
 
     tree_view: CheckpointTree
+    detail_pane: DetailPane
     job_line: Static
     read_only: bool
     archived_keys: set[str]
@@ -181,7 +183,7 @@ class ManageActions:
             self.notify(msg, timeout=6)
         gone = {i.checkpoint for i in plan.items if i.kind != "optim"}
         self.tree_view.marks -= gone
-        self.request_scan()
+        self.changed({i.checkpoint for i in plan.items})
 
     # -- pins and notes -------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ class ManageActions:
             word = "Pinned" if pin else "Unpinned"
             self.notify(f"{word} {', '.join(side_label(c) for c in cks[:4])}"
                         + (" …" if len(cks) > 4 else ""), timeout=3)
-        self.request_scan()
+        self.changed({c.key for c in cks})
 
     def action_note(self) -> None:
         obj = self.highlighted()
@@ -216,7 +218,7 @@ class ManageActions:
                 update_pin(ck.dir, ck.step, note=note, clear_note=not note)
             except PinsError as e:
                 self.notify(str(e), severity="error", timeout=12)
-            self.request_scan()
+            self.changed({ck.key})
 
         self.push_screen(NoteDialog(side_label(ck), ck.note), save)
 
@@ -306,6 +308,16 @@ class ManageActions:
         self.archived_keys = keys
         self.tree_view.archived = keys
         self.tree_view.relabel()
+        self.detail_pane.context.archived = keys  # (part of the pane's signature: repaints)
+        self._show_current()
+
+    # -- after a change -------------------------------------------------------------------
+
+    def changed(self, keys: set[str]) -> None:
+        """The app changed these checkpoints on disk (pin, note, deletion): forget what the
+        detail pane read for them and rescan; the rescan repaints the tree and the pane."""
+        self.detail_pane.invalidate(keys)
+        self.request_scan()
 
     def set_job(self, text: str | None) -> None:
         job = self.job_line

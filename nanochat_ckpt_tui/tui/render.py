@@ -40,9 +40,9 @@ def _title(text: str, pal: Palette) -> Text:
     return Text(text, style=pal.primary)
 
 
-def _badge_text(ck: Checkpoint, pal: Palette) -> Text:
+def _badge_text(ck: Checkpoint, pal: Palette, archived: bool = False) -> Text:
     out = Text()
-    for word, style in badges(ck, pal):
+    for word, style in badges(ck, pal, archived):
         out.append(" ")
         out.append(f"[{word}]", style=style)
     return out
@@ -200,10 +200,11 @@ def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palett
 # checkpoint
 
 
-def checkpoint_header(ck: Checkpoint, now: float, pal: Palette) -> RenderableType:
+def checkpoint_header(ck: Checkpoint, now: float, pal: Palette,
+                      archived: bool = False) -> RenderableType:
     """What the scan alone tells: shown at once, before the files are read."""
     title = _title(f"{ck.stage}/{ck.tag} · step {ck.step}", pal)
-    title.append_text(_badge_text(ck, pal))
+    title.append_text(_badge_text(ck, pal, archived))
     sizes = Text(f"model {human_bytes(ck.model_bytes)} · optimizer "
                  f"{human_bytes(ck.optim_bytes)}"
                  + (f" ({len(ck.optim)} shards)" if len(ck.optim) > 1 else "")
@@ -294,11 +295,13 @@ def tensor_table(s: CheckpointSummary, width: int) -> Text:
     return out
 
 
-def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette,
-                    width: int = 80) -> RenderableType:
-    """The whole checkpoint: header, model, metrics, config, files, shards, tensors."""
-    ck = s.checkpoint
-    parts: list[RenderableType] = [checkpoint_header(ck, now, pal), Text("")]
+def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette, width: int = 80,
+                    ck: Checkpoint | None = None, archived: bool = False) -> RenderableType:
+    """The whole checkpoint: header, model, metrics, config, files, shards, tensors.
+    ``ck``: the same checkpoint in a newer scan (its pin, note and badges), when the
+    summary was read from an older one."""
+    ck = ck if ck is not None else s.checkpoint
+    parts: list[RenderableType] = [checkpoint_header(ck, now, pal, archived), Text("")]
     ms = s.model_summary
     rows: list[tuple[str, RenderableType | str]] = []
     if ms is not None:
