@@ -35,7 +35,7 @@ from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
 from .status import StatusBar, StatusInfo
-from .tree import SORT_KEYS, CheckpointTree, NodeRef
+from .tree import SORT_KEYS, SORT_NATURAL_DESC, CheckpointTree, NodeRef, sort_name
 from .welcome import WelcomeScreen, default_demo_root, write_fresh_demo
 
 AGE_REFRESH = 30.0  # seconds between redraws of the ages in the tree
@@ -426,7 +426,8 @@ class CkptApp(ManageActions, App[None]):
         mode = "reading metas…" if self._metas_pending else self._mode
         self._status.show_info(StatusInfo(
             display=self.display_label, catalog=self.catalog, mode=mode,
-            read_only=self.read_only, sort=tree.sort_label, filter=tree.filter_text,
+            read_only=self.read_only, sort=tree.sort_label, sort_words=tree.sort_words,
+            filter=tree.filter_text,
             marks=len(tree.marks)))
 
     # -- filter -----------------------------------------------------------------------------
@@ -484,9 +485,10 @@ class CkptApp(ManageActions, App[None]):
         yield SystemCommand("Filter", "Filter by tag, stage or step (/)", self.action_filter)
         yield SystemCommand("Clear filter", "Show every checkpoint (escape)", self.clear_filter)
         for key in SORT_KEYS:
-            yield SystemCommand(f"Sort by {key}", f"Order checkpoints by {key} (s cycles)",
+            yield SystemCommand(f"Sort by {key}", f"Order the steps by {key}: "
+                                f"{sort_name(key, SORT_NATURAL_DESC[key])} (s cycles)",
                                 lambda key=key: tree.set_sort(key))
-        yield SystemCommand("Reverse sort", "Reverse the checkpoint order (S)",
+        yield SystemCommand("Reverse sort", "Reverse the order of the steps (S)",
                             tree.action_reverse_sort)
         yield SystemCommand("Clear marks", "Unmark every checkpoint (u)",
                             tree.action_clear_marks)

@@ -18,8 +18,10 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
     ("Tree", "pgup pgdn", "move a page"),
     ("Tree", "click", "select a row (a stage or tag also expands or collapses)"),
     ("Tree", "shift+↑ shift+↓", "previous / next sibling"),
-    ("Tree", "s (again)", "sort by step, size, val_bpb, age: each key first in its natural "
-                          "order, pressed again reversed, then the next key"),
+    ("Tree", "sort order", "s: the next key, in its natural order: step ↑ (first step on "
+                           "top) → size ↓ (largest first) → val_bpb ↑ (best first) → age ↓ "
+                           "(newest first) → step. S: the other direction. ↑ is ascending "
+                           "for every key (smallest, lowest, oldest on top), ↓ descending"),
     ("Anywhere", "tab / shift+tab", "switch between the tree and the detail pane"),
     ("Anywhere", "ctrl+p", "command palette: every action, themes, screenshot"),
     ("Details", "↑ ↓ pgup pgdn home end", "scroll"),

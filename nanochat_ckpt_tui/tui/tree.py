@@ -39,9 +39,23 @@ class NodeRef(NamedTuple):
     key: str
 
 
-# sort key name, natural direction is ascending unless listed here
+# The sort keys in the order ``s`` cycles them, each first in its natural direction.
+# ↑ is ascending for every key (first step, smallest, lowest val_bpb, oldest on top), ↓
+# descending; ``S`` flips it.
 SORT_KEYS = ("step", "size", "val_bpb", "age")
+SORT_NATURAL_DESC = {"step": False, "size": True, "val_bpb": False, "age": True}
 SORT_ARROWS = {False: "↑", True: "↓"}
+SORT_WORDS = {
+    ("step", False): "first step on top", ("step", True): "last step on top",
+    ("size", False): "smallest first", ("size", True): "largest first",
+    ("val_bpb", False): "best first", ("val_bpb", True): "worst first",
+    ("age", False): "oldest first", ("age", True): "newest first",
+}
+
+
+def sort_name(key: str, desc: bool) -> str:
+    """``"size ↓ largest first"``: the key, its arrow and what the arrow means for it."""
+    return f"{key} {SORT_ARROWS[desc]} {SORT_WORDS[key, desc]}"
 # Labels drawn since the last clear: a screenful is ~40. Unbounded, scrolling through 20,000
 # rows kept ~200,000 small objects alive, and each full GC pass over them took 0.1-0.15 s.
 LABEL_CACHE = 1024
@@ -147,7 +161,7 @@ class CheckpointTree(Tree[NodeRef]):
         Binding("space", "toggle_mark", "Mark"),
         Binding("u", "clear_marks", "Clear marks", show=False),
         Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("S", "reverse_sort", "Reverse"),
     ]
 
     class ViewChanged(Message):
@@ -172,7 +186,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.marks: set[str] = set()
         self.archived: set[str] = set()  # checkpoint keys in the archive manifest
         self.sort_key = "step"
-        self.sort_reverse = False
+        self.sort_desc = False  # ↓: descending (see SORT_KEYS)
         self.filter_text = ""
         self.palette = Palette.default()
         self.first_paint_at: float | None = None
@@ -257,8 +271,10 @@ class CheckpointTree(Tree[NodeRef]):
             self._apply_filter(*self._cursor_rows())
         self.post_message(self.ViewChanged())
 
-    def set_sort(self, key: str, reverse: bool = False) -> None:
-        self.sort_key, self.sort_reverse = key, reverse
+    def set_sort(self, key: str, descending: bool | None = None) -> None:
+        """Sort the steps by ``key``, descending or not (None: the key's natural order)."""
+        self.sort_key = key
+        self.sort_desc = SORT_NATURAL_DESC[key] if descending is None else descending
         self._sync()
         self.post_message(self.ViewChanged())
 
@@ -282,25 +298,37 @@ class CheckpointTree(Tree[NodeRef]):
 
     @property
     def sort_label(self) -> str:
-        return f"{self.sort_key} {SORT_ARROWS[self.sort_reverse]}"
+        """``"size ↓"``."""
+        return f"{self.sort_key} {SORT_ARROWS[self.sort_desc]}"
+
+    @property
+    def sort_words(self) -> str:
+        """What the arrow means for this key: ``"largest first"``."""
+        return SORT_WORDS[self.sort_key, self.sort_desc]
 
     # -- sync -------------------------------------------------------------------------------
 
     def _sorted(self, cks: list[Checkpoint]) -> list[Checkpoint]:
-        def size(c: Checkpoint) -> float:
-            return -c.total_bytes
-
-        def bpb(c: Checkpoint) -> float:
-            v = self.bpb.get(c.key)
-            return v if v is not None and math.isfinite(v) else math.inf
-
-        def age(c: Checkpoint) -> float:
-            return -c.mtime
-
-        keys: dict[str, Callable[[Checkpoint], float]] = {
-            "step": lambda c: c.step, "size": size, "val_bpb": bpb, "age": age}
-        out = sorted(cks, key=lambda c: (keys[self.sort_key](c), c.step))
-        return out[::-1] if self.sort_reverse else out
+        """``cks`` in the sort order: ascending by the key (ties by step), or all of it
+        reversed; checkpoints without a finite val_bpb come last either way."""
+        key, desc = self.sort_key, self.sort_desc
+        if key == "val_bpb":
+            bpb = self.bpb
+            have: list[tuple[float, int, Checkpoint]] = []
+            missing: list[Checkpoint] = []
+            for c in cks:
+                v = bpb.get(c.key)
+                if v is not None and math.isfinite(v):
+                    have.append((v, c.step, c))
+                else:
+                    missing.append(c)
+            have.sort(key=lambda t: (t[0], t[1]), reverse=desc)
+            missing.sort(key=lambda c: c.step, reverse=desc)
+            return [t[2] for t in have] + missing
+        keys: dict[str, Callable[[Checkpoint], tuple[float, int]]] = {
+            "step": lambda c: (c.step, 0), "size": lambda c: (c.total_bytes, c.step),
+            "age": lambda c: (c.mtime, c.step)}
+        return sorted(cks, key=keys[key], reverse=desc)
 
     def _wanted(self) -> list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]:
         """Every row of the catalog, checkpoints in the sort order (the filter only hides);
@@ -693,12 +721,10 @@ class CheckpointTree(Tree[NodeRef]):
             self.post_message(self.ViewChanged())
 
     def action_cycle_sort(self) -> None:
-        """step → step reversed → size → size reversed → val_bpb → … (again reverses)."""
-        if not self.sort_reverse:
-            self.set_sort(self.sort_key, True)
-        else:
-            nxt = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
-            self.set_sort(nxt, False)
+        """The next sort key (step → size → val_bpb → age → step), in its natural order."""
+        nxt = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
+        self.set_sort(nxt)
 
     def action_reverse_sort(self) -> None:
-        self.set_sort(self.sort_key, not self.sort_reverse)
+        """The same key, the other direction."""
+        self.set_sort(self.sort_key, not self.sort_desc)
