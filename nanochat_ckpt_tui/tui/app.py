@@ -74,6 +74,8 @@ class CkptApp(ManageActions, App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # Textual's default ctrl+c only says which key quits (help lists ctrl+c: EXTRA_KEYS)
+        Binding("ctrl+c", "quit", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("slash", "filter", "Filter"),
         Binding("r", "rescan", "Refresh"),

@@ -24,6 +24,7 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
                            "for every key (smallest, lowest, oldest on top), ↓ descending"),
     ("Anywhere", "tab / shift+tab", "switch between the tree and the detail pane"),
     ("Anywhere", "ctrl+p", "command palette: every action, themes, screenshot"),
+    ("Anywhere", "ctrl+c", "quit (copies instead when text is selected)"),
     ("Details", "↑ ↓ pgup pgdn home end", "scroll"),
     ("Filter", "enter", "keep the filter and go back to the tree"),
     ("Filter", "escape", "clear the filter"),
@@ -32,18 +33,21 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
 
 
 def _key_names(key: str) -> str:
-    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc"}
+    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc",
+             "left_square_bracket": "[", "right_square_bracket": "]"}
     return " ".join(names.get(k, k) for k in key.split(","))
 
 
-def key_rows(sources: list[tuple[str, list[BindingType]]]) -> list[tuple[str, str, str]]:
-    """(where, keys, what) for every binding with a description, plus the built-in keys."""
+def key_rows(sources: list[tuple[str, list[BindingType]]],
+             extra: list[tuple[str, str, str]] | None = None) -> list[tuple[str, str, str]]:
+    """(where, keys, what) for every binding with a description, plus the keys that come
+    from Textual's widgets (``extra``; the main screen's by default)."""
     rows: list[tuple[str, str, str]] = []
     for where, bindings in sources:
         for b in bindings:
             if isinstance(b, Binding) and b.description:
                 rows.append((where, _key_names(b.key), b.description))
-    return rows + EXTRA_KEYS
+    return rows + (EXTRA_KEYS if extra is None else extra)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -53,9 +57,10 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close help"),
     ]
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], intro: str | None = None) -> None:
         super().__init__()
         self.rows = rows
+        self.intro = intro
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, padding=(0, 2), header_style="bold", expand=True)
@@ -64,7 +69,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("does")
         for where, key, what in self.rows:
             table.add_row(where, key, what)
-        intro = Text.assemble(
+        intro = Text(self.intro) if self.intro is not None else Text.assemble(
             ("nanochat-ckpt", "bold"),
             " — checkpoints under the base dir, live while training writes.\n",
             ("Badges: latest · writing (never opened) · corrupt · orphan (meta without "
