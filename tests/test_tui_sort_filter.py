@@ -3,7 +3,9 @@ and counted) on the demo data (issue 14, items 6 and 10)."""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,127 @@ async def test_status_help_and_readme_say_the_same(demo_master: Path) -> None:
     assert re.search(r"step ↑, size ↓ \(largest first\), val_bpb ↑ \(best first\), "
                      r"age ↓ \(newest first\) / reverse it", row), row
     assert "↑ is ascending for every key" in row
+
+
+def _many_steps(base: Path, tags: int, steps: int) -> None:
+    """Empty-zip checkpoints with a val_bpb (as in test_tui_app), a day old."""
+    empty_zip = b"PK\x05\x06" + b"\x00" * 18
+    old = time.time() - 86400
+    for t in range(1, tags + 1):
+        d = base / "base_checkpoints" / f"d{t}"
+        d.mkdir(parents=True)
+        for s in range(1, steps + 1):
+            for name, data in ((f"model_{s:06d}.pt", empty_zip),
+                               (f"meta_{s:06d}.json", b'{"val_bpb": %f}' % (1 - s / 1000))):
+                (d / name).write_bytes(data)
+                os.utime(d / name, (old, old))
+
+
+def filter_count(app: CkptApp) -> str:
+    return str(app.query_one("#filter-count").render())
+
+
+def tree_header(app: CkptApp) -> str:
+    return str(app.query_one("#tree-header").render())
+
+
+async def test_a_step_filter_opens_the_tags_holding_matches(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        app.expand_all(False)  # every stage and tag closed
+        await settle(pilot)
+        assert tree.visible_keys() == [f"stage:{s}_checkpoints" for s in
+                                       ("base", "mid", "chatsft", "chatrl")]
+        tree.focus()
+        await pilot.press("slash", *">1000")
+        await settle(pilot)
+        keys = tree.visible_keys()
+        steps = [k for k in keys if "@" in k]
+        assert steps == ["base_checkpoints/d2_legacy@2000"] + [
+            f"base_checkpoints/d4@{s}" for s in (1500, 2000, 2500, 3000)] + [
+            "base_checkpoints/d6@1200"]
+        assert not any(k.startswith("stage:mid") for k in keys)
+        assert filter_count(app) == "6 matches in 3 tags"
+        d4 = tree._tag_label(tree.objects["base_checkpoints/d4"]).plain  # type: ignore[arg-type]
+        assert "4/6 steps" in d4
+        # "=3000": one match; the tags without one close again
+        for _ in range(5):
+            await pilot.press("backspace")
+        await pilot.press(*"=3000")
+        await settle(pilot)
+        assert [k for k in tree.visible_keys() if "@" in k] == ["base_checkpoints/d4@3000"]
+        assert filter_count(app) == "1 match in 1 tag"
+        assert not tree.node_for("base_checkpoints/d6").is_expanded  # type: ignore[union-attr]
+        # no match: said in the filter bar and where the tree was
+        for _ in range(5):
+            await pilot.press("backspace")
+        await pilot.press(*"foo")
+        await settle(pilot)
+        assert tree.visible_keys() == []
+        assert filter_count(app) == "no matches for 'foo'"
+        assert "no matches for 'foo'" in tree_header(app)
+        # cleared: the view as it was, every tag closed again
+        await pilot.press("escape")
+        await settle(pilot)
+        assert filter_count(app) == "" and "step" in tree_header(app)
+        assert tree.visible_keys() == [f"stage:{s}_checkpoints" for s in
+                                       ("base", "mid", "chatsft", "chatrl")]
+
+
+async def test_a_name_filter_leaves_tags_closed_and_the_cursor_keeps_its_row(
+        demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        app.expand_all(False)
+        await settle(pilot)
+        tree.set_filter("d6")  # the tag's name matches: its row shows, closed
+        await settle(pilot)
+        assert tree.visible_keys() == ["stage:base_checkpoints", "base_checkpoints/d6"]
+        assert tree.filter_summary() == "3 matches in 1 tag"
+        tree.set_filter("=2500")  # a step: d4 opens; the cursor goes onto the step
+        await settle(pilot)
+        tree.move_cursor(tree.node_for("base_checkpoints/d4@2500"))
+        await settle(pilot)
+        tree.set_filter("")  # cleared: d4 stays open around the cursor, d6 stays closed
+        await settle(pilot)
+        assert tree.current is not None and tree.current.key == "base_checkpoints/d4@2500"
+        assert not tree.node_for("base_checkpoints/d6").is_expanded  # type: ignore[union-attr]
+        # a tag closed by hand under a filter stays closed for that filter
+        tree.set_filter(">2000")
+        await settle(pilot)
+        tree.move_cursor(tree.node_for("base_checkpoints/d4"))
+        tree.focus()
+        await pilot.press("h")
+        await settle(pilot)
+        tree.set_filter(">200")
+        await settle(pilot)
+        assert not tree.node_for("base_checkpoints/d4").is_expanded  # type: ignore[union-attr]
+
+
+async def test_filter_opens_tags_with_a_bounded_number_of_new_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter keystroke makes at most AUTO_POPULATE step rows of tags never opened; the
+    tags left closed say how many of their steps match."""
+    from nanochat_ckpt_tui.tui import tree as tree_module
+
+    monkeypatch.setattr(tree_module, "AUTO_POPULATE", 200)
+    _many_steps(tmp_path, tags=3, steps=150)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        assert tree.node_for("base_checkpoints/d1@1") is None  # closed, never opened
+        tree.set_filter(">145")
+        await settle(pilot)
+        assert tree.node_for("base_checkpoints/d1").is_expanded  # type: ignore[union-attr]
+        assert not tree.node_for("base_checkpoints/d2").is_expanded  # type: ignore[union-attr]
+        assert tree.node_for("base_checkpoints/d2@1") is None
+        label = tree._tag_label(tree.objects["base_checkpoints/d2"]).plain  # type: ignore[arg-type]
+        assert "5/150 steps" in label
+        assert tree.filter_summary() == "15 matches in 3 tags"
+        steps = [k for k in tree.visible_keys() if "@" in k]
+        assert len(steps) == 10 and all(int(k.rsplit("@", 1)[1]) > 145 for k in steps)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -136,6 +137,7 @@ class CkptApp(ManageActions, App[None]):
         self._detail = DetailPane(clock=self.clock, id="detail")
         self._filter_bar = Horizontal(id="filter-bar")
         self._filter = Input(placeholder="tag, stage or step (>1000 <5000 =3000)", id="filter")
+        self._filter_count = Label(id="filter-count")
         self.job_line = Static(id="job")
         self.archived_keys: set[str] = set()
         self._archived_loaded = False
@@ -152,6 +154,7 @@ class CkptApp(ManageActions, App[None]):
         with self._filter_bar:
             yield Label("/", id="filter-label")
             yield self._filter
+            yield self._filter_count
         yield self.job_line
         yield Footer()
 
@@ -424,7 +427,12 @@ class CkptApp(ManageActions, App[None]):
 
     def _update_status(self) -> None:
         tree = self.tree_view
-        self._tree_header.update(tree.header_text())
+        summary = tree.filter_summary()  # "6 matches in 3 tags", "no matches for 'foo'"
+        self._filter_count.update(summary)
+        if tree.filter_matches is not None and not tree.visible_keys_count():
+            self._tree_header.update(Text(summary, style="italic"))
+        else:
+            self._tree_header.update(tree.header_text())
         mode = "reading metas…" if self._metas_pending else self._mode
         self._status.show_info(StatusInfo(
             display=self.display_label, catalog=self.catalog, mode=mode,

@@ -61,6 +61,10 @@ def sort_name(key: str, desc: bool) -> str:
 LABEL_CACHE = 1024
 LINE_CACHE = 256  # rendered lines (at least 4 screenfuls: see on_resize)
 NARROW = 58  # below this width the tree shows one size column instead of model / optim
+# A filter opens the tags that hold matching steps; the step rows of tags never expanded
+# are made then, up to this many per filter change (the others stay closed, their row
+# saying how many of their steps match), so a keystroke never makes 20,000 rows at once.
+AUTO_POPULATE = 2000
 
 
 _OPS = (">=", "<=", ">", "<", "=")
@@ -200,6 +204,9 @@ class CheckpointTree(Tree[NodeRef]):
         self._step_w = 4
         self._default_tags: set[str] = set()
         self._shown: set[str] | None = None  # the filter's rows (None: every row)
+        self.filter_counts: dict[str, int] = {}  # tag key → its steps the filter shows
+        self._auto_open: set[str] = set()  # stages and tags the filter opened
+        self._user_closed: set[str] = set()  # closed by hand while this filter is on
         self._populated: set[str] = set()  # tags whose step nodes exist (expanded once)
 
     # -- public API -------------------------------------------------------------------------
@@ -225,6 +232,10 @@ class CheckpointTree(Tree[NodeRef]):
         """Keys of the rows currently shown, top to bottom."""
         lines: Lines = self._tree_lines  # type: ignore[assignment] # (always: see _build)
         return [node.data.key for node in lines.nodes if node.data]
+
+    def visible_keys_count(self) -> int:
+        """How many rows are shown."""
+        return len(self._tree_lines)
 
     def _cursor_rows(self) -> tuple[str | None, list[str]]:
         """The cursor's row key and the rows shown now (to find the nearest one later)."""
@@ -353,14 +364,18 @@ class CheckpointTree(Tree[NodeRef]):
         if isinstance(tag, Tag):  # (new leaves only: no per-node invalidation to suppress)
             self._sync_children(node, self._step_refs(tag))
 
-    def _shown_keys(self) -> set[str] | None:
-        """The keys of the rows the filter lets through (None: no filter, all of them).
-        A tag or stage shows when something under it does; a tag without checkpoints when
-        its name matches."""
+    def _filter_view(self) -> tuple[set[str] | None, dict[str, int], list[str]]:
+        """The keys of the rows the filter lets through (None: no filter, all of them), the
+        number of matching steps per tag, and the tags to open: those where the filter
+        picks steps (a step term), not where the tag's name alone matches. A tag or stage
+        shows when something under it does; a tag without checkpoints when its name
+        matches."""
         terms = _parse_filter(self.filter_text)
         if not terms or self.catalog is None:
-            return None
+            return None, {}, []
         shown: set[str] = set()
+        counts: dict[str, int] = {}
+        opening: list[str] = []
         add, update = shown.add, shown.update
         for stage in self.catalog.stages:
             skey = stage_key(stage)
@@ -369,9 +384,30 @@ class CheckpointTree(Tree[NodeRef]):
                 keys = [c.key for c in tag.checkpoints if _matches(terms, hay, c)]
                 if keys or (not tag.checkpoints and _matches(terms, hay, None)):
                     update(keys)
-                    add(tag_key(tag))
+                    tkey = tag_key(tag)
+                    add(tkey)
                     add(skey)
-        return shown
+                    counts[tkey] = len(keys)
+                    if keys and not all(op is None and term in hay for op, _, term in terms):
+                        opening.append(tkey)
+        return shown, counts, opening
+
+    @property
+    def filter_matches(self) -> int | None:
+        """Steps the filter shows (None: no filter)."""
+        return None if self._shown is None else sum(self.filter_counts.values())
+
+    def filter_summary(self) -> str:
+        """``"6 matches in 3 tags"``, ``"no matches for 'foo'"`` or "" (no filter)."""
+        n = self.filter_matches
+        if n is None:
+            return ""
+        if not self._shown:
+            return f"no matches for {self.filter_text!r}"
+        tags = sum(1 for v in self.filter_counts.values() if v) if n else \
+            len(self.filter_counts)
+        return f"{n} match{'' if n == 1 else 'es'}" + \
+            (f" in {plural(tags, 'tag')}" if n else f"; {plural(tags, 'empty tag')}")
 
     def _sync(self) -> None:
         """Make the nodes match the catalog and the sort order, and apply the filter.
@@ -399,10 +435,63 @@ class CheckpointTree(Tree[NodeRef]):
         self._apply_filter(cursor_key, before)
 
     def _apply_filter(self, cursor_key: str | None, before: list[str]) -> None:
-        self._shown = self._shown_keys()
+        shown, counts, opening = self._filter_view()
+        if counts or self.filter_counts:  # tag rows say "k/n steps" under a filter
+            for key in counts.keys() | self.filter_counts.keys():
+                self._labels.pop(key, None)
+        self._shown, self.filter_counts = shown, counts
+        self._open_matches(opening, cursor_key)
         self._invalidate()
         if cursor_key is not None:
             self._restore_cursor(cursor_key, before)
+
+    def _open_matches(self, opening: list[str], cursor_key: str | None) -> None:
+        """Open the tags (and stages) that hold what the filter shows; close again those it
+        opened and no longer needs, except the one holding the cursor. Opening changes no
+        expand state the user set (a rescan or a cleared filter gives the old view back)."""
+        by_key, objects = self._by_key, self.objects
+        if self._shown is None:
+            self._user_closed.clear()
+        want: set[str] = set()
+        budget = AUTO_POPULATE
+        for tkey in opening:
+            if tkey in self._user_closed:
+                continue
+            if tkey not in self._populated:
+                tag = objects.get(tkey)
+                n = len(tag.checkpoints) if isinstance(tag, Tag) else 0
+                if n > budget:
+                    continue
+                budget -= n
+            want.add(tkey)
+        if self._shown:
+            want.update(k for k in self._shown if k.startswith("stage:")
+                        and k not in self._user_closed)
+        keep: set[str] = set()
+        if cursor_key is not None and (node := by_key.get(cursor_key)) is not None:
+            keep = {n.data.key for n in self._ancestors(node) if n.data is not None}
+        for key in self._auto_open - want:
+            node = by_key.get(key)
+            if node is not None and node._expanded and key not in keep:
+                node._expanded = False
+                node._updates += 1
+        opened = set()
+        for key in want:
+            node = by_key.get(key)
+            if node is not None and not node._expanded:
+                node._expanded = True
+                node._updates += 1
+                opened.add(key)
+        self._auto_open = (self._auto_open & want) | opened
+
+    @staticmethod
+    def _ancestors(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+        out = []
+        parent = node._parent
+        while parent is not None and parent._parent is not None:
+            out.append(parent)
+            parent = parent._parent
+        return out
 
     def _sync_children(self, parent: TreeNode[NodeRef], wanted: list[NodeRef]) -> None:
         children = parent._children
@@ -510,6 +599,11 @@ class CheckpointTree(Tree[NodeRef]):
             return node if node is not None and node._line != -1 else None
 
         node = shown(key)
+        own = self._by_key.get(key)
+        if node is None and own is not None:
+            ancestors = self._ancestors(own)
+            if any(not a._expanded for a in ancestors):  # closed over it: onto the closed row
+                node = next((a for a in ancestors if a._line != -1), None)
         if node is None:
             i = before.index(key) if key in before else 0
             node = next((n for k in before[i + 1:] + before[:i][::-1] if (n := shown(k))),
@@ -598,8 +692,9 @@ class CheckpointTree(Tree[NodeRef]):
         if tag_key(tag) in self._default_tags:
             text.append("*", style=pal.accent)
         n = len(tag.checkpoints)
-        text.append(f"  {plural(n, 'step')} · {human_bytes(tag.total_bytes)}",
-                    style="dim")
+        k = self.filter_counts.get(tag_key(tag)) if self._shown is not None else None
+        steps = plural(n, 'step') if k is None else f"{k}/{n} steps"
+        text.append(f"  {steps} · {human_bytes(tag.total_bytes)}", style="dim")
         v = latest_bpb(tag, self.bpb)
         if v is not None:
             text.append(f" · bpb {fmt_metric(v)}", style="dim")
@@ -671,11 +766,18 @@ class CheckpointTree(Tree[NodeRef]):
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeRef]) -> None:
         if event.node.data is not None:
-            self._expand_state[event.node.data.key] = True
+            key = event.node.data.key
+            self._expand_state[key] = True
+            self._auto_open.discard(key)  # the user's now
+            self._user_closed.discard(key)
 
     def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[NodeRef]) -> None:
         if event.node.data is not None:
-            self._expand_state[event.node.data.key] = False
+            key = event.node.data.key
+            self._expand_state[key] = False
+            self._auto_open.discard(key)
+            if self._shown is not None:
+                self._user_closed.add(key)  # the filter leaves it closed
 
     def action_expand_or_child(self) -> None:
         node = self.cursor_node
