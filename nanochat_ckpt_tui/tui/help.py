@@ -53,6 +53,26 @@ def key_rows(sources: list[tuple[str, list[BindingType]]],
 class HelpScreen(ModalScreen[None]):
     """A scrollable table of keys; any of escape, q or ? closes it."""
 
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+    }
+
+    #help-box {
+        width: 90%;
+        max-width: 110;
+        height: 90%;
+        border: round $primary;
+        border-title-align: center;
+        background: $surface;
+        padding: 0 1;
+    }
+
+    #help-intro {
+        margin-bottom: 1;
+    }
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close help"),
     ]
