@@ -87,6 +87,14 @@ class CkptApp(ManageActions, App[None]):
         Binding("p", "pin", "Pin", show=False),
         Binding("n", "note", "Note", show=False),
         Binding("a", "archive", "Archive", show=False),
+        # When the action above is off (--read-only, a remote base dir), the same key says
+        # why instead of doing nothing (manage.py: why_not).
+        Binding("x,delete", "why_not('delete')", show=False),
+        Binding("X", "why_not('delete_optimizer')", show=False),
+        Binding("P", "why_not('prune_tag')", show=False),
+        Binding("p", "why_not('pin')", show=False),
+        Binding("n", "why_not('note')", show=False),
+        Binding("a", "why_not('archive')", show=False),
         Binding("escape", "escape", "Clear filter", show=False),
     ]
 

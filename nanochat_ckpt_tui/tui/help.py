@@ -18,6 +18,10 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
     ("Tree", "pgup pgdn", "move a page"),
     ("Tree", "click", "select a row (a stage or tag also expands or collapses)"),
     ("Tree", "shift+↑ shift+↓", "previous / next sibling"),
+    ("Tree", "space on a tag", "mark every step of the tag (those the filter shows); again "
+                               "unmarks them"),
+    ("Tree", "x X on a tag", "delete the tag's steps (or their optimizer shards); the latest "
+                             "and pinned steps are kept, the confirmation lists everything"),
     ("Tree", "sort order", "s: the next key, in its natural order: step ↑ (first step on "
                            "top) → size ↓ (largest first) → val_bpb ↑ (best first) → age ↓ "
                            "(newest first) → step. S: the other direction. ↑ is ascending "

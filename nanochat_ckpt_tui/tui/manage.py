@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from .tree import CheckpointTree
 
 WRITES_TO_BASE = frozenset({"delete", "delete_optimizer", "prune_tag", "pin", "note"})
-ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive"}
+ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive", "why_not"}
+# what each action would have done, for "read-only: deleting is disabled (…)"
+DOING = {"delete": "deleting", "delete_optimizer": "deleting optimizer shards",
+         "prune_tag": "pruning", "pin": "pinning", "note": "editing notes",
+         "archive": "archiving"}
 
 
 class ManageActions:
@@ -52,6 +56,17 @@ class ManageActions:
         if action == "archive" and getattr(self, "remote_url", None):
             return False  # archiving copies local files; a remote base is only browsed
         return not (self.read_only and action in WRITES_TO_BASE)
+
+    def action_why_not(self, action: str) -> None:
+        """A key whose action is off here: say why, rather than do nothing."""
+        doing = DOING.get(action, action)
+        if getattr(self, "remote_url", None):
+            why = f"{doing} is disabled: a remote base dir is only browsed" if \
+                action != "archive" else "archiving copies local files: a remote base dir " \
+                "is only browsed"
+        else:
+            why = f"{doing} is disabled (opened with --read-only)"
+        self.notify(f"read-only: {why}", severity="warning", timeout=5)
 
     # -- selection ------------------------------------------------------------------------
 
@@ -132,8 +147,15 @@ class ManageActions:
 
     def _delete(self, optimizer_only: bool) -> None:
         cks = self.selection()
+        obj = self.highlighted()
+        if not cks and isinstance(obj, Tag):  # a tag's row: its steps (those shown)
+            cks = self.tree_view.shown_steps(obj)
+            if not cks:
+                self.notify(f"{obj.name} has no steps to delete", severity="warning")
+                return
         if not cks or self.catalog is None:
-            self.notify("Highlight or mark (space) the checkpoints to delete", severity="warning")
+            self.notify("Highlight a checkpoint or a tag, or mark (space) the checkpoints to "
+                        "delete", severity="warning")
             return
         self.confirm_plan(plan_selection(self.catalog, cks, optimizer_only=optimizer_only))
 

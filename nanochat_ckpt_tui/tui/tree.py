@@ -805,15 +805,39 @@ class CheckpointTree(Tree[NodeRef]):
         else:
             self.action_select_cursor()
 
+    def shown_steps(self, tag: Tag) -> list[Checkpoint]:
+        """The tag's checkpoints the filter shows (all of them without a filter)."""
+        shown = self._shown
+        return [c for c in tag.checkpoints if shown is None or c.key in shown]
+
     def action_toggle_mark(self) -> None:
-        """Mark or unmark the checkpoint under the cursor, then move down (yazi, ranger)."""
+        """Mark or unmark the checkpoint under the cursor, then move down (yazi, ranger).
+        On a tag: mark every step of it (those the filter shows), or unmark them all when
+        all are marked."""
         ref = self.current
-        if ref is not None and ref.kind == "ck":
-            self.marks ^= {ref.key}
-            self._labels.pop(ref.key, None)
-            self._updates += 1
-            self.refresh()
-            self.post_message(self.ViewChanged())
+        if ref is None:
+            return
+        if ref.kind == "ck":
+            keys = {ref.key}
+            self.marks ^= keys
+        elif isinstance(tag := self.objects.get(ref.key), Tag):
+            keys = {c.key for c in self.shown_steps(tag)}
+            if not keys:
+                self.notify(f"{tag.name} has no steps to mark", severity="warning")
+                return
+            if keys <= self.marks:
+                self.marks -= keys
+            else:
+                self.marks |= keys
+        else:
+            self.notify("Space marks a checkpoint, or every step of a tag; this row is a "
+                        "stage (→ opens it)", severity="warning")
+            return
+        for key in keys:
+            self._labels.pop(key, None)
+        self._updates += 1
+        self.refresh()
+        self.post_message(self.ViewChanged())
         self.action_cursor_down()
 
     def action_clear_marks(self) -> None:
