@@ -263,7 +263,7 @@ def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
     """The view of ``obj`` given what was read (``res``: a summary, metric points, an error
     string, the object itself for stages, or None while reading)."""
     if isinstance(obj, Checkpoint):
-        header = checkpoint_header(obj, now, pal, obj.key in ctx.archived)
+        header = checkpoint_header(obj, now, pal, obj.key in ctx.archived, width)
         if isinstance(res, CheckpointSummary):  # (the header from this scan's checkpoint)
             return checkpoint_view(res, now, pal, width, ck=obj,
                                    archived=obj.key in ctx.archived)
@@ -273,12 +273,13 @@ def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
     if isinstance(obj, Tag):
         default = f"{obj.stage}/{obj.name}" in ctx.default_tags
         if isinstance(res, str):
-            return error_view(tag_header(obj, pal, default),
+            return error_view(tag_header(obj, pal, default, ctx.bpb, width),
                               f"Could not read the meta files: {res}", pal)
         points: list[MetricPoint] | None = res if isinstance(res, list) else None
-        return tag_view(obj, points, now, pal, max(30, width - 1), default)
+        return tag_view(obj, points, now, pal, max(24, width - 1), default, ctx.bpb)
     if isinstance(obj, Stage):
-        return stage_view(obj, ctx.bpb, pal, ctx.catalog.notes if ctx.catalog else [])
+        return stage_view(obj, ctx.bpb, pal, ctx.catalog.notes if ctx.catalog else [],
+                          width)
     if ctx.catalog is not None:
         return overview_view(ctx.catalog, pal, ctx.display)
     return Text("scanning…", style="dim")

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, NamedTuple, overload
 
-from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -24,10 +23,10 @@ from textual.widgets import Tree
 from textual.widgets._tree import _TreeLine
 from textual.widgets.tree import TreeNode
 
-from ..fmt import fmt_metric, human_age, human_bytes
-from ..store.layout import Catalog, Checkpoint, Stage, State, Tag
-from .palette import Palette, badge_words, badges
-from .render import latest_bpb, plural
+from ..fmt import ellipsize, fmt_metric, human_age, human_bytes
+from ..store.layout import Catalog, Checkpoint, Stage, Tag
+from .palette import Palette, badges, fit_badges
+from .render import best_bpb, latest_bpb_at, plural
 
 Clock = Callable[[], float]
 
@@ -61,6 +60,7 @@ def sort_name(key: str, desc: bool) -> str:
 LABEL_CACHE = 1024
 LINE_CACHE = 256  # rendered lines (at least 4 screenfuls: see on_resize)
 NARROW = 58  # below this width the tree shows one size column instead of model / optim
+NAME_MIN = 12  # cells a stage or tag name keeps (…-shortened) before its counts go
 # A filter opens the tags that hold matching steps; the step rows of tags never expanded
 # are made then, up to this many per filter change (the others stay closed, their row
 # saying how many of their steps match), so a keystroke never makes 20,000 rows at once.
@@ -135,7 +135,6 @@ class Lines(Sequence[_TreeLine[NodeRef]]):
         return _TreeLine(path, id(node) in self.lasts)
 
 
-_COMPLETE = State.COMPLETE
 _NO_LABEL = Text()  # checkpoint nodes' own label (never drawn: see render_label)
 
 
@@ -197,9 +196,8 @@ class CheckpointTree(Tree[NodeRef]):
         self._by_key: dict[str, TreeNode[NodeRef]] = {}
         self._expand_state: dict[str, bool] = {}
         self._labels: dict[str, Text] = {}
-        # the widest checkpoint row of each tag (same lifetime as the labels): the tree's
-        # virtual width, without measuring 20,000 rows per rebuild
-        self._ck_widths: dict[str, int] = {}
+        self._best: dict[str, tuple[float, int] | None] = {}  # tag key → (val_bpb, step)
+        self._width = 0  # the cells a row has (labels are fitted to it; 0: not laid out)
         self._narrow = False
         self._step_w = 4
         self._default_tags: set[str] = set()
@@ -249,7 +247,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.catalog, self.bpb = catalog, bpb
         self.objects = {}
         self._labels.clear()
-        self._ck_widths.clear()
+        self._best.clear()
         self._default_tags = set()
         for stage in catalog.stages:
             self.objects[stage_key(stage)] = stage
@@ -296,7 +294,6 @@ class CheckpointTree(Tree[NodeRef]):
     def relabel(self) -> None:
         """Redraw every label (ages, marks, theme)."""
         self._labels.clear()
-        self._ck_widths.clear()
         self._updates += 1
         self.refresh()
 
@@ -539,7 +536,6 @@ class CheckpointTree(Tree[NodeRef]):
         shown = self._shown
         nodes: list[TreeNode[NodeRef]] = []
         lasts: set[int] = set()  # id() of each parent's last shown child
-        widths = [0]
 
         def kids(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
             self._populate(node)
@@ -548,10 +544,9 @@ class CheckpointTree(Tree[NodeRef]):
                 return children
             return [c for c in children if c.data is not None and c.data.key in shown]
 
-        def add(children: list[TreeNode[NodeRef]], depth: int) -> None:
+        def add(children: list[TreeNode[NodeRef]]) -> None:
             for node in children:
                 nodes.append(node)
-                widths.append(self.get_label_width(node) + depth * self.guide_depth)
                 if not node._expanded:
                     continue
                 under = kids(node)
@@ -559,35 +554,31 @@ class CheckpointTree(Tree[NodeRef]):
                     continue
                 lasts.add(id(under[-1]))
                 if any(c._allow_expand for c in under):
-                    add(under, depth + 1)
-                else:  # checkpoint rows: one extend, and the tag's widest row
+                    add(under)
+                else:  # checkpoint rows: one extend
                     nodes.extend(under)
-                    widths.append(self._leaf_width(node) + (depth + 1) * self.guide_depth)
 
         top = kids(self.root)
         lasts.update(id(n) for n in top)  # (Tree draws top-level rows as last children)
-        add(top, 0)
+        add(top)
         for i, node in enumerate(nodes):
             node._line = i
         lines = Lines(nodes, lasts)
         self._tree_lines_cached = lines  # type: ignore[assignment]
-        self.virtual_size = Size(max(widths) if nodes else self.size.width, len(nodes))
+        self.virtual_size = Size(self._virtual_width(), len(nodes))
         if self.cursor_line != -1 and self.cursor_node is not None:
             if self.cursor_node._line != -1:
                 self.cursor_line = self.cursor_node._line
             elif self.cursor_line >= len(nodes):
                 self.cursor_line = len(nodes) - 1  # (hidden: the filter's caller moves it)
 
-    def _leaf_width(self, parent: TreeNode[NodeRef]) -> int:
-        """The widest label among ``parent``'s checkpoint rows (all of them, shown or not)."""
-        key = parent.data.key if parent.data is not None else ""
-        width = self._ck_widths.get(key)
-        if width is None:
-            tag = self.objects.get(key)
-            cks = tag.checkpoints if isinstance(tag, Tag) else []
-            extra = max(map(self._ck_extra, cks), default=0)
-            width = self._ck_widths[key] = self._ck_fixed() + extra if cks else 0
-        return width
+    def _virtual_width(self) -> int:
+        """Every label is fitted to the width (:meth:`_room`), so the tree is as wide as the
+        widget, unless it is narrower than the least a row needs (a checkpoint row's
+        columns; a shortened name with its step count)."""
+        least = max(2 * self.guide_depth + self._ck_fixed() + 7,
+                    self.guide_depth + 2 + NAME_MIN + 10)
+        return max(self._width, least)
 
     def _restore_cursor(self, key: str, before: list[str]) -> None:
         """Back onto the row ``key``, or, when it vanished or the filter hides it, onto the
@@ -632,36 +623,24 @@ class CheckpointTree(Tree[NodeRef]):
         return label
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
+        """(Tree asks it for a row's clickable region.)"""
         ref = node.data
-        if ref is None:
-            width = 0
-        elif ref.kind == "ck" and ref.key not in self._labels \
-                and isinstance(ck := self.objects.get(ref.key), Checkpoint):
-            width = self._ck_width(ck)
-        else:
-            width = self._label(ref).cell_len
+        width = self._label(ref).cell_len if ref is not None else 0
         return width + (2 if node.allow_expand else 0)
 
-    def _ck_width(self, ck: Checkpoint) -> int:
-        """``_ck_label(ck).cell_len``, cheaply (see :meth:`_ck_fixed`)."""
-        return self._ck_fixed() + self._ck_extra(ck)
-
     def _ck_fixed(self) -> int:
-        """The cells of a checkpoint row that do not depend on the checkpoint: every column
-        but val_bpb and the badges is padded to a width its value never exceeds (steps to
-        the catalog's widest, sizes ≤ 8 cells below 1 EB, ages ≤ 4)."""
+        """The cells of a checkpoint row before its val_bpb: every column is padded to a
+        width its value never exceeds (steps to the catalog's widest, sizes ≤ 8 cells below
+        1 EB, ages ≤ 4)."""
         return 2 + self._step_w + (9 if self._narrow else 18) + 1 + 5
 
-    def _ck_extra(self, ck: Checkpoint) -> int:
-        """The val_bpb column (7 cells unless the value needs more) and the badges."""
-        key = ck.key
-        v = self.bpb.get(key)
-        width = 7 if v is None or -9.99995 < v < 99.99995 else max(7, len(fmt_metric(v)))
-        archived = key in self.archived
-        if ck.state is not _COMPLETE or ck.is_latest or ck.pinned or archived:
-            for word, _role in badge_words(ck, archived):
-                width += 1 + cell_len(word)
-        return width
+    def _room(self, kind: str) -> int | None:
+        """The cells a stage, tag or checkpoint row's label has, right of the tree's guides
+        and the expand icon (None before the tree is laid out: labels are not fitted)."""
+        if self._width <= 0:
+            return None
+        indent = {"stage": 2, "tag": self.guide_depth + 2}.get(kind, 2 * self.guide_depth)
+        return self._width - indent
 
     def _label(self, ref: NodeRef) -> Text:
         cached = self._labels.get(ref.key)
@@ -677,28 +656,62 @@ class CheckpointTree(Tree[NodeRef]):
                 cached = Text(ref.key)
             if len(self._labels) >= LABEL_CACHE:
                 self._labels.clear()
-            self._labels[ref.key] = cached
+            if self._width > 0:  # (fitted to a width, not to "unknown")
+                self._labels[ref.key] = cached
         return cached
+
+    def _fitted(self, name: str, mark: str, parts: list[tuple[str, int]],
+                room: int | None) -> Text:
+        """``name* part · part · part`` in ``room`` cells: when too wide, parts go, highest
+        rank first, then the name is shortened with an ellipsis down to NAME_MIN cells; a
+        word is never cut. ``mark``: the default tag's star."""
+        def width(kept: list[tuple[str, int]], name_w: int) -> int:
+            return name_w + len(mark) + (2 + sum(len(p) for p, _ in kept)
+                                         + 3 * (len(kept) - 1) if kept else 0)
+
+        kept = list(parts)
+        if room is not None:
+            least = min(len(name), NAME_MIN)
+            while kept and width(kept, least) > room:
+                kept.remove(max(kept, key=lambda p: p[1]))
+            name = ellipsize(name, max(least, room - width(kept, 0)))
+        out = Text(name, style="bold")
+        if mark:
+            out.append(mark, style=self.palette.accent)
+        if kept:
+            out.append("  " + " · ".join(p for p, _ in kept), style="dim")
+        return out
 
     def _stage_label(self, stage: Stage) -> Text:
         cks = sum(len(t.checkpoints) for t in stage.tags)
-        return Text.assemble((stage.label, "bold"),
-                             (f"  {plural(len(stage.tags), 'tag')} · {plural(cks, 'ckpt')} · "
-                              f"{human_bytes(stage.total_bytes)}", "dim"))
+        return self._fitted(stage.label, "",
+                            [(plural(len(stage.tags), "tag"), 0), (plural(cks, "ckpt"), 1),
+                             (human_bytes(stage.total_bytes), 2)], self._room("stage"))
+
+    def best(self, tag: Tag) -> tuple[float, int] | None:
+        """The tag's lowest val_bpb and its step (cached per scan)."""
+        key = tag_key(tag)
+        if key not in self._best:
+            self._best[key] = best_bpb(tag, self.bpb)
+        return self._best[key]
 
     def _tag_label(self, tag: Tag) -> Text:
-        pal = self.palette
-        text = Text(tag.name, style="bold")
-        if tag_key(tag) in self._default_tags:
-            text.append("*", style=pal.accent)
+        mark = "*" if tag_key(tag) in self._default_tags else ""
         n = len(tag.checkpoints)
         k = self.filter_counts.get(tag_key(tag)) if self._shown is not None else None
-        steps = plural(n, 'step') if k is None else f"{k}/{n} steps"
-        text.append(f"  {steps} · {human_bytes(tag.total_bytes)}", style="dim")
-        v = latest_bpb(tag, self.bpb)
-        if v is not None:
-            text.append(f" · bpb {fmt_metric(v)}", style="dim")
-        return text
+        parts = [(plural(n, "step") if k is None else f"{k}/{n} steps", 0),
+                 (human_bytes(tag.total_bytes), 3)]
+        latest = latest_bpb_at(tag, self.bpb)
+        best = self.best(tag)
+        if latest is not None:  # (ranks: the size goes first, then the best, then bpb)
+            v, step = latest
+            if best is not None and best[1] == step:
+                parts.append((f"bpb {fmt_metric(v)} (best)", 1))
+            else:
+                parts.append((f"bpb {fmt_metric(v)}", 1))
+                if best is not None:
+                    parts.append((f"best {fmt_metric(best[0])}@{best[1]}", 2))
+        return self._fitted(tag.name, mark, parts, self._room("tag"))
 
     def _ck_label(self, ck: Checkpoint) -> Text:
         pal = self.palette
@@ -715,7 +728,11 @@ class CheckpointTree(Tree[NodeRef]):
         v = self.bpb.get(ck.key)
         text.append(f" {fmt_metric(v) if v is not None else '-':>7}")
         text.append(f" {human_age(self.clock() - ck.mtime):>4}", style="dim")
-        for word, style in badges(ck, pal, ck.key in self.archived):
+        words = badges(ck, pal, ck.key in self.archived)
+        room = self._room("ck")
+        if words and room is not None:
+            words = fit_badges(words, room - text.cell_len, pal.muted)
+        for word, style in words:
             text.append(" ")
             text.append(word, style=style)
         return text
@@ -751,11 +768,16 @@ class CheckpointTree(Tree[NodeRef]):
         self._line_cache.grow(4 * event.size.height)
         self._invalidate_rendering()
         event.prevent_default()  # (skips Tree._on_resize, which rebuilds every line)
+        # (the scrollbar's column is kept whether it shows or not: no resize says when)
+        width = max(0, self.size.width - self.styles.scrollbar_size_vertical)
         narrow = self.size.width < NARROW
-        if narrow != self._narrow:
-            self._narrow = narrow
+        if width != self._width or narrow != self._narrow:
+            self._width = width  # labels are fitted to it: draw them again
+            self.virtual_size = Size(self._virtual_width(), self.virtual_size.height)
+            if narrow != self._narrow:
+                self._narrow = narrow
+                self.post_message(self.ViewChanged())
             self.relabel()
-            self.post_message(self.ViewChanged())
 
     def render_lines(self, crop):  # type: ignore[no-untyped-def]
         lines = super().render_lines(crop)
