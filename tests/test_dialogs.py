@@ -47,6 +47,8 @@ async def test_confirm_delete_defaults_to_cancel(demo_master: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         assert isinstance(screen, ConfirmDelete)
+        await pilot.pause()
+        assert screen.refills == 0
         assert app.focused.id == "cancel"
         text = " ".join(str(s.render()) for s in screen.query("Static"))
         assert "Delete 8 files" in text and "latest step" in text
@@ -247,6 +249,7 @@ async def test_every_dialog_fits_80x24(demo_master: Path, make: str) -> None:
         for button in screen.query("Button"):
             assert button.region.height >= 1 and button.region.width >= 6
         if make.startswith("confirm"):
+            assert screen.refills == 0  # the columns were laid out once, at the right width
             table = screen.query_one("#files")
             assert region.contains_region(table.region)
             widths = [c.get_render_width(table) for c in table.columns.values()]

@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Static
 
 from ..fmt import human_bytes
 from ..store.prune import PrunePlan
-from .dialog import Dialog
+from .dialog import SHORT, Dialog
 
 HEADS = ("file", "kind", "size", "reason")
 MIN_FILE = 24  # cells: "…/d20/optim_012000_rank7.pt" still names the file
@@ -71,6 +71,7 @@ class ConfirmDelete(Dialog[bool]):
         self.archived = archived or set()
         self.rows = [self._row(item) for item in plan.items]
         self._table_width = 0  # the width the table's columns were laid out for
+        self.refills = 0  # columns laid out again after the first guess (tests)
 
     def _row(self, item) -> tuple[str, str, str, str]:  # type: ignore[no-untyped-def]
         try:
@@ -92,7 +93,7 @@ class ConfirmDelete(Dialog[bool]):
                              "checkpoint(s)?", id="title")
                 table: DataTable[str] = DataTable(id="files", cursor_type="row",
                                                   zebra_stripes=True)
-                self._fill(table, 0)
+                self._fill(table, self._expected_width())  # (refilled if the guess is off)
                 yield table
             else:
                 yield Static("[b]Nothing to delete.[/b]", id="title")
@@ -107,6 +108,14 @@ class ConfirmDelete(Dialog[bool]):
                     label = "Trash" if self.trash else "Delete"
                     yield Button(f"{label} {human_bytes(plan.bytes_freed)} (y)", id="confirm",
                                  variant="error")
+
+    def _expected_width(self) -> int:
+        """The table's width on this terminal, from dialogs.tcss: #dialog is 90% of the
+        screen wide (at most 120), less its border and padding (narrower when short)."""
+        width, height = self.app.size
+        if width <= 0:
+            return 0
+        return min(int(width * 0.9), 120) - 2 - (2 if height < SHORT else 4) - SCROLLBAR
 
     def _fill(self, table: DataTable[str], width: int) -> None:
         """The rows, in columns that fit ``width`` cells (0: as wide as they come)."""
@@ -135,6 +144,7 @@ class ConfirmDelete(Dialog[bool]):
         table = self.query_one("#files", DataTable)
         width = table.size.width - SCROLLBAR
         if width > 0 and width != self._table_width:
+            self.refills += 1
             self._fill(table, width)
             self.call_after_refresh(self.fit)
 

@@ -33,6 +33,8 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
     ("Filter", "enter", "keep the filter and go back to the tree"),
     ("Filter", "escape", "clear the filter"),
     ("Filter", "terms", "tag or stage name, step digits, or >N <N >=N <=N =N on the step"),
+    ("Filter", "matches", "the tags holding matching steps open (and close again after); "
+                          "the filter bar counts the matches"),
 ]
 
 
