@@ -16,7 +16,6 @@ from nanochat_ckpt_tui.tui.palette import SHORT_BADGES, STATE_BADGES
 from nanochat_ckpt_tui.tui.testing import settle
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
-pytestmark = pytest.mark.asyncio
 NOW = 1_780_000_000.0
 LONG = "d" + "x" * 198  # a 199-character tag name
 EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18

@@ -55,6 +55,8 @@ SORT_WORDS = {
 def sort_name(key: str, desc: bool) -> str:
     """``"size ↓ largest first"``: the key, its arrow and what the arrow means for it."""
     return f"{key} {SORT_ARROWS[desc]} {SORT_WORDS[key, desc]}"
+
+
 # Labels drawn since the last clear: a screenful is ~40. Unbounded, scrolling through 20,000
 # rows kept ~200,000 small objects alive, and each full GC pass over them took 0.1-0.15 s.
 LABEL_CACHE = 1024
@@ -164,7 +166,7 @@ class CheckpointTree(Tree[NodeRef]):
         Binding("space", "toggle_mark", "Mark"),
         Binding("u", "clear_marks", "Clear marks", show=False),
         Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),  # (footer: room for d, x)
     ]
 
     class ViewChanged(Message):
