@@ -228,3 +228,29 @@ async def test_filter_opens_tags_with_a_bounded_number_of_new_rows(
         assert tree.filter_summary() == "15 matches in 3 tags"
         steps = [k for k in tree.visible_keys() if "@" in k]
         assert len(steps) == 10 and all(int(k.rsplit("@", 1)[1]) > 145 for k in steps)
+
+
+async def test_the_cursor_survives_a_filter_that_briefly_matches_nothing(
+        demo_master: Path) -> None:
+    """Typing ">1000" goes through ">" (matches nothing): the cursor comes back to its row
+    when rows show again, and the detail pane with it."""
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        tree.move_cursor(tree.node_for("base_checkpoints/d4@2500"))
+        tree.focus()
+        await settle(pilot)
+        await pilot.press("slash", ">")
+        await settle(pilot)
+        assert tree.visible_keys() == [] and tree.current is None
+        await pilot.press(*"1000")
+        await settle(pilot)
+        assert tree.current is not None and tree.current.key == "base_checkpoints/d4@2500"
+        assert app.detail_pane.shown_key == "base_checkpoints/d4@2500"
+        await pilot.press(*"foo")  # nothing again, then back
+        await settle(pilot)
+        for _ in range(3):
+            await pilot.press("backspace")
+        await settle(pilot)
+        assert tree.current is not None and tree.current.key == "base_checkpoints/d4@2500"

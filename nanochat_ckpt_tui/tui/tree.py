@@ -207,6 +207,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.filter_counts: dict[str, int] = {}  # tag key → its steps the filter shows
         self._auto_open: set[str] = set()  # stages and tags the filter opened
         self._user_closed: set[str] = set()  # closed by hand while this filter is on
+        self._lost_cursor: tuple[str, list[str]] | None = None  # see _restore_cursor
         self._populated: set[str] = set()  # tags whose step nodes exist (expanded once)
 
     # -- public API -------------------------------------------------------------------------
@@ -439,6 +440,8 @@ class CheckpointTree(Tree[NodeRef]):
             for key in counts.keys() | self.filter_counts.keys():
                 self._labels.pop(key, None)
         self._shown, self.filter_counts = shown, counts
+        if cursor_key is None and self._lost_cursor is not None:
+            cursor_key, before = self._lost_cursor  # (a filter that matched nothing)
         self._open_matches(opening, cursor_key)
         self._invalidate()
         if cursor_key is not None:
@@ -603,6 +606,9 @@ class CheckpointTree(Tree[NodeRef]):
                         None)
         if node is None:
             node = lines[0].node if lines else None
+        # With no row left (a filter matching nothing, as ">" on the way to ">1000"), keep
+        # the cursor's row to come back to when rows show again.
+        self._lost_cursor = (key, before) if node is None else None
         self._cursor_node = node
         if node is not None:
             self.move_cursor(node)
