@@ -466,9 +466,9 @@ class CheckpointTree(Tree[NodeRef]):
                     continue
                 budget -= n
             want.add(tkey)
-        if self._shown:
-            want.update(k for k in self._shown if k.startswith("stage:")
-                        and k not in self._user_closed)
+        if self._shown:  # the stages of the tags shown (O(tags), not O(rows))
+            want.update(k for t in self.filter_counts
+                        if (k := "stage:" + t.split("/", 1)[0]) not in self._user_closed)
         keep: set[str] = set()
         if cursor_key is not None and (node := by_key.get(cursor_key)) is not None:
             keep = {n.data.key for n in self._ancestors(node) if n.data is not None}
