@@ -58,6 +58,13 @@ def fmt_metric(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def ellipsize(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: cut with an ellipsis (…) when longer."""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…" if width > 0 else ""
+
+
 def fmt_duration(seconds: float | None) -> str:
     """Training time: ``'1h 02m'``, ``'3m 05s'``, ``'12s'``."""
     if seconds is None or not math.isfinite(seconds):

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 from textual.app import App
-from textual.widgets import DataTable
+from textual.widgets import DataTable, TabbedContent
 
 from nanochat_ckpt_tui.cli import main
 from nanochat_ckpt_tui.store.layout import scan
 from nanochat_ckpt_tui.tui.diff_screen import DiffScreen
+from nanochat_ckpt_tui.tui.help import HelpScreen
 
 
 class Host(App):
@@ -111,6 +112,84 @@ def test_diff_screen_snapshot(demo_master: Path, snap_compare) -> None:
 
     assert snap_compare(Host(DiffScreen(*pair(demo_master))), terminal_size=(100, 30),
                         run_before=run_before)
+
+
+async def test_tabs_have_keys_shown_in_the_footer(demo_master: Path) -> None:
+    screen = DiffScreen(*pair(demo_master))
+    app = Host(screen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_report(pilot, screen)
+        tabs = screen.query_one("#diff-tabs", TabbedContent)
+        assert tabs.active == "tab-tensors"
+        shown = {k: ab.binding for k, ab in app.active_bindings.items() if ab.binding.show}
+        for key in ("1", "2", "3", "4", "left_square_bracket", "right_square_bracket",
+                    "escape", "question_mark"):
+            assert key in shown, key
+        for key, tab in (("2", "tab-layers"), ("4", "tab-meta"), ("3", "tab-keys"),
+                         ("1", "tab-tensors"), ("left_square_bracket", "tab-meta"),
+                         ("right_square_bracket", "tab-tensors"),
+                         ("right_square_bracket", "tab-layers")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert tabs.active == tab, key
+            assert screen.focused is not None and tab in {a.id for a in
+                                                          screen.focused.ancestors_with_self}
+        await pilot.press("slash", "1")  # typed into the filter, not a tab switch
+        await pilot.pause()
+        assert tabs.active == "tab-tensors"
+        assert screen.query_one("#diff-filter").value == "1"
+
+
+async def test_question_mark_shows_the_diff_keys_and_q_closes(demo_master: Path) -> None:
+    screen = DiffScreen(*pair(demo_master))
+    app = Host(screen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_report(pilot, screen)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(f"{w} {k} {d}" for w, k, d in app.screen.rows)
+        for needle in ("1 Tensors tab", "4 Meta tab", "[ Previous tab", "] Next tab",
+                       "q Close the diff", "s Sort", "ctrl+c"):
+            assert needle in text, needle
+        assert "Delete" not in text and "Mark" not in text  # not the main screen's keys
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and not app.closed
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.closed and app.is_running
+
+
+async def test_q_cancels_a_running_diff(demo_master: Path) -> None:
+    cat = scan(demo_master)
+    d6 = cat.stage("base").tag("d6")
+    screen = DiffScreen(d6.checkpoint(400), d6.checkpoint(800), chunk_elems=2)
+    app = Host(screen)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.05)
+        assert screen.report is None
+        assert "1" not in app.active_bindings  # no tabs to pick while reading
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.closed and screen.cancel.is_set() and app.is_running
+        await app.workers.wait_for_complete()
+
+
+def _diff_snapshot(demo_master: Path, snap_compare, size: tuple[int, int]) -> bool:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await wait_report(pilot, pilot.app.diff_screen)
+
+    return snap_compare(Host(DiffScreen(*pair(demo_master))), terminal_size=size,
+                        run_before=run_before)
+
+
+def test_diff_screen_snapshot_120x40(demo_master: Path, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert _diff_snapshot(demo_master, snap_compare, (120, 40))
+
+
+def test_diff_screen_snapshot_80x24(demo_master: Path, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert _diff_snapshot(demo_master, snap_compare, (80, 24))
 
 
 def test_cli_diff(demo_master: Path, capsys) -> None:

@@ -237,17 +237,19 @@ async def test_sort_filter_and_marks(demo_master: Path) -> None:
             return [int(k.rsplit("@", 1)[1]) for k in tree.visible_keys()
                     if k.startswith("base_checkpoints/d4@")]
 
-        await pilot.press("s")  # step, reversed
+        await pilot.press("S")  # step, reversed
         assert tree.sort_label == "step ↓" and d4_order() == [3000, 2500, 2000, 1500, 1000, 500]
         assert tree.current.key == "base_checkpoints/d4@2000"  # the cursor follows its row
-        await pilot.press("s")  # size (all equal here: ties by step)
-        assert tree.sort_key == "size"
-        await pilot.press("s", "s")  # val_bpb, best first
-        assert tree.sort_key == "val_bpb" and not tree.sort_reverse
+        await pilot.press("s")  # the next key, size: largest first (all equal here: by step)
+        assert tree.sort_label == "size ↓"
+        await pilot.press("s")  # val_bpb, best first
+        assert tree.sort_label == "val_bpb ↑"
         assert d4_order() == [3000, 2500, 2000, 1500, 1000, 500]
-        await pilot.press("s", "s")  # age: newest first
-        assert tree.sort_key == "age" and d4_order()[0] == 3000
-        await pilot.press("s", "s")  # back to step ascending
+        await pilot.press("s")  # age: newest first
+        assert tree.sort_label == "age ↓" and d4_order()[0] == 3000
+        await pilot.press("S")  # age ascending: oldest first
+        assert tree.sort_label == "age ↑" and d4_order()[0] == 500
+        await pilot.press("s")  # back to step ascending
         assert tree.sort_label == "step ↑"
 
         await pilot.press("slash", "q")  # typed into the filter, not a quit
@@ -431,9 +433,13 @@ def _many_steps(base: Path, tags: int, steps: int) -> None:
                 os.utime(d / name, (old, old))
 
 
-async def test_collapsed_tags_get_their_step_rows_when_expanded(tmp_path: Path) -> None:
+async def test_collapsed_tags_get_their_step_rows_when_expanded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over 400 steps the tree opens with only the default tag expanded, and the steps of
     the others are made when first expanded, in the sort order and filter of that moment."""
+    from nanochat_ckpt_tui.tui import tree as tree_module
+
+    monkeypatch.setattr(tree_module, "AUTO_POPULATE", 0)  # the filter opens no new tag
     _many_steps(tmp_path, tags=3, steps=150)
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -443,7 +449,7 @@ async def test_collapsed_tags_get_their_step_rows_when_expanded(tmp_path: Path) 
         assert tree.node_for("base_checkpoints/d1@1") is None  # not made yet
         d1 = tree.node_for("base_checkpoints/d1")
         assert d1 is not None and not d1.is_expanded
-        tree.set_sort("step", reverse=True)
+        tree.set_sort("step", descending=True)
         tree.set_filter(">140")
         await settle(pilot)
         tree.move_cursor(d1)

@@ -233,3 +233,20 @@ async def test_tree_actions_are_off_behind_the_diff_screen(demo_master: Path) ->
         await pilot.press("x")
         await pilot.pause()
         assert isinstance(app.screen, DiffScreen)  # no confirm modal over the diff
+
+
+async def test_q_closes_the_diff_and_ctrl_c_quits(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, f"{D4}@2500")
+        await pilot.press("d")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen))
+        await pilot.press("q")  # back to the tree, the app goes on
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, DiffScreen))
+        assert app.is_running and app.query_one(CheckpointTree).has_focus
+        await pilot.press("d")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen))
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0

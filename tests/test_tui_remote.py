@@ -56,3 +56,20 @@ async def test_browse_remote_read_only(memory_base: str) -> None:
         screen = app.screen
         assert await wait_for(pilot, lambda: screen.report is not None, 20)
         assert screen.report.overall.n_tensors == 35
+
+
+async def test_remote_keys_that_write_say_why(memory_base: str) -> None:
+    app = CkptApp(memory_base, clock=lambda: time.time() + 3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        assert await wait_for(pilot, lambda: tree.node_for(f"{D4}@3000") is not None, 20)
+        tree.move_cursor(tree.node_for(f"{D4}@2500"))
+        await settle(pilot)
+        for key, said in (("x", "deleting is disabled: a remote base dir is only browsed"),
+                          ("a", "archiving copies local files")):
+            app.clear_notifications()
+            await pilot.press(key)
+            await pilot.pause()
+            assert any(said in n.message for n in app._notifications), key
+            assert app.screen is app.screen_stack[0]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -35,7 +36,7 @@ from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
 from .status import StatusBar, StatusInfo
-from .tree import SORT_KEYS, CheckpointTree, NodeRef
+from .tree import SORT_KEYS, SORT_NATURAL_DESC, CheckpointTree, NodeRef, sort_name
 from .welcome import WelcomeScreen, default_demo_root, write_fresh_demo
 
 AGE_REFRESH = 30.0  # seconds between redraws of the ages in the tree
@@ -74,6 +75,8 @@ class CkptApp(ManageActions, App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # Textual's default ctrl+c only says which key quits (help lists ctrl+c: EXTRA_KEYS)
+        Binding("ctrl+c", "quit", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("slash", "filter", "Filter"),
         Binding("r", "rescan", "Refresh"),
@@ -84,6 +87,14 @@ class CkptApp(ManageActions, App[None]):
         Binding("p", "pin", "Pin", show=False),
         Binding("n", "note", "Note", show=False),
         Binding("a", "archive", "Archive", show=False),
+        # When the action above is off (--read-only, a remote base dir), the same key says
+        # why instead of doing nothing (manage.py: why_not).
+        Binding("x,delete", "why_not('delete')", show=False),
+        Binding("X", "why_not('delete_optimizer')", show=False),
+        Binding("P", "why_not('prune_tag')", show=False),
+        Binding("p", "why_not('pin')", show=False),
+        Binding("n", "why_not('note')", show=False),
+        Binding("a", "why_not('archive')", show=False),
         Binding("escape", "escape", "Clear filter", show=False),
     ]
 
@@ -121,6 +132,7 @@ class CkptApp(ManageActions, App[None]):
         self._scanning = False
         self._scan_again = False
         self._metas_pending = False  # an early catalog is shown, its val_bpb not read yet
+        self._reload_detail = False  # r: read the detail pane's row again after the scan
         self._recheck: Timer | None = None
         self._mode = "scanning…"
         self._welcome: WelcomeScreen | None = None
@@ -133,6 +145,7 @@ class CkptApp(ManageActions, App[None]):
         self._detail = DetailPane(clock=self.clock, id="detail")
         self._filter_bar = Horizontal(id="filter-bar")
         self._filter = Input(placeholder="tag, stage or step (>1000 <5000 =3000)", id="filter")
+        self._filter_count = Label(id="filter-count")
         self.job_line = Static(id="job")
         self.archived_keys: set[str] = set()
         self._archived_loaded = False
@@ -149,6 +162,7 @@ class CkptApp(ManageActions, App[None]):
         with self._filter_bar:
             yield Label("/", id="filter-label")
             yield self._filter
+            yield self._filter_count
         yield self.job_line
         yield Footer()
 
@@ -274,6 +288,9 @@ class CkptApp(ManageActions, App[None]):
             return
         was_there = self.catalog is not None and self.catalog.exists
         cat = message.catalog  # (_show_catalog makes it self.catalog)
+        if self._reload_detail:
+            self._reload_detail = False
+            self.detail_pane.invalidate()  # r re-reads what the pane shows, changed or not
         if self._mode == "scanning…":
             self._mode = ("polling" if self.poll else "watching") if self.watch_enabled \
                 else "not watching"
@@ -419,11 +436,17 @@ class CkptApp(ManageActions, App[None]):
 
     def _update_status(self) -> None:
         tree = self.tree_view
-        self._tree_header.update(tree.header_text())
+        summary = tree.filter_summary()  # "6 matches in 3 tags", "no matches for 'foo'"
+        self._filter_count.update(summary)
+        if tree.filter_matches is not None and not tree.visible_keys_count():
+            self._tree_header.update(Text(summary, style="italic"))
+        else:
+            self._tree_header.update(tree.header_text())
         mode = "reading metas…" if self._metas_pending else self._mode
         self._status.show_info(StatusInfo(
             display=self.display_label, catalog=self.catalog, mode=mode,
-            read_only=self.read_only, sort=tree.sort_label, filter=tree.filter_text,
+            read_only=self.read_only, sort=tree.sort_label, sort_words=tree.sort_words,
+            filter=tree.filter_text,
             marks=len(tree.marks)))
 
     # -- filter -----------------------------------------------------------------------------
@@ -461,6 +484,7 @@ class CkptApp(ManageActions, App[None]):
         self.push_screen(HelpScreen(rows))
 
     def action_rescan(self) -> None:
+        self._reload_detail = True
         self.request_scan()
         self.notify("Rescanning…", timeout=1.5)
 
@@ -480,9 +504,10 @@ class CkptApp(ManageActions, App[None]):
         yield SystemCommand("Filter", "Filter by tag, stage or step (/)", self.action_filter)
         yield SystemCommand("Clear filter", "Show every checkpoint (escape)", self.clear_filter)
         for key in SORT_KEYS:
-            yield SystemCommand(f"Sort by {key}", f"Order checkpoints by {key} (s cycles)",
+            yield SystemCommand(f"Sort by {key}", f"Order the steps by {key}: "
+                                f"{sort_name(key, SORT_NATURAL_DESC[key])} (s cycles)",
                                 lambda key=key: tree.set_sort(key))
-        yield SystemCommand("Reverse sort", "Reverse the checkpoint order (S)",
+        yield SystemCommand("Reverse sort", "Reverse the order of the steps (S)",
                             tree.action_reverse_sort)
         yield SystemCommand("Clear marks", "Unmark every checkpoint (u)",
                             tree.action_clear_marks)

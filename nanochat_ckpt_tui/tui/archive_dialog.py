@@ -8,8 +8,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Static
+
+from .dialog import Dialog
 
 
 class ArchiveRequest(NamedTuple):
@@ -17,10 +18,9 @@ class ArchiveRequest(NamedTuple):
     with_optimizer: bool
 
 
-class ArchiveDialog(ModalScreen["ArchiveRequest | None"]):
+class ArchiveDialog(Dialog["ArchiveRequest | None"]):
     """A destination (local dir or fsspec URL) and whether to include optimizer shards."""
 
-    CSS_PATH = "dialogs.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, what: str, last: str | None) -> None:

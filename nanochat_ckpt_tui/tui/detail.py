@@ -44,13 +44,16 @@ CACHE_SIZE = 64
 
 
 def _files_sig(ck: Checkpoint) -> tuple[Hashable, ...]:
-    return (ck.state, ck.is_latest, tuple((f.name, f.size, f.mtime) for f in ck.files))
+    # (pins and notes live in the tag's sidecar file, not in the checkpoint's files)
+    return (ck.state, ck.is_latest, ck.pinned, ck.note,
+            tuple((f.name, f.size, f.mtime) for f in ck.files))
 
 
-def signature(obj: Target) -> Hashable:
-    """Changes whenever what the pane shows for ``obj`` could change."""
+def signature(obj: Target, archived: set[str] | frozenset[str] = frozenset()) -> Hashable:
+    """Changes whenever what the pane shows for ``obj`` could change (its files, its
+    state, its pin and note, whether the archive holds it)."""
     if isinstance(obj, Checkpoint):
-        return _files_sig(obj)
+        return (_files_sig(obj), obj.key in archived)
     if isinstance(obj, Tag):
         return (tuple((c.step, _files_sig(c)) for c in obj.checkpoints),
                 tuple((f.name, f.size) for f in obj.other_files))
@@ -65,6 +68,7 @@ class Context:
     bpb: dict[str, float | None] = field(default_factory=dict)
     default_tags: set[str] = field(default_factory=set)
     display: str = ""
+    archived: set[str] = field(default_factory=set)  # checkpoint keys in the archive
 
 
 class DetailPane(VerticalScroll, can_focus=True):
@@ -126,7 +130,8 @@ class DetailPane(VerticalScroll, can_focus=True):
 
     def show(self, ref: NodeRef | None, obj: Target) -> None:
         """Show ``obj`` (the tree's current row), reading its files in a worker if needed."""
-        want = (ref.key, signature(obj)) if ref is not None else ("", id(self.context.catalog))
+        want = (ref.key, signature(obj, self.context.archived)) if ref is not None \
+            else ("", id(self.context.catalog))
         if want == self._want:
             self._obj = obj  # the same row in a newer scan: let go of the old scan's object
             return
@@ -154,6 +159,15 @@ class DetailPane(VerticalScroll, can_focus=True):
     def rerender(self) -> None:
         """Draw the current view again (theme or width changed)."""
         self._paint()
+
+    def invalidate(self, keys: set[str] | None = None) -> None:
+        """Forget what was read for ``keys`` (every key when None): the app changed them
+        (pin, note, delete, archive) or the user asked for a rescan. If the row on screen is
+        one of them, the next :meth:`show` reads it again, even for the same scan."""
+        for want in [w for w in self._cache if keys is None or w[0] in keys]:
+            del self._cache[want]
+        if self._want is not None and (keys is None or self._want[0] in keys):
+            self._want = None
 
     def _start(self, want: tuple[str, Hashable], obj: Target) -> None:
         self._timer = None
@@ -249,21 +263,23 @@ def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
     """The view of ``obj`` given what was read (``res``: a summary, metric points, an error
     string, the object itself for stages, or None while reading)."""
     if isinstance(obj, Checkpoint):
-        header = checkpoint_header(obj, now, pal)
-        if isinstance(res, CheckpointSummary):
-            return checkpoint_view(res, now, pal, width)
+        header = checkpoint_header(obj, now, pal, obj.key in ctx.archived, width)
+        if isinstance(res, CheckpointSummary):  # (the header from this scan's checkpoint)
+            return checkpoint_view(res, now, pal, width, ck=obj,
+                                   archived=obj.key in ctx.archived)
         if isinstance(res, str):
             return error_view(header, f"Could not read this checkpoint: {res}", pal)
         return Group(header, Text(""), Text("reading…", style="dim"))
     if isinstance(obj, Tag):
         default = f"{obj.stage}/{obj.name}" in ctx.default_tags
         if isinstance(res, str):
-            return error_view(tag_header(obj, pal, default),
+            return error_view(tag_header(obj, pal, default, ctx.bpb, width),
                               f"Could not read the meta files: {res}", pal)
         points: list[MetricPoint] | None = res if isinstance(res, list) else None
-        return tag_view(obj, points, now, pal, max(30, width - 1), default)
+        return tag_view(obj, points, now, pal, max(24, width - 1), default, ctx.bpb)
     if isinstance(obj, Stage):
-        return stage_view(obj, ctx.bpb, pal, ctx.catalog.notes if ctx.catalog else [])
+        return stage_view(obj, ctx.bpb, pal, ctx.catalog.notes if ctx.catalog else [],
+                          width)
     if ctx.catalog is not None:
         return overview_view(ctx.catalog, pal, ctx.display)
     return Text("scanning…", style="dim")

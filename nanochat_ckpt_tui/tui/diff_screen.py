@@ -1,17 +1,20 @@
 """The diff screen: progress while the engine streams both files, then the report.
 
-The comparison runs in a thread worker (numpy only, bounded memory); Esc cancels it through
-a threading.Event that the engine checks between chunks, and closes the screen.
+The comparison runs in a thread worker (numpy only, bounded memory); Esc or q cancels it
+through a threading.Event that the engine checks between chunks, and closes the screen (back
+to the tree: q never quits from here; ctrl+c and the palette do). ``1``-``4`` pick the
+report's tabs, ``[`` / ``]`` the previous / next one; ``?`` lists this screen's keys.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import (
@@ -27,8 +30,21 @@ from textual.worker import Worker, WorkerState
 
 from ..fmt import human_age, human_bytes
 from ..store.layout import Checkpoint
+from .help import HelpScreen, key_rows
 
 SORTS = ("rel change", "cosine", "max abs", "name")
+TABS = ("tab-tensors", "tab-layers", "tab-keys", "tab-meta")
+TAB_KEYS = Binding.Group("tab", compact=True)
+PREV_NEXT = Binding.Group("prev/next tab", compact=True)
+# keys from Textual's widgets, for the help screen
+EXTRA_KEYS: list[tuple[str, str, str]] = [
+    ("Tensors", "↑ ↓ pgup pgdn", "move through the tensors"),
+    ("Filter", "escape", "clear the filter (a second escape closes the diff)"),
+    ("Layers, Keys, Meta", "↑ ↓ pgup pgdn", "scroll"),
+    ("Anywhere", "tab / shift+tab", "move between the tab bar, the filter and the table"),
+    ("Anywhere", "ctrl+p", "command palette (Quit is there)"),
+    ("Anywhere", "ctrl+c", "quit the app (copies instead when text is selected)"),
+]
 
 
 def sci(v: float | None) -> str:
@@ -47,10 +63,18 @@ class DiffScreen(Screen[None]):
     """Compare checkpoint ``a`` to ``b``."""
 
     CSS_PATH = "diff.tcss"
-    BINDINGS = [
-        Binding("escape", "close", "Cancel / close"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("q", "close", "Close the diff (back to the tree)", show=False),
+        Binding("1", "tab(0)", "Tensors tab", group=TAB_KEYS),
+        Binding("2", "tab(1)", "Layers tab", group=TAB_KEYS),
+        Binding("3", "tab(2)", "Keys tab", group=TAB_KEYS),
+        Binding("4", "tab(3)", "Meta tab", group=TAB_KEYS),
+        Binding("left_square_bracket", "next_tab(-1)", "Previous tab", group=PREV_NEXT),
+        Binding("right_square_bracket", "next_tab(1)", "Next tab", group=PREV_NEXT),
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
     ]
 
     def __init__(self, a: Checkpoint, b: Checkpoint, *, chunk_elems: int | None = None) -> None:
@@ -211,6 +235,29 @@ class DiffScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("tab", "next_tab", "sort", "filter"):
+            return self.report is not None  # (no tabs while reading: hidden till then)
+        return True
+
+    def action_tab(self, index: int) -> None:
+        tabs = self.query_one("#diff-tabs", TabbedContent)
+        tabs.active = TABS[index]
+        target = self.query_one("#diff-table", DataTable) if index == 0 else \
+            self.query_one(f"#{TABS[index]} VerticalScroll", VerticalScroll)
+        target.focus()  # (↑↓ move in the tab shown, not in a hidden one)
+
+    def action_next_tab(self, step: int) -> None:
+        active = self.query_one("#diff-tabs", TabbedContent).active
+        i = TABS.index(active) if active in TABS else 0
+        self.action_tab((i + step) % len(TABS))
+
+    def action_help(self) -> None:
+        rows = key_rows([("Diff", self.BINDINGS)], extra=EXTRA_KEYS)
+        self.app.push_screen(HelpScreen(rows, intro=(
+            f"Diff of {side_label(self.a)} (A) and {side_label(self.b)} (B): how the weights "
+            "moved from A to B, per tensor, per layer, in the keys and in the meta.")))
+
     @on(Input.Changed, "#diff-filter")
     def filter_changed(self) -> None:
         self.fill_table()
@@ -225,6 +272,8 @@ class DiffScreen(Screen[None]):
             self.query_one("#diff-filter", Input).focus()
 
     def action_close(self) -> None:
+        """Esc: clear the filter if it has text, else close; q (never typed in the filter)
+        closes."""
         focused = self.focused
         if isinstance(focused, Input) and focused.value:
             focused.value = ""

@@ -25,16 +25,22 @@ from .note_dialog import NoteDialog
 from .prune_form import PruneForm
 
 if TYPE_CHECKING:
+    from .detail import DetailPane
     from .tree import CheckpointTree
 
 WRITES_TO_BASE = frozenset({"delete", "delete_optimizer", "prune_tag", "pin", "note"})
-ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive"}
+ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive", "why_not"}
+# what each action would have done, for "read-only: deleting is disabled (…)"
+DOING = {"delete": "deleting", "delete_optimizer": "deleting optimizer shards",
+         "prune_tag": "pruning", "pin": "pinning", "note": "editing notes",
+         "archive": "archiving"}
 
 
 class ManageActions:
     """Mixed into the App: needs ``tree_view``, ``catalog``, ``read_only``, ``request_scan``."""
 
     tree_view: CheckpointTree
+    detail_pane: DetailPane
     job_line: Static
     read_only: bool
     archived_keys: set[str]
@@ -50,6 +56,17 @@ class ManageActions:
         if action == "archive" and getattr(self, "remote_url", None):
             return False  # archiving copies local files; a remote base is only browsed
         return not (self.read_only and action in WRITES_TO_BASE)
+
+    def action_why_not(self, action: str) -> None:
+        """A key whose action is off here: say why, rather than do nothing."""
+        doing = DOING.get(action, action)
+        if getattr(self, "remote_url", None):
+            why = f"{doing} is disabled: a remote base dir is only browsed" if \
+                action != "archive" else "archiving copies local files: a remote base dir " \
+                "is only browsed"
+        else:
+            why = f"{doing} is disabled (opened with --read-only)"
+        self.notify(f"read-only: {why}", severity="warning", timeout=5)
 
     # -- selection ------------------------------------------------------------------------
 
@@ -130,8 +147,15 @@ class ManageActions:
 
     def _delete(self, optimizer_only: bool) -> None:
         cks = self.selection()
+        obj = self.highlighted()
+        if not cks and isinstance(obj, Tag):  # a tag's row: its steps (those shown)
+            cks = self.tree_view.shown_steps(obj)
+            if not cks:
+                self.notify(f"{obj.name} has no steps to delete", severity="warning")
+                return
         if not cks or self.catalog is None:
-            self.notify("Highlight or mark (space) the checkpoints to delete", severity="warning")
+            self.notify("Highlight a checkpoint or a tag, or mark (space) the checkpoints to "
+                        "delete", severity="warning")
             return
         self.confirm_plan(plan_selection(self.catalog, cks, optimizer_only=optimizer_only))
 
@@ -181,7 +205,7 @@ class ManageActions:
             self.notify(msg, timeout=6)
         gone = {i.checkpoint for i in plan.items if i.kind != "optim"}
         self.tree_view.marks -= gone
-        self.request_scan()
+        self.changed({i.checkpoint for i in plan.items})
 
     # -- pins and notes -------------------------------------------------------------------
 
@@ -200,7 +224,7 @@ class ManageActions:
             word = "Pinned" if pin else "Unpinned"
             self.notify(f"{word} {', '.join(side_label(c) for c in cks[:4])}"
                         + (" …" if len(cks) > 4 else ""), timeout=3)
-        self.request_scan()
+        self.changed({c.key for c in cks})
 
     def action_note(self) -> None:
         obj = self.highlighted()
@@ -216,7 +240,7 @@ class ManageActions:
                 update_pin(ck.dir, ck.step, note=note, clear_note=not note)
             except PinsError as e:
                 self.notify(str(e), severity="error", timeout=12)
-            self.request_scan()
+            self.changed({ck.key})
 
         self.push_screen(NoteDialog(side_label(ck), ck.note), save)
 
@@ -306,6 +330,16 @@ class ManageActions:
         self.archived_keys = keys
         self.tree_view.archived = keys
         self.tree_view.relabel()
+        self.detail_pane.context.archived = keys  # (part of the pane's signature: repaints)
+        self._show_current()
+
+    # -- after a change -------------------------------------------------------------------
+
+    def changed(self, keys: set[str]) -> None:
+        """The app changed these checkpoints on disk (pin, note, deletion): forget what the
+        detail pane read for them and rescan; the rescan repaints the tree and the pane."""
+        self.detail_pane.invalidate(keys)
+        self.request_scan()
 
     def set_job(self, text: str | None) -> None:
         job = self.job_line

@@ -6,16 +6,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ..store.pins import MAX_NOTE
+from .dialog import Dialog
 
 
-class NoteDialog(ModalScreen["str | None"]):
+class NoteDialog(Dialog["str | None"]):
     """Returns the new note ('' clears it), or None when cancelled."""
 
-    CSS_PATH = "dialogs.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, what: str, note: str | None) -> None:

@@ -73,3 +73,31 @@ def badge_words(ck: Checkpoint, archived: bool = False) -> list[tuple[str, str]]
 def badges(ck: Checkpoint, pal: Palette, archived: bool = False) -> list[tuple[str, Style]]:
     """:func:`badge_words` with the palette's styles. Callers join them with spaces."""
     return [(text, getattr(pal, role)) for text, role in badge_words(ck, archived)]
+
+
+# shorter forms of the longer badges, for a narrow tree
+SHORT_BADGES = {"incomplete": "incompl", "archived": "arch", "pinned": "pin"}
+
+
+def fit_badges(words: list[tuple[str, Style]], room: int,
+               more: Style) -> list[tuple[str, Style]]:
+    """Badges that fit in ``room`` cells (each takes a space before it): all of them; else
+    their short forms; else the most urgent ones (they come first) and ``+N`` for the N
+    left out; else the most urgent alone (the detail pane lists them all), else ``+N``;
+    never a word cut in two."""
+    def width(ws: list[tuple[str, Style]]) -> int:
+        return sum(1 + len(w) for w, _ in ws)
+
+    if width(words) <= room:
+        return words
+    short = [(SHORT_BADGES.get(w, w), s) for w, s in words]
+    if width(short) <= room:
+        return short
+    for keep in range(len(short) - 1, 0, -1):
+        out = [*short[:keep], (f"+{len(short) - keep}", more)]
+        if width(out) <= room:
+            return out
+    for out in (short[:1], [(f"+{len(short)}", more)]):
+        if width(out) <= room:
+            return out
+    return []

@@ -7,20 +7,20 @@ from collections.abc import Callable
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from ..fmt import human_bytes
 from ..store.prune import PruneError, PrunePlan, Rules
+from .dialog import Dialog
 
 
-class PruneForm(ModalScreen["Rules | None"]):
+class PruneForm(Dialog["Rules | None"]):
     """Ask for rules; ``preview(rules)`` plans them (no deletion) as the user types."""
 
-    CSS_PATH = "dialogs.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    FLEX = (("#preview-box", 2, 10),)
 
     def __init__(self, title: str, preview: Callable[[Rules], PrunePlan],
                  initial: Rules | None = None) -> None:
@@ -53,7 +53,8 @@ class PruneForm(ModalScreen["Rules | None"]):
                             type="integer", placeholder="M")
             yield Checkbox("for the others, delete only optimizer shards (keep weights)",
                            bool(init and init.optimizer_only), id="optimizer_only")
-            yield Static("", id="preview")
+            with VerticalScroll(id="preview-box"):
+                yield Static("", id="preview")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
                 yield Button("Review deletion…", id="review", variant="warning")
@@ -111,6 +112,7 @@ class PruneForm(ModalScreen["Rules | None"]):
         if message.asked != self._asked:
             return  # the rules changed since: another preview is on its way
         self.query_one("#preview", Static).update(message.text)
+        self.call_after_refresh(self.fit)  # (its height changed)
         self.rules = message.rules
         self.query_one("#review", Button).disabled = message.rules is None or message.empty
 

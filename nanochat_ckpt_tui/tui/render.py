@@ -6,13 +6,23 @@ thread once a worker has read what they need.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..fmt import fmt_duration, fmt_metric, human_age, human_bytes, human_count, sparkline
+from ..fmt import (
+    ellipsize,
+    fmt_duration,
+    fmt_metric,
+    human_age,
+    human_bytes,
+    human_count,
+    sparkline,
+)
 from ..store.layout import Catalog, Checkpoint, FileEntry, Stage, State, Tag
 from ..store.summary import CheckpointSummary, MetricPoint, ModelSummary
 from .palette import Palette, badges
@@ -40,9 +50,9 @@ def _title(text: str, pal: Palette) -> Text:
     return Text(text, style=pal.primary)
 
 
-def _badge_text(ck: Checkpoint, pal: Palette) -> Text:
+def _badge_text(ck: Checkpoint, pal: Palette, archived: bool = False) -> Text:
     out = Text()
-    for word, style in badges(ck, pal):
+    for word, style in badges(ck, pal, archived):
         out.append(" ")
         out.append(f"[{word}]", style=style)
     return out
@@ -71,6 +81,25 @@ def _problems(problems: list[str], pal: Palette) -> Text:
     return text
 
 
+def _cells(out: Text, cells: list[tuple[str | Text, int, bool]], gap: int = 2) -> None:
+    """Append one line of cells: (text, width, right-aligned), ``gap`` cells apart, after a
+    leading space."""
+    out.append(" ")
+    for i, (cell, width, right) in enumerate(cells):
+        if i:
+            out.append(" " * gap)
+        text = cell if isinstance(cell, Text) else Text(cell)
+        pad = " " * max(0, width - text.cell_len)
+        if right:
+            out.append(pad)
+            out.append_text(text)
+        else:
+            out.append_text(text)
+            if i < len(cells) - 1:
+                out.append(pad)
+    out.append("\n")
+
+
 # ------------------------------------------------------------------------------------------
 # catalog and stage
 
@@ -93,33 +122,74 @@ def overview_view(cat: Catalog, pal: Palette, display: str) -> RenderableType:
     return Group(*parts)
 
 
+NAME_MIN = 12  # cells a tag name keeps in a table before the table is stacked instead
+TITLE_NAME_MIN = 6  # characters a tag name keeps in a title (longer titles wrap)
+TREND_W = 12  # cells of a stage table's sparkline, at most
+TREND_MIN = 5
+
+
 def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
-               notes: list[str]) -> RenderableType:
-    """A stage: one row per tag with steps, latest step, val_bpb and size."""
-    table = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
-    longest = max((len(t.name) + 1 for t in stage.tags), default=4)
-    table.add_column("tag", no_wrap=True, overflow="ellipsis", min_width=min(24, longest))
-    for col in ("steps", "latest", "val_bpb", "size"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("trend", no_wrap=True, style=pal.accent)
+               notes: list[str], width: int = 120) -> RenderableType:
+    """A stage: one row per tag with steps, latest step, val_bpb, size and the val_bpb
+    trend. Long names are shortened with an ellipsis, never a column dropped; when even
+    that does not fit ``width``, each tag takes two lines instead."""
     default = stage.default_tag
-    for tag in stage.tags:
-        name = Text(tag.name)
-        if tag.name == default:
-            name.append("*", style=pal.accent)
-        trend = sparkline([bpb.get(c.key) for c in tag.checkpoints], width=12)
-        table.add_row(name, str(len(tag.checkpoints)), str(tag.latest_step or "-"),
-                      fmt_metric(latest_bpb(tag, bpb)), human_bytes(tag.total_bytes),
-                      trend if trend.strip() else "")
+    heads = ("steps", "latest", "val_bpb", "size")
+    rows = [(tag, (str(len(tag.checkpoints)), str(tag.latest_step or "-"),
+                   fmt_metric(latest_bpb(tag, bpb)), human_bytes(tag.total_bytes)))
+            for tag in stage.tags]
+    fixed = [max(len(h), *(len(r[1][i]) for r in rows)) if rows else len(h)
+             for i, h in enumerate(heads)]
+    marks = {tag.name: "*" if tag.name == default else "" for tag, _ in rows}
+    name_w = max([3, *(len(t.name) + len(marks[t.name]) for t, _ in rows)])
+    trend_w = max([TREND_MIN, *(min(TREND_W, len(t.checkpoints)) for t, _ in rows)])
+    room = width - 1 - sum(fixed) - 2 * (len(heads) + 1)
+    if name_w + trend_w > room:
+        trend_w = max(TREND_MIN, room - name_w)
+        name_w = max(min(name_w, NAME_MIN), room - trend_w)
+    body: RenderableType
+    if name_w + trend_w <= room:
+        table = Text(no_wrap=True, overflow="crop")
+        head = Text(style="bold")
+        _cells(head, [("tag", name_w, False), *((h, w, True) for h, w in zip(heads, fixed,
+                                                                           strict=True)),
+                      ("trend", trend_w, False)])
+        table.append_text(head)
+        for tag, values in rows:
+            mark = marks[tag.name]
+            name = Text(ellipsize(tag.name, name_w - len(mark)))
+            name.append(mark, style=pal.accent)
+            trend = sparkline([bpb.get(c.key) for c in tag.checkpoints], width=trend_w)
+            _cells(table, [(name, name_w, False),
+                           *((v, w, True) for v, w in zip(values, fixed, strict=True)),
+                           (Text(trend if trend.strip() else "", style=pal.accent), trend_w,
+                            False)])
+        table.rstrip()
+        body = table
+    else:  # too narrow for one line a tag: its name, then its values
+        lines = []
+        for tag, (steps, latest, val, size) in rows:
+            mark = marks[tag.name]
+            name = Text(" " + ellipsize(tag.name, max(1, width - 1 - len(mark))),
+                        style="bold")
+            name.append(mark, style=pal.accent)
+            trend = sparkline([bpb.get(c.key) for c in tag.checkpoints],
+                              width=min(TREND_W, max(TREND_MIN, width - 4)))
+            values = Text(f"{steps} steps · latest {latest} · val_bpb {val} · {size}")
+            if trend.strip():
+                values.append(" · ")
+                values.append(trend, style=pal.accent)
+            lines += [name, Padding(values, (0, 0, 0, 3))]
+        body = Group(*lines)
     parts: list[RenderableType] = [
         _title(f"Stage {stage.label}  ({stage.dirname})", pal),
         Text(f"{plural(len(stage.tags), 'tag')} · model {human_bytes(stage.model_bytes)} · optimizer "
              f"{human_bytes(stage.optim_bytes)} · total {human_bytes(stage.total_bytes)}"),
-        Text(""), table,
+        Text(""), body,
     ]
     if default:
-        parts.append(Text(f"* {default}: the tag nanochat loads when none is given",
-                          style="dim"))
+        parts.append(Text(f"* {ellipsize(default, max(NAME_MIN, width - 40))}: the tag "
+                          "nanochat loads when none is given", style="dim"))
     mine = [n for n in notes if f"/{stage.dirname}/" in n or n.endswith(f"/{stage.dirname}")]
     if mine:
         parts += [Text(""), Text("Scan notes", style="bold"), _problems(mine[:30], pal)]
@@ -128,28 +198,68 @@ def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
 
 def latest_bpb(tag: Tag, bpb: dict[str, float | None]) -> float | None:
     """val_bpb of the highest step that has one."""
+    at = latest_bpb_at(tag, bpb)
+    return at[0] if at is not None else None
+
+
+def latest_bpb_at(tag: Tag, bpb: dict[str, float | None]) -> tuple[float, int] | None:
+    """(val_bpb, step) of the highest step that has one."""
     for ck in reversed(tag.checkpoints):
         v = bpb.get(ck.key)
         if v is not None:
-            return v
+            return v, ck.step
     return None
+
+
+def best_bpb(tag: Tag, bpb: dict[str, float | None]) -> tuple[float, int] | None:
+    """(val_bpb, step) of the step with the lowest finite val_bpb (the earliest on a tie)."""
+    best: tuple[float, int] | None = None
+    for ck in tag.checkpoints:
+        v = bpb.get(ck.key)
+        if v is not None and math.isfinite(v) and (best is None or v < best[0]):
+            best = (v, ck.step)
+    return best
 
 
 # ------------------------------------------------------------------------------------------
 # tag
 
 
-def tag_header(tag: Tag, pal: Palette, default: bool) -> RenderableType:
+def _bpb_at(at: tuple[float, int] | None) -> str:
+    return f"{fmt_metric(at[0])} (step {at[1]})" if at is not None else "-"
+
+
+def tag_header(tag: Tag, pal: Palette, default: bool,
+               bpb: dict[str, float | None] | None = None,
+               width: int | None = None) -> RenderableType:
+    """The tag's summary: steps, latest step, val_bpb (latest and best), disk, states. A
+    name too long for one line is shortened in the title and given in full below."""
     steps = [c.step for c in tag.checkpoints]
-    title = _title(f"Tag {tag.stage}/{tag.name}", pal)
+    name = tag.name
+    if width is not None:
+        name = ellipsize(name, max(TITLE_NAME_MIN, width - len(f"Tag {tag.stage}/")))
+    title = _title(f"Tag {tag.stage}/{name}", pal)
     if default:
         title.append("  (default: nanochat loads this tag)", style="dim")
     states: dict[str, int] = {}
     for c in tag.checkpoints:
         states[c.state.value] = states.get(c.state.value, 0) + 1
-    rows: list[tuple[str, RenderableType | str]] = [
+    rows: list[tuple[str, RenderableType | str]] = []
+    if name != tag.name:
+        rows.append(("tag", Text(tag.name, overflow="fold")))
+    rows += [
         ("steps", f"{len(steps)}" + (f" ({steps[0]} … {steps[-1]})" if steps else "")),
         ("latest step", str(tag.latest_step) if tag.latest_step is not None else "-"),
+    ]
+    if bpb is not None:
+        latest, best = latest_bpb_at(tag, bpb), best_bpb(tag, bpb)
+        if latest is None and best is None:
+            rows.append(("val_bpb", "-"))
+        elif latest is not None and best is not None and latest[1] == best[1]:
+            rows.append(("val_bpb", f"latest {_bpb_at(latest)}, the best"))
+        else:
+            rows.append(("val_bpb", f"latest {_bpb_at(latest)} · best {_bpb_at(best)}"))
+    rows += [
         ("disk used", f"{human_bytes(tag.total_bytes)}  (model {human_bytes(tag.model_bytes)}"
                       f" · optimizer {human_bytes(tag.optim_bytes)}"
                       f" · other {human_bytes(tag.other_bytes)})"),
@@ -158,15 +268,62 @@ def tag_header(tag: Tag, pal: Palette, default: bool) -> RenderableType:
     return Group(title, _kv(rows))
 
 
+STEP_HEADS = ("step", "val_bpb", "train_loss", "size", "age", "state")
+
+
+def steps_table(tag: Tag, points: list[MetricPoint], now: float, pal: Palette,
+                width: int) -> Text:
+    """A line per step, latest first: step, val_bpb, train loss, size, age, state (and a
+    meta file's error on a line of its own). Laid out by hand (a tag can have thousands of
+    steps); when the columns do not fit ``width``, each step takes two lines instead."""
+    by_step = {p.step: p for p in points}
+    rows = []
+    for ck in reversed(tag.checkpoints):
+        p = by_step.get(ck.step)
+        m = p.metrics if p else {}
+        state = Text(ck.state.value, style=pal.muted if ck.state is State.COMPLETE else
+                     pal.warning)
+        rows.append((str(ck.step), fmt_metric(m.get("val_bpb")),
+                     fmt_metric(m.get("train_loss")), human_bytes(ck.total_bytes),
+                     human_age(now - ck.mtime), state, p.error if p else None))
+    widths = [max(len(h), *(len(str(r[i])) for r in rows)) if rows else len(h)
+              for i, h in enumerate(STEP_HEADS)]
+    out = Text(no_wrap=True, overflow="crop")
+    if 1 + sum(widths) + 2 * (len(widths) - 1) <= width:
+        head = Text(style="bold")
+        _cells(head, [(h, w, h != "state") for h, w in zip(STEP_HEADS, widths, strict=True)])
+        out.append_text(head)
+        for *cells, error in rows:
+            _cells(out, [(c, w, i < 5) for i, (c, w) in enumerate(zip(cells, widths,
+                                                                         strict=True))])
+            if error:
+                out.append_text(Text(f"   meta: {ellipsize(error, max(8, width - 9))}\n",
+                                     style=pal.error))
+    else:
+        step_w = widths[0]
+        for step, val, loss, size, age, state, error in rows:
+            out.append(f" {step:>{step_w}}", style="bold")
+            out.append(f"  val_bpb {val}  loss {loss}\n")
+            out.append(f" {'':>{step_w}}  {size} · {age} · ")
+            out.append_text(state)
+            out.append("\n")
+            if error:
+                out.append_text(Text(f" {'':>{step_w}}  meta: "
+                                     f"{ellipsize(error, max(8, width - step_w - 10))}\n",
+                                     style=pal.error))
+    out.rstrip()
+    return out
+
+
 def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palette,
-             width: int, default: bool) -> RenderableType:
+             width: int, default: bool,
+             bpb: dict[str, float | None] | None = None) -> RenderableType:
     """Tag summary, charts of val_bpb and train loss over steps, and a steps table."""
-    parts: list[RenderableType] = [tag_header(tag, pal, default), Text("")]
+    parts: list[RenderableType] = [tag_header(tag, pal, default, bpb, width), Text("")]
     if points is None:
         parts.append(Text("reading meta files…", style="dim"))
         return Group(*parts)
     chart_w = max(24, width - 2)
-    by_step = {p.step: p for p in points}
     for label, key in (("val_bpb", "val_bpb"), ("train loss", "train_loss")):
         series = [(float(p.step), p.metrics.get(key)) for p in points]
         if any(v is not None for _, v in series) or key == "val_bpb":
@@ -176,20 +333,7 @@ def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palett
     for key in other:
         parts += [line_chart(key, [(float(p.step), p.metrics.get(key)) for p in points],
                              chart_w, 3, pal.accent), Text("")]
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    for col in ("step", "val_bpb", "train_loss", "size", "age", "state"):
-        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
-    for ck in reversed(tag.checkpoints):
-        p = by_step.get(ck.step)
-        m = p.metrics if p else {}
-        state = Text(ck.state.value, style=pal.muted if ck.state is State.COMPLETE else
-                     pal.warning)
-        if p and p.error:
-            state.append(f" (meta: {p.error})", style=pal.error)
-        table.add_row(str(ck.step), fmt_metric(m.get("val_bpb")),
-                      fmt_metric(m.get("train_loss")), human_bytes(ck.total_bytes),
-                      human_age(now - ck.mtime), state)
-    parts.append(table)
+    parts.append(steps_table(tag, points, now, pal, width))
     if tag.other_files:
         parts += [Text(""), Text("Other files (not checkpoint names, never touched)",
                                  style="bold"), _files(tag.other_files, now)]
@@ -200,10 +344,17 @@ def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palett
 # checkpoint
 
 
-def checkpoint_header(ck: Checkpoint, now: float, pal: Palette) -> RenderableType:
-    """What the scan alone tells: shown at once, before the files are read."""
-    title = _title(f"{ck.stage}/{ck.tag} · step {ck.step}", pal)
-    title.append_text(_badge_text(ck, pal))
+def checkpoint_header(ck: Checkpoint, now: float, pal: Palette, archived: bool = False,
+                      width: int | None = None) -> RenderableType:
+    """What the scan alone tells: shown at once, before the files are read. A tag name
+    too long for the title's line is shortened with an ellipsis."""
+    badge_text = _badge_text(ck, pal, archived)
+    tag = ck.tag
+    if width is not None:
+        rest = len(f"{ck.stage}/ · step {ck.step}") + badge_text.cell_len
+        tag = ellipsize(tag, max(TITLE_NAME_MIN, width - rest))
+    title = _title(f"{ck.stage}/{tag} · step {ck.step}", pal)
+    title.append_text(badge_text)
     sizes = Text(f"model {human_bytes(ck.model_bytes)} · optimizer "
                  f"{human_bytes(ck.optim_bytes)}"
                  + (f" ({len(ck.optim)} shards)" if len(ck.optim) > 1 else "")
@@ -294,11 +445,13 @@ def tensor_table(s: CheckpointSummary, width: int) -> Text:
     return out
 
 
-def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette,
-                    width: int = 80) -> RenderableType:
-    """The whole checkpoint: header, model, metrics, config, files, shards, tensors."""
-    ck = s.checkpoint
-    parts: list[RenderableType] = [checkpoint_header(ck, now, pal), Text("")]
+def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette, width: int = 80,
+                    ck: Checkpoint | None = None, archived: bool = False) -> RenderableType:
+    """The whole checkpoint: header, model, metrics, config, files, shards, tensors.
+    ``ck``: the same checkpoint in a newer scan (its pin, note and badges), when the
+    summary was read from an older one."""
+    ck = ck if ck is not None else s.checkpoint
+    parts: list[RenderableType] = [checkpoint_header(ck, now, pal, archived, width), Text("")]
     ms = s.model_summary
     rows: list[tuple[str, RenderableType | str]] = []
     if ms is not None:

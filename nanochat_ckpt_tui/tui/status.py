@@ -18,7 +18,8 @@ class StatusInfo:
     catalog: Catalog | None = None
     mode: str = ""  # "watching", "polling", "not watching", "scanning…"
     read_only: bool = False
-    sort: str = ""
+    sort: str = ""  # "size ↓"
+    sort_words: str = ""  # "largest first"
     filter: str = ""
     marks: int = 0
 
@@ -31,6 +32,7 @@ class StatusBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.info = StatusInfo()
+        self.text = ""  # the plain text shown (tests)
         self._totals: tuple[Catalog, int, int] | None = None
 
     def _counts(self, cat: Catalog) -> tuple[int, int]:
@@ -70,7 +72,8 @@ class StatusBar(Static):
         if info.marks:
             bits.append(f"{info.marks} marked")
         if info.sort:
-            bits.append(f"sort {info.sort}" if wide else info.sort)
+            words = f" {info.sort_words}" if info.sort_words else ""
+            bits.append(f"sort {info.sort}{words}" if wide else info.sort)
         if info.read_only:
             bits.append("read-only")
         if info.mode:
@@ -78,5 +81,7 @@ class StatusBar(Static):
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
-        grid.add_row(left, Text(" · ".join(bits)))
+        right = Text(" · ".join(bits))
+        grid.add_row(left, right)
+        self.text = f"{left.plain}  {right.plain}"
         self.update(grid)

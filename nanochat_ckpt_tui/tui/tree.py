@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, NamedTuple, overload
 
-from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -24,10 +23,10 @@ from textual.widgets import Tree
 from textual.widgets._tree import _TreeLine
 from textual.widgets.tree import TreeNode
 
-from ..fmt import fmt_metric, human_age, human_bytes
-from ..store.layout import Catalog, Checkpoint, Stage, State, Tag
-from .palette import Palette, badge_words, badges
-from .render import latest_bpb, plural
+from ..fmt import ellipsize, fmt_metric, human_age, human_bytes
+from ..store.layout import Catalog, Checkpoint, Stage, Tag
+from .palette import Palette, badges, fit_badges
+from .render import best_bpb, latest_bpb_at, plural
 
 Clock = Callable[[], float]
 
@@ -39,14 +38,35 @@ class NodeRef(NamedTuple):
     key: str
 
 
-# sort key name, natural direction is ascending unless listed here
+# The sort keys in the order ``s`` cycles them, each first in its natural direction.
+# ↑ is ascending for every key (first step, smallest, lowest val_bpb, oldest on top), ↓
+# descending; ``S`` flips it.
 SORT_KEYS = ("step", "size", "val_bpb", "age")
+SORT_NATURAL_DESC = {"step": False, "size": True, "val_bpb": False, "age": True}
 SORT_ARROWS = {False: "↑", True: "↓"}
+SORT_WORDS = {
+    ("step", False): "first step on top", ("step", True): "last step on top",
+    ("size", False): "smallest first", ("size", True): "largest first",
+    ("val_bpb", False): "best first", ("val_bpb", True): "worst first",
+    ("age", False): "oldest first", ("age", True): "newest first",
+}
+
+
+def sort_name(key: str, desc: bool) -> str:
+    """``"size ↓ largest first"``: the key, its arrow and what the arrow means for it."""
+    return f"{key} {SORT_ARROWS[desc]} {SORT_WORDS[key, desc]}"
+
+
 # Labels drawn since the last clear: a screenful is ~40. Unbounded, scrolling through 20,000
 # rows kept ~200,000 small objects alive, and each full GC pass over them took 0.1-0.15 s.
 LABEL_CACHE = 1024
 LINE_CACHE = 256  # rendered lines (at least 4 screenfuls: see on_resize)
 NARROW = 58  # below this width the tree shows one size column instead of model / optim
+NAME_MIN = 12  # cells a stage or tag name keeps (…-shortened) before its counts go
+# A filter opens the tags that hold matching steps; the step rows of tags never expanded
+# are made then, up to this many per filter change (the others stay closed, their row
+# saying how many of their steps match), so a keystroke never makes 20,000 rows at once.
+AUTO_POPULATE = 2000
 
 
 _OPS = (">=", "<=", ">", "<", "=")
@@ -117,7 +137,6 @@ class Lines(Sequence[_TreeLine[NodeRef]]):
         return _TreeLine(path, id(node) in self.lasts)
 
 
-_COMPLETE = State.COMPLETE
 _NO_LABEL = Text()  # checkpoint nodes' own label (never drawn: see render_label)
 
 
@@ -147,7 +166,7 @@ class CheckpointTree(Tree[NodeRef]):
         Binding("space", "toggle_mark", "Mark"),
         Binding("u", "clear_marks", "Clear marks", show=False),
         Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),  # (footer: room for d, x)
     ]
 
     class ViewChanged(Message):
@@ -172,20 +191,23 @@ class CheckpointTree(Tree[NodeRef]):
         self.marks: set[str] = set()
         self.archived: set[str] = set()  # checkpoint keys in the archive manifest
         self.sort_key = "step"
-        self.sort_reverse = False
+        self.sort_desc = False  # ↓: descending (see SORT_KEYS)
         self.filter_text = ""
         self.palette = Palette.default()
         self.first_paint_at: float | None = None
         self._by_key: dict[str, TreeNode[NodeRef]] = {}
         self._expand_state: dict[str, bool] = {}
         self._labels: dict[str, Text] = {}
-        # the widest checkpoint row of each tag (same lifetime as the labels): the tree's
-        # virtual width, without measuring 20,000 rows per rebuild
-        self._ck_widths: dict[str, int] = {}
+        self._best: dict[str, tuple[float, int] | None] = {}  # tag key → (val_bpb, step)
+        self._width = 0  # the cells a row has (labels are fitted to it; 0: not laid out)
         self._narrow = False
         self._step_w = 4
         self._default_tags: set[str] = set()
         self._shown: set[str] | None = None  # the filter's rows (None: every row)
+        self.filter_counts: dict[str, int] = {}  # tag key → its steps the filter shows
+        self._auto_open: set[str] = set()  # stages and tags the filter opened
+        self._user_closed: set[str] = set()  # closed by hand while this filter is on
+        self._lost_cursor: tuple[str, list[str]] | None = None  # see _restore_cursor
         self._populated: set[str] = set()  # tags whose step nodes exist (expanded once)
 
     # -- public API -------------------------------------------------------------------------
@@ -212,6 +234,10 @@ class CheckpointTree(Tree[NodeRef]):
         lines: Lines = self._tree_lines  # type: ignore[assignment] # (always: see _build)
         return [node.data.key for node in lines.nodes if node.data]
 
+    def visible_keys_count(self) -> int:
+        """How many rows are shown."""
+        return len(self._tree_lines)
+
     def _cursor_rows(self) -> tuple[str | None, list[str]]:
         """The cursor's row key and the rows shown now (to find the nearest one later)."""
         cursor = self.cursor_node
@@ -224,7 +250,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.catalog, self.bpb = catalog, bpb
         self.objects = {}
         self._labels.clear()
-        self._ck_widths.clear()
+        self._best.clear()
         self._default_tags = set()
         for stage in catalog.stages:
             self.objects[stage_key(stage)] = stage
@@ -257,8 +283,10 @@ class CheckpointTree(Tree[NodeRef]):
             self._apply_filter(*self._cursor_rows())
         self.post_message(self.ViewChanged())
 
-    def set_sort(self, key: str, reverse: bool = False) -> None:
-        self.sort_key, self.sort_reverse = key, reverse
+    def set_sort(self, key: str, descending: bool | None = None) -> None:
+        """Sort the steps by ``key``, descending or not (None: the key's natural order)."""
+        self.sort_key = key
+        self.sort_desc = SORT_NATURAL_DESC[key] if descending is None else descending
         self._sync()
         self.post_message(self.ViewChanged())
 
@@ -269,7 +297,6 @@ class CheckpointTree(Tree[NodeRef]):
     def relabel(self) -> None:
         """Redraw every label (ages, marks, theme)."""
         self._labels.clear()
-        self._ck_widths.clear()
         self._updates += 1
         self.refresh()
 
@@ -282,25 +309,37 @@ class CheckpointTree(Tree[NodeRef]):
 
     @property
     def sort_label(self) -> str:
-        return f"{self.sort_key} {SORT_ARROWS[self.sort_reverse]}"
+        """``"size ↓"``."""
+        return f"{self.sort_key} {SORT_ARROWS[self.sort_desc]}"
+
+    @property
+    def sort_words(self) -> str:
+        """What the arrow means for this key: ``"largest first"``."""
+        return SORT_WORDS[self.sort_key, self.sort_desc]
 
     # -- sync -------------------------------------------------------------------------------
 
     def _sorted(self, cks: list[Checkpoint]) -> list[Checkpoint]:
-        def size(c: Checkpoint) -> float:
-            return -c.total_bytes
-
-        def bpb(c: Checkpoint) -> float:
-            v = self.bpb.get(c.key)
-            return v if v is not None and math.isfinite(v) else math.inf
-
-        def age(c: Checkpoint) -> float:
-            return -c.mtime
-
-        keys: dict[str, Callable[[Checkpoint], float]] = {
-            "step": lambda c: c.step, "size": size, "val_bpb": bpb, "age": age}
-        out = sorted(cks, key=lambda c: (keys[self.sort_key](c), c.step))
-        return out[::-1] if self.sort_reverse else out
+        """``cks`` in the sort order: ascending by the key (ties by step), or all of it
+        reversed; checkpoints without a finite val_bpb come last either way."""
+        key, desc = self.sort_key, self.sort_desc
+        if key == "val_bpb":
+            bpb = self.bpb
+            have: list[tuple[float, int, Checkpoint]] = []
+            missing: list[Checkpoint] = []
+            for c in cks:
+                v = bpb.get(c.key)
+                if v is not None and math.isfinite(v):
+                    have.append((v, c.step, c))
+                else:
+                    missing.append(c)
+            have.sort(key=lambda t: (t[0], t[1]), reverse=desc)
+            missing.sort(key=lambda c: c.step, reverse=desc)
+            return [t[2] for t in have] + missing
+        keys: dict[str, Callable[[Checkpoint], tuple[float, int]]] = {
+            "step": lambda c: (c.step, 0), "size": lambda c: (c.total_bytes, c.step),
+            "age": lambda c: (c.mtime, c.step)}
+        return sorted(cks, key=keys[key], reverse=desc)
 
     def _wanted(self) -> list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]:
         """Every row of the catalog, checkpoints in the sort order (the filter only hides);
@@ -325,14 +364,18 @@ class CheckpointTree(Tree[NodeRef]):
         if isinstance(tag, Tag):  # (new leaves only: no per-node invalidation to suppress)
             self._sync_children(node, self._step_refs(tag))
 
-    def _shown_keys(self) -> set[str] | None:
-        """The keys of the rows the filter lets through (None: no filter, all of them).
-        A tag or stage shows when something under it does; a tag without checkpoints when
-        its name matches."""
+    def _filter_view(self) -> tuple[set[str] | None, dict[str, int], list[str]]:
+        """The keys of the rows the filter lets through (None: no filter, all of them), the
+        number of matching steps per tag, and the tags to open: those where the filter
+        picks steps (a step term), not where the tag's name alone matches. A tag or stage
+        shows when something under it does; a tag without checkpoints when its name
+        matches."""
         terms = _parse_filter(self.filter_text)
         if not terms or self.catalog is None:
-            return None
+            return None, {}, []
         shown: set[str] = set()
+        counts: dict[str, int] = {}
+        opening: list[str] = []
         add, update = shown.add, shown.update
         for stage in self.catalog.stages:
             skey = stage_key(stage)
@@ -341,9 +384,30 @@ class CheckpointTree(Tree[NodeRef]):
                 keys = [c.key for c in tag.checkpoints if _matches(terms, hay, c)]
                 if keys or (not tag.checkpoints and _matches(terms, hay, None)):
                     update(keys)
-                    add(tag_key(tag))
+                    tkey = tag_key(tag)
+                    add(tkey)
                     add(skey)
-        return shown
+                    counts[tkey] = len(keys)
+                    if keys and not all(op is None and term in hay for op, _, term in terms):
+                        opening.append(tkey)
+        return shown, counts, opening
+
+    @property
+    def filter_matches(self) -> int | None:
+        """Steps the filter shows (None: no filter)."""
+        return None if self._shown is None else sum(self.filter_counts.values())
+
+    def filter_summary(self) -> str:
+        """``"6 matches in 3 tags"``, ``"no matches for 'foo'"`` or "" (no filter)."""
+        n = self.filter_matches
+        if n is None:
+            return ""
+        if not self._shown:
+            return f"no matches for {self.filter_text!r}"
+        tags = sum(1 for v in self.filter_counts.values() if v) if n else \
+            len(self.filter_counts)
+        return f"{n} match{'' if n == 1 else 'es'}" + \
+            (f" in {plural(tags, 'tag')}" if n else f"; {plural(tags, 'empty tag')}")
 
     def _sync(self) -> None:
         """Make the nodes match the catalog and the sort order, and apply the filter.
@@ -371,10 +435,65 @@ class CheckpointTree(Tree[NodeRef]):
         self._apply_filter(cursor_key, before)
 
     def _apply_filter(self, cursor_key: str | None, before: list[str]) -> None:
-        self._shown = self._shown_keys()
+        shown, counts, opening = self._filter_view()
+        if counts or self.filter_counts:  # tag rows say "k/n steps" under a filter
+            for key in counts.keys() | self.filter_counts.keys():
+                self._labels.pop(key, None)
+        self._shown, self.filter_counts = shown, counts
+        if cursor_key is None and self._lost_cursor is not None:
+            cursor_key, before = self._lost_cursor  # (a filter that matched nothing)
+        self._open_matches(opening, cursor_key)
         self._invalidate()
         if cursor_key is not None:
             self._restore_cursor(cursor_key, before)
+
+    def _open_matches(self, opening: list[str], cursor_key: str | None) -> None:
+        """Open the tags (and stages) that hold what the filter shows; close again those it
+        opened and no longer needs, except the one holding the cursor. Opening changes no
+        expand state the user set (a rescan or a cleared filter gives the old view back)."""
+        by_key, objects = self._by_key, self.objects
+        if self._shown is None:
+            self._user_closed.clear()
+        want: set[str] = set()
+        budget = AUTO_POPULATE
+        for tkey in opening:
+            if tkey in self._user_closed:
+                continue
+            if tkey not in self._populated:
+                tag = objects.get(tkey)
+                n = len(tag.checkpoints) if isinstance(tag, Tag) else 0
+                if n > budget:
+                    continue
+                budget -= n
+            want.add(tkey)
+        if self._shown:  # the stages of the tags shown (O(tags), not O(rows))
+            want.update(k for t in self.filter_counts
+                        if (k := "stage:" + t.split("/", 1)[0]) not in self._user_closed)
+        keep: set[str] = set()
+        if cursor_key is not None and (node := by_key.get(cursor_key)) is not None:
+            keep = {n.data.key for n in self._ancestors(node) if n.data is not None}
+        for key in self._auto_open - want:
+            node = by_key.get(key)
+            if node is not None and node._expanded and key not in keep:
+                node._expanded = False
+                node._updates += 1
+        opened = set()
+        for key in want:
+            node = by_key.get(key)
+            if node is not None and not node._expanded:
+                node._expanded = True
+                node._updates += 1
+                opened.add(key)
+        self._auto_open = (self._auto_open & want) | opened
+
+    @staticmethod
+    def _ancestors(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+        out = []
+        parent = node._parent
+        while parent is not None and parent._parent is not None:
+            out.append(parent)
+            parent = parent._parent
+        return out
 
     def _sync_children(self, parent: TreeNode[NodeRef], wanted: list[NodeRef]) -> None:
         children = parent._children
@@ -422,7 +541,6 @@ class CheckpointTree(Tree[NodeRef]):
         shown = self._shown
         nodes: list[TreeNode[NodeRef]] = []
         lasts: set[int] = set()  # id() of each parent's last shown child
-        widths = [0]
 
         def kids(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
             self._populate(node)
@@ -431,10 +549,9 @@ class CheckpointTree(Tree[NodeRef]):
                 return children
             return [c for c in children if c.data is not None and c.data.key in shown]
 
-        def add(children: list[TreeNode[NodeRef]], depth: int) -> None:
+        def add(children: list[TreeNode[NodeRef]]) -> None:
             for node in children:
                 nodes.append(node)
-                widths.append(self.get_label_width(node) + depth * self.guide_depth)
                 if not node._expanded:
                     continue
                 under = kids(node)
@@ -442,35 +559,31 @@ class CheckpointTree(Tree[NodeRef]):
                     continue
                 lasts.add(id(under[-1]))
                 if any(c._allow_expand for c in under):
-                    add(under, depth + 1)
-                else:  # checkpoint rows: one extend, and the tag's widest row
+                    add(under)
+                else:  # checkpoint rows: one extend
                     nodes.extend(under)
-                    widths.append(self._leaf_width(node) + (depth + 1) * self.guide_depth)
 
         top = kids(self.root)
         lasts.update(id(n) for n in top)  # (Tree draws top-level rows as last children)
-        add(top, 0)
+        add(top)
         for i, node in enumerate(nodes):
             node._line = i
         lines = Lines(nodes, lasts)
         self._tree_lines_cached = lines  # type: ignore[assignment]
-        self.virtual_size = Size(max(widths) if nodes else self.size.width, len(nodes))
+        self.virtual_size = Size(self._virtual_width(), len(nodes))
         if self.cursor_line != -1 and self.cursor_node is not None:
             if self.cursor_node._line != -1:
                 self.cursor_line = self.cursor_node._line
             elif self.cursor_line >= len(nodes):
                 self.cursor_line = len(nodes) - 1  # (hidden: the filter's caller moves it)
 
-    def _leaf_width(self, parent: TreeNode[NodeRef]) -> int:
-        """The widest label among ``parent``'s checkpoint rows (all of them, shown or not)."""
-        key = parent.data.key if parent.data is not None else ""
-        width = self._ck_widths.get(key)
-        if width is None:
-            tag = self.objects.get(key)
-            cks = tag.checkpoints if isinstance(tag, Tag) else []
-            extra = max(map(self._ck_extra, cks), default=0)
-            width = self._ck_widths[key] = self._ck_fixed() + extra if cks else 0
-        return width
+    def _virtual_width(self) -> int:
+        """Every label is fitted to the width (:meth:`_room`), so the tree is as wide as the
+        widget, unless it is narrower than the least a row needs (a checkpoint row's
+        columns; a shortened name with its step count)."""
+        least = max(2 * self.guide_depth + self._ck_fixed() + 7,
+                    self.guide_depth + 2 + NAME_MIN + 10)
+        return max(self._width, least)
 
     def _restore_cursor(self, key: str, before: list[str]) -> None:
         """Back onto the row ``key``, or, when it vanished or the filter hides it, onto the
@@ -482,12 +595,20 @@ class CheckpointTree(Tree[NodeRef]):
             return node if node is not None and node._line != -1 else None
 
         node = shown(key)
+        own = self._by_key.get(key)
+        if node is None and own is not None:
+            ancestors = self._ancestors(own)
+            if any(not a._expanded for a in ancestors):  # closed over it: onto the closed row
+                node = next((a for a in ancestors if a._line != -1), None)
         if node is None:
             i = before.index(key) if key in before else 0
             node = next((n for k in before[i + 1:] + before[:i][::-1] if (n := shown(k))),
                         None)
         if node is None:
             node = lines[0].node if lines else None
+        # With no row left (a filter matching nothing, as ">" on the way to ">1000"), keep
+        # the cursor's row to come back to when rows show again.
+        self._lost_cursor = (key, before) if node is None else None
         self._cursor_node = node
         if node is not None:
             self.move_cursor(node)
@@ -510,36 +631,24 @@ class CheckpointTree(Tree[NodeRef]):
         return label
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
+        """(Tree asks it for a row's clickable region.)"""
         ref = node.data
-        if ref is None:
-            width = 0
-        elif ref.kind == "ck" and ref.key not in self._labels \
-                and isinstance(ck := self.objects.get(ref.key), Checkpoint):
-            width = self._ck_width(ck)
-        else:
-            width = self._label(ref).cell_len
+        width = self._label(ref).cell_len if ref is not None else 0
         return width + (2 if node.allow_expand else 0)
 
-    def _ck_width(self, ck: Checkpoint) -> int:
-        """``_ck_label(ck).cell_len``, cheaply (see :meth:`_ck_fixed`)."""
-        return self._ck_fixed() + self._ck_extra(ck)
-
     def _ck_fixed(self) -> int:
-        """The cells of a checkpoint row that do not depend on the checkpoint: every column
-        but val_bpb and the badges is padded to a width its value never exceeds (steps to
-        the catalog's widest, sizes ≤ 8 cells below 1 EB, ages ≤ 4)."""
+        """The cells of a checkpoint row before its val_bpb: every column is padded to a
+        width its value never exceeds (steps to the catalog's widest, sizes ≤ 8 cells below
+        1 EB, ages ≤ 4)."""
         return 2 + self._step_w + (9 if self._narrow else 18) + 1 + 5
 
-    def _ck_extra(self, ck: Checkpoint) -> int:
-        """The val_bpb column (7 cells unless the value needs more) and the badges."""
-        key = ck.key
-        v = self.bpb.get(key)
-        width = 7 if v is None or -9.99995 < v < 99.99995 else max(7, len(fmt_metric(v)))
-        archived = key in self.archived
-        if ck.state is not _COMPLETE or ck.is_latest or ck.pinned or archived:
-            for word, _role in badge_words(ck, archived):
-                width += 1 + cell_len(word)
-        return width
+    def _room(self, kind: str) -> int | None:
+        """The cells a stage, tag or checkpoint row's label has, right of the tree's guides
+        and the expand icon (None before the tree is laid out: labels are not fitted)."""
+        if self._width <= 0:
+            return None
+        indent = {"stage": 2, "tag": self.guide_depth + 2}.get(kind, 2 * self.guide_depth)
+        return self._width - indent
 
     def _label(self, ref: NodeRef) -> Text:
         cached = self._labels.get(ref.key)
@@ -555,27 +664,62 @@ class CheckpointTree(Tree[NodeRef]):
                 cached = Text(ref.key)
             if len(self._labels) >= LABEL_CACHE:
                 self._labels.clear()
-            self._labels[ref.key] = cached
+            if self._width > 0:  # (fitted to a width, not to "unknown")
+                self._labels[ref.key] = cached
         return cached
+
+    def _fitted(self, name: str, mark: str, parts: list[tuple[str, int]],
+                room: int | None) -> Text:
+        """``name* part · part · part`` in ``room`` cells: when too wide, parts go, highest
+        rank first, then the name is shortened with an ellipsis down to NAME_MIN cells; a
+        word is never cut. ``mark``: the default tag's star."""
+        def width(kept: list[tuple[str, int]], name_w: int) -> int:
+            return name_w + len(mark) + (2 + sum(len(p) for p, _ in kept)
+                                         + 3 * (len(kept) - 1) if kept else 0)
+
+        kept = list(parts)
+        if room is not None:
+            least = min(len(name), NAME_MIN)
+            while kept and width(kept, least) > room:
+                kept.remove(max(kept, key=lambda p: p[1]))
+            name = ellipsize(name, max(least, room - width(kept, 0)))
+        out = Text(name, style="bold")
+        if mark:
+            out.append(mark, style=self.palette.accent)
+        if kept:
+            out.append("  " + " · ".join(p for p, _ in kept), style="dim")
+        return out
 
     def _stage_label(self, stage: Stage) -> Text:
         cks = sum(len(t.checkpoints) for t in stage.tags)
-        return Text.assemble((stage.label, "bold"),
-                             (f"  {plural(len(stage.tags), 'tag')} · {plural(cks, 'ckpt')} · "
-                              f"{human_bytes(stage.total_bytes)}", "dim"))
+        return self._fitted(stage.label, "",
+                            [(plural(len(stage.tags), "tag"), 0), (plural(cks, "ckpt"), 1),
+                             (human_bytes(stage.total_bytes), 2)], self._room("stage"))
+
+    def best(self, tag: Tag) -> tuple[float, int] | None:
+        """The tag's lowest val_bpb and its step (cached per scan)."""
+        key = tag_key(tag)
+        if key not in self._best:
+            self._best[key] = best_bpb(tag, self.bpb)
+        return self._best[key]
 
     def _tag_label(self, tag: Tag) -> Text:
-        pal = self.palette
-        text = Text(tag.name, style="bold")
-        if tag_key(tag) in self._default_tags:
-            text.append("*", style=pal.accent)
+        mark = "*" if tag_key(tag) in self._default_tags else ""
         n = len(tag.checkpoints)
-        text.append(f"  {plural(n, 'step')} · {human_bytes(tag.total_bytes)}",
-                    style="dim")
-        v = latest_bpb(tag, self.bpb)
-        if v is not None:
-            text.append(f" · bpb {fmt_metric(v)}", style="dim")
-        return text
+        k = self.filter_counts.get(tag_key(tag)) if self._shown is not None else None
+        parts = [(plural(n, "step") if k is None else f"{k}/{n} steps", 0),
+                 (human_bytes(tag.total_bytes), 3)]
+        latest = latest_bpb_at(tag, self.bpb)
+        best = self.best(tag)
+        if latest is not None:  # (ranks: the size goes first, then the best, then bpb)
+            v, step = latest
+            if best is not None and best[1] == step:
+                parts.append((f"bpb {fmt_metric(v)} (best)", 1))
+            else:
+                parts.append((f"bpb {fmt_metric(v)}", 1))
+                if best is not None:
+                    parts.append((f"best {fmt_metric(best[0])}@{best[1]}", 2))
+        return self._fitted(tag.name, mark, parts, self._room("tag"))
 
     def _ck_label(self, ck: Checkpoint) -> Text:
         pal = self.palette
@@ -592,7 +736,11 @@ class CheckpointTree(Tree[NodeRef]):
         v = self.bpb.get(ck.key)
         text.append(f" {fmt_metric(v) if v is not None else '-':>7}")
         text.append(f" {human_age(self.clock() - ck.mtime):>4}", style="dim")
-        for word, style in badges(ck, pal, ck.key in self.archived):
+        words = badges(ck, pal, ck.key in self.archived)
+        room = self._room("ck")
+        if words and room is not None:
+            words = fit_badges(words, room - text.cell_len, pal.muted)
+        for word, style in words:
             text.append(" ")
             text.append(word, style=style)
         return text
@@ -628,11 +776,16 @@ class CheckpointTree(Tree[NodeRef]):
         self._line_cache.grow(4 * event.size.height)
         self._invalidate_rendering()
         event.prevent_default()  # (skips Tree._on_resize, which rebuilds every line)
+        # (the scrollbar's column is kept whether it shows or not: no resize says when)
+        width = max(0, self.size.width - self.styles.scrollbar_size_vertical)
         narrow = self.size.width < NARROW
-        if narrow != self._narrow:
-            self._narrow = narrow
+        if width != self._width or narrow != self._narrow:
+            self._width = width  # labels are fitted to it: draw them again
+            self.virtual_size = Size(self._virtual_width(), self.virtual_size.height)
+            if narrow != self._narrow:
+                self._narrow = narrow
+                self.post_message(self.ViewChanged())
             self.relabel()
-            self.post_message(self.ViewChanged())
 
     def render_lines(self, crop):  # type: ignore[no-untyped-def]
         lines = super().render_lines(crop)
@@ -643,11 +796,18 @@ class CheckpointTree(Tree[NodeRef]):
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeRef]) -> None:
         if event.node.data is not None:
-            self._expand_state[event.node.data.key] = True
+            key = event.node.data.key
+            self._expand_state[key] = True
+            self._auto_open.discard(key)  # the user's now
+            self._user_closed.discard(key)
 
     def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[NodeRef]) -> None:
         if event.node.data is not None:
-            self._expand_state[event.node.data.key] = False
+            key = event.node.data.key
+            self._expand_state[key] = False
+            self._auto_open.discard(key)
+            if self._shown is not None:
+                self._user_closed.add(key)  # the filter leaves it closed
 
     def action_expand_or_child(self) -> None:
         node = self.cursor_node
@@ -675,15 +835,39 @@ class CheckpointTree(Tree[NodeRef]):
         else:
             self.action_select_cursor()
 
+    def shown_steps(self, tag: Tag) -> list[Checkpoint]:
+        """The tag's checkpoints the filter shows (all of them without a filter)."""
+        shown = self._shown
+        return [c for c in tag.checkpoints if shown is None or c.key in shown]
+
     def action_toggle_mark(self) -> None:
-        """Mark or unmark the checkpoint under the cursor, then move down (yazi, ranger)."""
+        """Mark or unmark the checkpoint under the cursor, then move down (yazi, ranger).
+        On a tag: mark every step of it (those the filter shows), or unmark them all when
+        all are marked."""
         ref = self.current
-        if ref is not None and ref.kind == "ck":
-            self.marks ^= {ref.key}
-            self._labels.pop(ref.key, None)
-            self._updates += 1
-            self.refresh()
-            self.post_message(self.ViewChanged())
+        if ref is None:
+            return
+        if ref.kind == "ck":
+            keys = {ref.key}
+            self.marks ^= keys
+        elif isinstance(tag := self.objects.get(ref.key), Tag):
+            keys = {c.key for c in self.shown_steps(tag)}
+            if not keys:
+                self.notify(f"{tag.name} has no steps to mark", severity="warning")
+                return
+            if keys <= self.marks:
+                self.marks -= keys
+            else:
+                self.marks |= keys
+        else:
+            self.notify("Space marks a checkpoint, or every step of a tag; this row is a "
+                        "stage (→ opens it)", severity="warning")
+            return
+        for key in keys:
+            self._labels.pop(key, None)
+        self._updates += 1
+        self.refresh()
+        self.post_message(self.ViewChanged())
         self.action_cursor_down()
 
     def action_clear_marks(self) -> None:
@@ -693,12 +877,10 @@ class CheckpointTree(Tree[NodeRef]):
             self.post_message(self.ViewChanged())
 
     def action_cycle_sort(self) -> None:
-        """step → step reversed → size → size reversed → val_bpb → … (again reverses)."""
-        if not self.sort_reverse:
-            self.set_sort(self.sort_key, True)
-        else:
-            nxt = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
-            self.set_sort(nxt, False)
+        """The next sort key (step → size → val_bpb → age → step), in its natural order."""
+        nxt = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
+        self.set_sort(nxt)
 
     def action_reverse_sort(self) -> None:
-        self.set_sort(self.sort_key, not self.sort_reverse)
+        """The same key, the other direction."""
+        self.set_sort(self.sort_key, not self.sort_desc)
