@@ -33,3 +33,26 @@ def test_pins_refuse_a_read_only_storage(tmp_path: Path) -> None:
     storage = FsspecStorage(fsspec.filesystem("memory"), "/pins-ro", "memory:///pins-ro")
     with pytest.raises(PinsError, match="read-only"):
         update_pin(storage.root / "d4", 1000, pinned=True, storage=storage)
+
+
+def test_trash_usage_and_emptying(tmp_path: Path) -> None:
+    from nanochat_ckpt_tui.store.storage import LocalStorage, ReadOnlyError
+    from nanochat_ckpt_tui.store.trash import empty_trash, trash_dir, trash_usage
+
+    base = tmp_path / "base"
+    storage = LocalStorage(base)
+    (base / "base_checkpoints").mkdir(parents=True)
+    assert trash_usage(storage, base) is None
+    inner = trash_dir(base) / "base_checkpoints" / "d4"
+    inner.mkdir(parents=True)
+    (inner / "model_000100.pt").write_bytes(b"x" * 1000)
+    (inner / "meta_000100.json").write_bytes(b"{}")
+    outside = tmp_path / "keep.txt"
+    outside.write_text("not in the trash")
+    (inner / "link").symlink_to(outside)
+    got = trash_usage(storage, base)
+    assert got is not None and got.files == 3 and got.bytes >= 1002
+    with pytest.raises(ReadOnlyError):
+        empty_trash(LocalStorage(base, writable=False), base)
+    assert empty_trash(storage, base).files == 3
+    assert not trash_dir(base).exists() and outside.read_text() == "not in the trash"
