@@ -237,12 +237,15 @@ def drop_caches() -> None:
 
 
 EOCD = b"PK\x05\x06" + bytes(18)  # an empty zip's end-of-central-directory record (22 bytes)
+# the same after 78 bytes of padding: its (empty) central directory starts at byte 78, right
+# before the record, as in a whole zip (the scan checks that the record fits the file size)
+EOCD_AT_78 = b"PK\x05\x06" + bytes(12) + (78).to_bytes(4, "little") + bytes(2)
 
 
 def build_tree(base: Path, n_tags: int, n_steps: int, ranks: int, payload: bool) -> int:
     """nanochat base dir: base_checkpoints/<tag>/{model,meta,optim_rank*} for every step."""
     old = time.time() - 3 * 86400
-    pt = bytes(78) + EOCD if payload else b""
+    pt = bytes(78) + EOCD_AT_78 if payload else b""
     n = 0
     for t in range(n_tags):
         tag = base / "base_checkpoints" / f"d20_run{t:02d}"
