@@ -422,8 +422,12 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
     zip_whole = storage.zip_whole
     prefix = str(path).rstrip("/") + "/"  # the tail check's path without a Path per file
 
-    def tail(name: str, size: int, mtime_ns: int) -> bool | None:
-        return False if name in special else zip_whole(prefix + name, size, mtime_ns)
+    if special:
+        def tail(name: str, size: int, mtime_ns: int) -> bool | None:
+            return False if name in special else zip_whole(prefix + name, size, mtime_ns)
+    else:
+        def tail(name: str, size: int, mtime_ns: int) -> bool | None:
+            return zip_whole(prefix + name, size, mtime_ns)
 
     group_rows(tag, rows, notes, now, storage.join, tail, special)
     return tag

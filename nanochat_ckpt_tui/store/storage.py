@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import stat as _stat
+import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -269,27 +270,28 @@ _TAIL_CACHE_MAX = 200_000
 child_path = Path._make_child_relpath if sys.version_info < (3, 12) else Path.joinpath  # type: ignore[attr-defined]
 
 
+_EOCD = struct.Struct("<4s8xII2x")  # end of central directory: signature, cd size, cd offset
+_Z64 = struct.Struct("<4s36xQQ")  # zip64 end record: signature, …, cd size, cd offset
+
+
 def _end_record_fits(tail: bytes, end: int) -> bool:
     """Whether ``tail`` (the file's bytes up to offset ``end``) ends in an end-of-central-
     directory record whose directory ends where the end records begin: the zip is whole, not cut
     or still growing. torch writes a zip64 end record and locator (76 bytes) before it."""
-    rec = tail[-22:]
-    if len(rec) < 22 or rec[:4] != b"PK\x05\x06":
+    n = len(tail)
+    if n < 22:
         return False
-    start = end - 22
-    cd_size = int.from_bytes(rec[12:16], "little")
-    cd_offset = int.from_bytes(rec[16:20], "little")
-    if cd_offset + cd_size == start:
+    sig, cd_size, cd_offset = _EOCD.unpack_from(tail, n - 22)
+    if sig != b"PK\x05\x06":
+        return False
+    if cd_offset + cd_size == end - 22:
         return True
-    loc = tail[-42:-22]
-    if len(loc) < 20 or loc[:4] != b"PK\x06\x07":
+    if n < 42 or tail[n - 42:n - 38] != b"PK\x06\x07":
         return False
-    z64 = tail[-98:-42]
-    if len(z64) < 56 or z64[:4] != b"PK\x06\x06":
+    if n < 98 or tail[n - 98:n - 94] != b"PK\x06\x06":
         return True  # a zip64 record with extensible data: trust the locator
-    cd_size = int.from_bytes(z64[40:48], "little")
-    cd_offset = int.from_bytes(z64[48:56], "little")
-    return cd_offset + cd_size == start - 76
+    _, cd_size, cd_offset = _Z64.unpack_from(tail, n - 98)
+    return cd_offset + cd_size == end - 98
 
 
 def zip_complete(path: str | os.PathLike[str], size: int, mtime_ns: int) -> bool:
@@ -304,8 +306,11 @@ def zip_complete(path: str | os.PathLike[str], size: int, mtime_ns: int) -> bool
     try:  # a bare fd and pread: a buffered file object costs twice as much per file
         fd = os.open(path, _O_RDONLY)
         try:
-            back = min(size, 98)
-            ok = _end_record_fits(pread(fd, back, size - back), size)
+            back = 98 if size >= 98 else size
+            tail = pread(fd, back, size - back)
+            sig, cd_size, cd_offset = _EOCD.unpack_from(tail, len(tail) - 22)
+            ok = sig == b"PK\x05\x06" and (cd_offset + cd_size == size - 22
+                                             or _end_record_fits(tail, size))
             if not ok:  # a zip comment moves the record; torch writes none, but be lenient
                 back = min(size, 65_557)
                 tail = pread(fd, back, size - back)
@@ -361,7 +366,9 @@ class LocalStorage(Storage):
             except OSError:  # vanished, or a dangling link: the caller notes it
                 rows.append((entry.name, False, -1, 0.0, True, 0))
                 continue
-            size = st.st_size if is_dir or _stat.S_ISREG(st.st_mode) else -2  # FIFO, device
+            size = st.st_size
+            if not size and not is_dir and not _stat.S_ISREG(st.st_mode):
+                size = -2  # a FIFO, socket or device (their size is 0)
             rows.append((entry.name, is_dir, size, st.st_mtime, is_link, st.st_mtime_ns))
         return rows
 
@@ -396,8 +403,7 @@ class LocalStorage(Storage):
         st = os.stat(path)
         return st.st_size, st.st_mtime
 
-    def zip_whole(self, path: Any, size: int, mtime_ns: int) -> bool:
-        return zip_complete(path, size, mtime_ns)
+    zip_whole = staticmethod(zip_complete)  # (no wrapper call: 30,000 files per scan)
 
     def mmap(self, path: Any) -> _mmap.mmap | None:
         with open(path, "rb") as f:
