@@ -113,8 +113,7 @@ def _print_diff(report: Any, top: int) -> None:
               highlight=False)
     if report.identical:
         con.print("[green]identical[/]: same keys, shapes, dtypes and values")
-    groups = report.layers + [k for k in report.kinds if k.name in (
-        "wte", "value_embeds", "lm_head", "lambdas")]
+    groups = report.groups  # every tensor once: the layers, then the rest by kind
     peak = max((g.rel_change or 0 for g in groups), default=0) or 1
     print_table(con, LAYER_COLS, [
         [g.name, _sci(g.rel_change), "█" * max(0, round(24 * (g.rel_change or 0) / peak)),

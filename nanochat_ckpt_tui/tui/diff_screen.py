@@ -201,8 +201,7 @@ class DiffScreen(Screen[None]):
 
     def layer_chart(self) -> str:
         r = self.report
-        groups = r.layers + [k for k in r.kinds if k.name in ("wte", "value_embeds", "lm_head",
-                                                               "lambdas")]
+        groups = r.groups  # every tensor once: the layers, then the rest by kind
         if not groups:
             return "no layers in common"
         peak = max((g.rel_change or 0) for g in groups) or 1.0
