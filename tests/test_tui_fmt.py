@@ -1,4 +1,4 @@
-"""Formatting helpers and the braille chart."""
+"""Formatting helpers and the line charts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from nanochat_ckpt_tui.fmt import (
     human_count,
     sparkline,
 )
-from nanochat_ckpt_tui.tui.plot import braille_rows, line_chart
+from nanochat_ckpt_tui.tui.plot import line_chart
 
 
 def test_human_bytes() -> None:
@@ -47,17 +47,21 @@ def test_sparkline() -> None:
     assert len(sparkline(list(range(100)), width=10)) == 10
 
 
-def test_braille_chart_draws_a_falling_line() -> None:
-    rows = braille_rows([(0, 1.0), (10, 0.0)], width=10, height=3, x_range=(0, 10),
-                        y_range=(0.0, 1.0))
-    assert len(rows) == 3 and all(len(r) == 10 for r in rows)
-    assert rows[0][0] != " " and rows[0][-1] == " "  # starts top left
-    assert rows[-1][-1] != " " and rows[-1][0] == " "  # ends bottom right
+def test_chart_has_axes_ticks_and_a_falling_line() -> None:
+    """plotext draws the frame, y ticks and step ticks; a falling metric falls."""
+    text = line_chart("val_bpb", [(0, 1.0), (5, 0.5), (10, 0.0)], width=40, height=4).plain
+    lines = text.splitlines()
+    assert "┌" in lines[1] and "└" in lines[-2]  # the frame
+    plot = [ln.split("┤", 1)[1] for ln in lines if "┤" in ln]
+    assert len(plot) == 4
+    assert plot[0].strip("│ ")[:1] != "" and plot[0].index(plot[0].strip()[0]) < 3  # top left
+    assert plot[-1].rstrip("│ ")[-1:] != "" and len(plot[-1].rstrip("│ ")) > 30  # bottom right
+    assert lines[-1].split() == ["0", "2", "5", "8", "10"]  # whole-step ticks
 
 
 def test_line_chart_labels_and_missing_values() -> None:
     text = line_chart("val_bpb", [(500, 1.2), (1000, None), (1500, 0.9), (2000, math.inf)],
                       width=40, height=4).plain
-    assert "val_bpb" in text and "1.2000" in text and "0.9000" in text
+    assert "val_bpb" in text and "1.200┤" in text and "last 0.9000" in text  # y ticks: plotext
     assert "500" in text and "1500" in text and "(2 points)" in text
     assert "no values recorded" in line_chart("x", [(1, None)], width=40).plain
