@@ -239,3 +239,17 @@ def test_threads_do_not_change_a_single_number(tag: Path) -> None:
     many = reports(tag, use_cache=False, workers=4, chunk_bytes=4096)[100]
     assert one.to_json()["files"] == many.to_json()["files"]
     assert [str(f) for f in one.all_findings] == [str(f) for f in many.all_findings]
+
+
+def test_norms_over_steps_come_from_the_cache(tag: Path, tmp_path: Path) -> None:
+    sds = {step: write_step(tag, step) for step in (100, 200)}
+    cache = CheckCache(tmp_path / "n" / "checks.sqlite")
+    cat = scan(tag.parent.parent, now=LATER)
+    cks = cat.stage("base").tag("d2").checkpoints
+    assert ck_mod.norms_over_steps(cks, cache) == {}  # nothing checked yet: nothing read
+    check(cks, cache=cache)
+    norms = ck_mod.norms_over_steps(cks, cache)
+    assert [s for s, _ in norms["model"]] == [100, 200]
+    want = math.sqrt(sum(float(t.double().pow(2).sum()) for t in sds[200].values()))
+    assert norms["model"][1][1] == pytest.approx(want, rel=1e-5)
+    assert {"transformer.h.0", "transformer.h.1"} <= set(norms)

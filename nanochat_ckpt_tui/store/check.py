@@ -696,6 +696,31 @@ class RecordCrcs:
                 if m.crc and crc != m.crc]
 
 
+def norms_over_steps(checkpoints: Iterable[Checkpoint], cache: CheckCache | None = None
+                     ) -> dict[str, list[tuple[int, float]]]:
+    """Weight norms over steps from cached check results (no file is read): ``"model"`` (all
+    weights) and each ``transformer.h.N`` layer, for every step whose model file was checked in
+    its current version. What the tag plot draws."""
+    cache = cache or default_cache()
+    out: dict[str, list[tuple[int, float]]] = {}
+    for ck in sorted(checkpoints, key=lambda c: c.step):
+        if ck.weights is None:
+            continue
+        _, hit = _cached(ck.storage, ck.weights, cache)
+        if hit is None:
+            continue
+        sums: dict[str, float] = {}
+        for t in hit.tensors:
+            m = _LAYER_RE.search("." + t.name.removeprefix("_orig_mod."))
+            sums["model"] = sums.get("model", 0.0) + t.sumsq
+            if m:
+                group = f"transformer.h.{int(m.group(1))}"
+                sums[group] = sums.get(group, 0.0) + t.sumsq
+        for group, sq in sums.items():
+            out.setdefault(group, []).append((ck.step, math.sqrt(sq)))
+    return out
+
+
 def verdict_rank(verdict: str) -> int:
     """Sort key: damaged first, good last."""
     return _RANK.get(verdict, 2)
