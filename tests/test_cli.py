@@ -55,7 +55,8 @@ def test_ls_json_schema(demo_master: Path, capsys: pytest.CaptureFixture[str]) -
 def test_du_json_schema(demo_master: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "du", str(demo_master), "--json")
     doc = json.loads(out)
-    assert code == 0 and doc["schema"] == "nanochat-ckpt.du/1" and set(doc) == CAT_KEYS
+    assert code == 0 and doc["schema"] == "nanochat-ckpt.du/1"
+    assert set(doc) == CAT_KEYS | {"trash_bytes"} and doc["trash_bytes"] == 0
     tag = doc["stages"][0]["tags"][0]
     assert set(tag) == TAG_KEYS  # du leaves out per-checkpoint rows
     assert doc["total_bytes"] == sum(s["total_bytes"] for s in doc["stages"])
@@ -175,7 +176,9 @@ def test_module_entry_point_without_torch(demo_master: Path) -> None:
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
             "assert 'textual' not in sys.modules, 'textual was imported'\n")
+    # (the full exit: a read-only command run as the command ends the process at once, and
+    # the checks after it would not run)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env={**os.environ, "NANOCHAT_CKPT_FULL_EXIT": "1"})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["checkpoint"]["step"] == 3000

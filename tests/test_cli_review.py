@@ -359,7 +359,7 @@ def test_ls_json_imports_nothing_heavy(demo_master: Path) -> None:
             "heavy = [m for m in ('rich', 'textual', 'numpy', 'torch', 'fsspec') "
             "if m in sys.modules]\nassert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env={**os.environ, "NANOCHAT_CKPT_FULL_EXIT": "1"})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["schema"] == "nanochat-ckpt.ls/1"
 

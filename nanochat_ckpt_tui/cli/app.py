@@ -18,23 +18,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     first-run demo goes (``$XDG_CACHE_HOME/nanochat-ckpt-demo``, an older demo there is
     replaced), never into the current directory."""
     started = time.perf_counter()
-    if args.dir is None:
-        from ..tui.welcome import default_demo_root, write_fresh_demo
+    from ..store.demo import TorchMissing, write_demo
 
-        target = write_fresh_demo(default_demo_root())
-    else:
-        from ..store.demo import write_demo
+    try:
+        if args.dir is None:
+            from ..tui.welcome import default_demo_root, write_fresh_demo
 
-        target = Path(args.dir).expanduser()
-        if target.exists() and any(target.iterdir()):
-            raise CliError(f"{target} exists and is not empty: give a new directory",
-                           EXIT_USAGE)
-        write_demo(target)
+            target = write_fresh_demo(default_demo_root())
+        else:
+            target = Path(args.dir).expanduser()
+            if target.exists() and any(target.iterdir()):
+                raise CliError(f"{target} exists and is not empty: give a new directory",
+                               EXIT_USAGE)
+            need_torch()  # before the directory is made
+            write_demo(target)
+    except TorchMissing as e:
+        raise CliError(str(e)) from None
     took = time.perf_counter() - started
     size = layout.scan(target).total_bytes
     print(f"wrote a demo base dir to {target} ({human_bytes(size)} in {took:.1f}s)")
     print(f"open it with: nanochat-ckpt {target}")
     return EXIT_OK
+
+
+def need_torch() -> None:
+    """The demo is written with torch.save: a missing or broken torch is one line, exit 1
+    (:class:`~..store.demo.TorchMissing` says how to get the CPU build)."""
+    from ..store.demo import TorchMissing, import_torch
+
+    try:
+        import_torch()
+    except TorchMissing as e:
+        raise CliError(str(e)) from None
 
 
 def run_tui(args: argparse.Namespace) -> int:
@@ -51,6 +66,8 @@ def run_tui(args: argparse.Namespace) -> int:
         options = _storage_options(args.storage_option)
     except ValueError as e:
         raise CliError(str(e), EXIT_USAGE) from None
+    if args.demo:
+        need_torch()  # before the app starts, not an error inside it
     return run_app(base, demo=args.demo, poll=args.poll, read_only=args.read_only,
                    storage_options=options or None) or EXIT_OK
 

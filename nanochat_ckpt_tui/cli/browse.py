@@ -31,7 +31,6 @@ from .common import (
     error_reason,
 )
 from .documents import catalog_json
-from .table import Col, print_table
 from .verdicts import cached_verdicts, skipped_note
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +143,7 @@ def _add_hint(cat: Catalog) -> None:
 
 def _print_preamble(con: Any, cat: Catalog) -> None:
     """Notes first (an unreadable dir must not hide below 6,000 rows), then any hint."""
-    from rich.markup import escape
+    from .plain import escape  # (= rich.markup.escape, without rich)
 
     for note in cat.notes:
         con.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
@@ -169,10 +168,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-LS_COLS = [Col("step", "right"), Col("model", "right", drop=1), Col("optim", "right", drop=3),
-           Col("total", "right"), Col("val_bpb", "right"), Col("age", "right", drop=2),
-           Col("state", fit=True, soft_min=32, hard_min=12)]
-NOTE_COL = Col("note", fit=True, soft_min=16, hard_min=6)
+def ls_cols(with_note: bool) -> list[Any]:
+    """The columns of an ``ls`` table (the table module is loaded for human output only)."""
+    from .table import Col
+
+    cols = [Col("step", "right"), Col("model", "right", drop=1), Col("optim", "right", drop=3),
+            Col("total", "right"), Col("val_bpb", "right"), Col("age", "right", drop=2),
+            Col("state", fit=True, soft_min=32, hard_min=12)]
+    return cols + [Col("note", fit=True, soft_min=16, hard_min=6)] if with_note else cols
 
 
 def _state_cell(ck: Checkpoint, verdict: str | None = None) -> list[tuple[str, str]]:
@@ -204,8 +207,8 @@ def _ls_rows(tag: Tag, cks: list[Checkpoint], now: float, with_note: bool,
         optim = ck.optim
         shards = f" ({len(optim)}r)" if optim else ""
         row: list[Any] = [str(ck.step), size(ck.model_bytes),
-                          size(sum(f.size for f in optim)) + shards,
-                          size(sum(f.size for f in files)), _num(val_bpb_of(ck)),
+                          size(sum([f.size for f in optim])) + shards,
+                          size(sum([f.size for f in files])), _num(val_bpb_of(ck)),
                           human_age(now - max([f.mtime for f in files], default=0.0)),
                           _state_cell(ck, verdicts.get(ck.key) if verdicts else None)]
         if with_note:  # one line: a note's line breaks would break the table
@@ -218,7 +221,7 @@ def _ls_rows(tag: Tag, cks: list[Checkpoint], now: float, with_note: bool,
 
 
 def _tag_title(stage: Stage, tag: Tag) -> str:
-    from rich.markup import escape
+    from .plain import escape  # (= rich.markup.escape, without rich)
 
     default = " (default)" if stage.default_tag == tag.name else ""
     parts = [f"[bold]{escape(stage.label)} / {escape(tag.name)}[/]{default}",
@@ -230,6 +233,13 @@ def _tag_title(stage: Stage, tag: Tag) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    # ~10 objects a step, no cycles: the cyclic GC's collections of the growing heap would
+    # cost a sixth of a 6,000-step listing
+    with _gc_paused():
+        return _ls(args)
+
+
+def _ls(args: argparse.Namespace) -> int:
     base, specs = _split_targets(args)
     try:
         cat = _scan(base, args, metas=False)  # only the steps shown are judged, below
@@ -250,11 +260,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         _add_hint(cat)
         _print_json(catalog_json(cat, "nanochat-ckpt.ls/1", stages=view,
-                                 latest_only=args.latest, verdicts=verdicts))
+                                 latest_only=args.latest, verdicts=verdicts, encoded=True))
         return EXIT_OK
-    from rich.markup import escape
+    from .plain import escape, plain_console  # (escape = rich.markup.escape, without rich)
+    from .table import print_table
 
-    con = _console()
+    con = plain_console() or _console()  # (no colours to write: no rich to import)
     now = time.time()
     where = ("remote, read-only" if cat.read_only
              else f"{human_bytes(cat.free_bytes)} free")
@@ -282,10 +293,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 con.print()
                 continue
             with_note = any(c.note for c in cks)
-            cols = LS_COLS + [NOTE_COL] if with_note else LS_COLS
-            with _gc_paused():  # ~10 objects a row, no cycles: collections only cost time
-                print_table(con, cols, _ls_rows(tag, cks, now, with_note, with_other,
-                                                verdicts), title=title)
+            cols = ls_cols(with_note)
+            print_table(con, cols, _ls_rows(tag, cks, now, with_note, with_other, verdicts),
+                        title=title)
             con.print()
     return EXIT_OK
 
@@ -294,11 +304,27 @@ def cmd_ls(args: argparse.Namespace) -> int:
 # du
 
 
+def _trash_usage(cat: Catalog) -> Any:
+    """What waits in the base dir's trash (None: no trash, or a remote base dir)."""
+    from ..store.trash import trash_usage
+
+    try:
+        return trash_usage(cat.storage, cat.base_dir)
+    except OSError:
+        return None
+
+
 def cmd_du(args: argparse.Namespace) -> int:
     cat = _scan(args.base_dir, args, metas=False)  # sizes only
+    trash = _trash_usage(cat)
     if args.json:
         _add_hint(cat)
-        _print_json(catalog_json(cat, "nanochat-ckpt.du/1", with_checkpoints=False))
+        doc = catalog_json(cat, "nanochat-ckpt.du/1", with_checkpoints=False)
+        # bytes waiting in the base dir's trash: 0 when there is none, null when the base dir
+        # cannot have one (remote, read-only)
+        doc["trash_bytes"] = trash.bytes if trash is not None else (
+            0 if cat.storage.writable else None)
+        _print_json(doc)
         return EXIT_OK
     from rich.markup import escape
     from rich.table import Table
@@ -334,6 +360,11 @@ def cmd_du(args: argparse.Namespace) -> int:
     if cat.free_bytes is not None:
         con.print(f"free on this filesystem: [bold]{human_bytes(cat.free_bytes)}[/] of "
                   f"{human_bytes(cat.disk_bytes)}")
+    if trash is not None and trash.files:
+        con.print(f"in the trash: [bold]{human_bytes(trash.bytes)}[/] in "
+                  f"{plural(trash.files, 'file')}, freed when you empty it "
+                  f"(nanochat-ckpt trash {escape(cat.location)} --empty)", highlight=False,
+                  soft_wrap=True)
     return EXIT_OK
 
 

@@ -32,8 +32,9 @@ from ..store.prune import (
     plan_rules,
     plan_selection,
 )
-from ..store.refs import RefError, resolve_tag
+from ..store.refs import RefError, find_tags, resolve_tag
 from ..store.storage import is_url
+from ..store.trash import TRASH_DIR, trash_dir
 from .common import (
     EXIT_DECLINED,
     EXIT_NOTHING,
@@ -132,6 +133,13 @@ def _verified(args: argparse.Namespace, make: Callable[[Verdicts | None], PruneP
         raise _Cancelled from None
 
 
+def _empty_hint(plan: PrunePlan, trash: Path) -> str:
+    """How to empty the base dir's own trash."""
+    if trash.name != TRASH_DIR or trash.parent != Path(plan.base_dir).absolute():
+        return ""
+    return f": nanochat-ckpt trash {plan.base_dir} --empty"
+
+
 def _carry_out(args: argparse.Namespace, plan: PrunePlan, trash: Path | None) -> int:
     """Print (or JSON) the plan, ask, execute; prune's and rm's exit codes."""
     if args.dry_run or plan.is_empty or not args.yes:
@@ -172,14 +180,41 @@ def _carry_out(args: argparse.Namespace, plan: PrunePlan, trash: Path | None) ->
                   f"{result.count('skipped')} skipped, {result.count('failed')} failed; "
                   f"freed {human_bytes(result.bytes_freed)}"
                   + (f", moved {human_bytes(result.bytes_trashed)} to {trash} (freed when you "
-                     "empty it)" if trash else ""), highlight=False, soft_wrap=True)
+                     f"empty it{_empty_hint(plan, trash)})" if trash else ""), highlight=False,
+                  soft_wrap=True)
     return EXIT_OK if result.ok else EXIT_PARTIAL
+
+
+BASE_TRASH = "\0base trash"  # ``--trash`` without DIR: the base dir's own trash
+
+
+def _trash_target(args: argparse.Namespace, cat: Catalog) -> Path | None:
+    """Where ``--trash`` moves files: DIR, or (no DIR) the base dir's trash."""
+    if not args.trash:
+        return None
+    if args.trash == BASE_TRASH:
+        return trash_dir(cat.base_dir)
+    return Path(args.trash)
+
+
+def _untangle_trash(args: argparse.Namespace, positionals: str, looks_like_one: Callable[
+        [str], bool]) -> None:
+    """``--trash`` takes an optional DIR, so in ``rm --trash d20@100`` argparse hands the step
+    to ``--trash``: a value that is no existing path but reads as one of the command's
+    positionals (a step, a tag) is given back to them, and the base dir's trash is used."""
+    value = args.trash
+    if value in (None, BASE_TRASH) or os.path.lexists(os.path.expanduser(value)):
+        return
+    if looks_like_one(value):
+        setattr(args, positionals, [value, *getattr(args, positionals)])
+        args.trash = BASE_TRASH
 
 
 def _plan_and_carry_out(args: argparse.Namespace, cat: Catalog,
                         make: Callable[[Verdicts | None], PrunePlan]) -> int:
     try:
-        trash = check_trash(Path(args.trash), cat.base_dir) if args.trash else None
+        target = _trash_target(args, cat)
+        trash = check_trash(target, cat.base_dir) if target is not None else None
         plan = _verified(args, make)
     except PruneError as e:
         raise CliError(str(e), EXIT_USAGE) from None
@@ -194,6 +229,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     _refuse_remote(args.base_dir, "prune")
     _check_rules(args)
     cat = _scan(args.base_dir, args)
+    _untangle_trash(args, "tags", lambda v: bool(find_tags(cat, v.rstrip("/"))))
+    if not args.tags:
+        raise CliError("prune: give the TAG(s) to prune (e.g. base/d20)", EXIT_USAGE)
     for spec in args.tags:
         why = unreadable_ref(cat, spec)
         if why:
@@ -230,6 +268,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
     for ref in args.refs:
         if is_url(ref):
             _refuse_remote(ref, "rm")
+    _untangle_trash(args, "refs", lambda v: "@" in v)
+    if not args.refs:
+        raise CliError("rm: give the steps to delete (TAG@STEP, or a file of the step)",
+                       EXIT_USAGE)
     cat = _scan(args.base_dir, args)
     cks = _rm_targets(cat, args.refs)
     override = Override(latest=args.allow_latest, pinned=args.allow_pinned)
@@ -267,7 +309,10 @@ def _deletion_flags(p: argparse.ArgumentParser) -> None:
                         "verified, and may delete a tag's newest good checkpoint)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")
-    p.add_argument("--trash", metavar="DIR", help="move files here (same filesystem)")
+    p.add_argument("--trash", nargs="?", const=BASE_TRASH, metavar="DIR",
+                   help=f"move the files to the base dir's trash ({TRASH_DIR}/; `nanochat-ckpt "
+                        "trash` lists it, `trash --empty` frees it), or to DIR (same "
+                        "filesystem) instead of deleting them")
     p.add_argument("--base-dir", metavar="BASE_DIR")
     _json_flag(p)
 
@@ -283,7 +328,7 @@ def add_command(sub: Any, name: str) -> None:
                            "(or only their optimizer shards). A tag's newest good checkpoint "
                            "is always kept: the steps that decide it are checked first (cache "
                            "first). " + EXITS)
-        p.add_argument("tags", nargs="+", metavar="TAG")
+        p.add_argument("tags", nargs="*", metavar="TAG")
         p.add_argument("--keep-last", type=int, metavar="N", help="keep the last N steps")
         p.add_argument("--keep-every", type=int, metavar="K",
                        help="keep steps that are multiples of K")
@@ -297,7 +342,7 @@ def add_command(sub: Any, name: str) -> None:
                            "steps unless allowed, and always a tag's newest good checkpoint "
                            "(checked first). A damaged latest step may be deleted after a typed "
                            "yes. " + EXITS)
-        p.add_argument("refs", nargs="+", metavar="TAG@STEP|FILE")
+        p.add_argument("refs", nargs="*", metavar="TAG@STEP|FILE")
         _deletion_flags(p)
         p.set_defaults(func=cmd_rm)
     elif name == "pin":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..fmt import human_age, human_bytes, human_count, plural
@@ -22,8 +23,7 @@ from .common import (
     _resolve,
     plain_value,
 )
-from .documents import summary_json
-from .table import Col, print_table
+from .documents import schedule_json, summary_json
 from .verdicts import existing_cache
 
 if TYPE_CHECKING:
@@ -59,17 +59,42 @@ def _pairs(items: dict[str, Any]) -> str:
     return escape(", ".join(f"{k}={plain_value(v)}" for k, v in items.items()))
 
 
-FILE_COLS = [Col("file", fit=True, middle=True), Col("kind"), Col("size", "right"),
-             Col("age", "right", drop=1)]
-SHARD_COLS = [Col("file", fit=True, soft_min=22, middle=True), Col("rank", "right"), Col("size", "right"),
-              Col("form"), Col("groups", "right", drop=2), Col("state tensors", "right", drop=1),
-              Col("state bytes", "right")]
-GROUP_COLS = [Col("group", "right"), Col("kind"), Col("tensors", "right"), Col("lr", "right"),
-              Col("weight decay", "right"), Col("betas / momentum"),
-              Col("other", fit=True, soft_min=16, hard_min=8)]
-LAYER_COLS = [Col("group", fit=True, middle=True), Col("params", "right"), Col("bytes", "right")]
-TENSOR_COLS = [Col("name", fit=True, soft_min=28, hard_min=12, middle=True), Col("shape"), Col("dtype"),
-               Col("params", "right", drop=1), Col("bytes", "right", drop=2)]
+def _cols() -> Any:
+    """The tables' columns (the table module is loaded for human output only)."""
+    global _COLS
+    if _COLS is None:
+        from .table import Col
+
+        _COLS = SimpleNamespace(
+            FILE=[Col("file", fit=True, middle=True), Col("kind"), Col("size", "right"),
+                  Col("age", "right", drop=1)],
+            SHARD=[Col("file", fit=True, soft_min=22, middle=True), Col("rank", "right"),
+                   Col("size", "right"), Col("form"), Col("groups", "right", drop=2),
+                   Col("state tensors", "right", drop=1), Col("state bytes", "right")],
+            GROUP=[Col("group", "right"), Col("kind"), Col("tensors", "right"),
+                   Col("lr", "right"), Col("weight decay", "right"), Col("betas / momentum"),
+                   Col("other", fit=True, soft_min=16, hard_min=8)],
+            LAYER=[Col("group", fit=True, middle=True), Col("params", "right"),
+                   Col("bytes", "right")],
+            TENSOR=[Col("name", fit=True, soft_min=28, hard_min=12, middle=True),
+                    Col("shape"), Col("dtype"), Col("params", "right", drop=1),
+                    Col("bytes", "right", drop=2)],
+            HEALTH=[Col("tensor", fit=True, soft_min=28, hard_min=12, middle=True),
+                    Col("file", fit=True, soft_min=12, hard_min=6, middle=True, drop=3),
+                    Col("NaN", "right"), Col("+Inf", "right"), Col("-Inf", "right"),
+                    Col("norm", "right", drop=1), Col("abs max", "right", drop=2)])
+    return _COLS
+
+
+_COLS: Any = None
+
+
+def print_table(con: Any, cols: Any, rows: Any, **kw: Any) -> None:
+    from .table import print_table as table
+
+    table(con, cols, rows, **kw)
+
+
 GROUP_SHOWN = ("kind", "lr", "weight_decay", "betas", "momentum")
 
 
@@ -116,14 +141,9 @@ def _print_groups(con: Any, shards: list[Any]) -> None:
         else:
             where = ", ".join(sh.entry.name for sh in owners)
         con.print()
-        print_table(con, GROUP_COLS, _group_rows(groups),
+        print_table(con, _cols().GROUP, _group_rows(groups),
                     title=f"[bold]param groups[/] ({plural(len(groups), 'group')}; {where})")
 
-
-HEALTH_COLS = [Col("tensor", fit=True, soft_min=28, hard_min=12, middle=True),
-               Col("file", fit=True, soft_min=12, hard_min=6, middle=True, drop=3),
-               Col("NaN", "right"), Col("+Inf", "right"), Col("-Inf", "right"),
-               Col("norm", "right", drop=1), Col("abs max", "right", drop=2)]
 
 
 def _sci(v: float | None) -> str:
@@ -162,7 +182,23 @@ def _print_health(con: Any, report: CheckReport | None, with_tensors: bool) -> N
     if rows:
         con.print()
         what = "health" if with_tensors else "tensors with NaN or Inf"
-        print_table(con, HEALTH_COLS, rows, title=f"[bold]{what}[/] (from the check)")
+        print_table(con, _cols().HEALTH, rows, title=f"[bold]{what}[/] (from the check)")
+
+
+LOSS_KEYS = ("train_loss", "train_loss_ema")
+
+
+def _print_metrics(con: Any, metrics: dict[str, float | None]) -> None:
+    """The meta's metrics; the train loss on its own line, as nanochat logs it (the debiased
+    EMA), with the raw EMA from ``loop_state.smooth_train_loss`` beside it."""
+    rest = [f"{k}={_num(v)}" for k, v in metrics.items() if k not in LOSS_KEYS]
+    if rest:
+        con.print("[bold]metrics[/] " + ", ".join(rest), highlight=False)
+    if "train_loss" in metrics or "train_loss_ema" in metrics:
+        raw = metrics.get("train_loss_ema")
+        con.print(f"[bold]train loss (debiased EMA)[/] {_num(metrics.get('train_loss'))}"
+                  + (f"  [dim](raw EMA {_num(raw)})[/]" if raw is not None else ""),
+                  highlight=False)
 
 
 def _print_summary(s: CheckpointSummary, with_tensors: bool,
@@ -188,7 +224,7 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool,
         [f.name + (" → link" if f.is_link else ""), f.kind.value, human_bytes(f.size),
          human_age(now - f.mtime)] for f in ck.files]
     rows.append([("total", "bold"), "", (human_bytes(ck.total_bytes), "bold"), ""])
-    print_table(con, FILE_COLS, rows)
+    print_table(con, _cols().FILE, rows)
     _print_check(con, ck, report)
     con.print()
     if s.model_error:
@@ -209,8 +245,10 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool,
     if s.model_config:
         con.print("[bold]model_config[/] " + _pairs(s.model_config), highlight=False)
     if s.meta and s.meta.metrics:
-        con.print("[bold]metrics[/] " + ", ".join(f"{k}={_num(v)}" for k, v in
-                                                  s.meta.metrics.items()), highlight=False)
+        _print_metrics(con, s.meta.metrics)
+    sched = schedule_json(s)
+    if sched is not None:
+        con.print(f"[bold]schedule[/] {sched['text']}", highlight=False)
     if s.meta and s.meta.user_config:
         con.print("[bold]user_config[/] [dim]" + _pairs(s.meta.user_config) + "[/]",
                   highlight=False)
@@ -227,16 +265,16 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool,
             shard_rows.append([sh.entry.name, rank, human_bytes(sh.entry.size), o.form,
                                str(len(o.groups)), str(o.n_state_tensors),
                                human_bytes(o.state_bytes)])
-        print_table(con, SHARD_COLS, shard_rows, title="[bold]optimizer shards[/]")
+        print_table(con, _cols().SHARD, shard_rows, title="[bold]optimizer shards[/]")
         _print_groups(con, s.shards)
     if ms and s.model:
         con.print()
-        print_table(con, LAYER_COLS, [[g.name, f"{g.params:,}", human_bytes(g.nbytes)]
+        print_table(con, _cols().LAYER, [[g.name, f"{g.params:,}", human_bytes(g.nbytes)]
                                       for g in ms.others + ms.layers],
                     title="[bold]by layer[/]")
         if with_tensors:
             con.print()
-            print_table(con, TENSOR_COLS, [
+            print_table(con, _cols().TENSOR, [
                 [t.name, str(list(t.shape)), t.dtype, f"{t.numel:,}", human_bytes(t.nbytes)]
                 for t in s.model.tensors], title="[bold]tensors[/]")
     _print_health(con, report, with_tensors)

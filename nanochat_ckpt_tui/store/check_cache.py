@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "NANOCHAT_CKPT_CACHE"
@@ -33,8 +35,11 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path("~/.cache").expanduser()) / "nanochat-ckpt"
 
 
+_KEY_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # (json.dumps makes one a call)
+
+
 def key_text(key: tuple[Any, ...]) -> str:
-    return json.dumps(list(key), separators=(",", ":"))
+    return _KEY_ENCODE(list(key))  # type: ignore[no-any-return]
 
 
 class CheckCache:
@@ -50,23 +55,26 @@ class CheckCache:
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
             return self._db
+        import sqlite3  # (on first use: a listing that finds no cache never loads it)
+
         for attempt in range(2):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=5, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-                row = db.execute("SELECT v FROM meta WHERE k='version'").fetchone()
-                if row is not None and row[0] != str(SCHEMA_VERSION):
-                    db.execute("DROP TABLE IF EXISTS results")
-                    db.execute("DROP TABLE IF EXISTS hashes")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)",
-                           (str(SCHEMA_VERSION),))
-                db.execute("CREATE TABLE IF NOT EXISTS results "
-                           "(key TEXT PRIMARY KEY, doc TEXT NOT NULL, at REAL)")
-                db.execute("CREATE TABLE IF NOT EXISTS hashes "
-                           "(key TEXT PRIMARY KEY, sha256 TEXT NOT NULL, at REAL)")
-                db.commit()
+                if not self._ready(db):  # (a cache in use is opened without writing to it)
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+                    row = db.execute("SELECT v FROM meta WHERE k='version'").fetchone()
+                    if row is not None and row[0] != str(SCHEMA_VERSION):
+                        db.execute("DROP TABLE IF EXISTS results")
+                        db.execute("DROP TABLE IF EXISTS hashes")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)",
+                               (str(SCHEMA_VERSION),))
+                    db.execute("CREATE TABLE IF NOT EXISTS results "
+                               "(key TEXT PRIMARY KEY, doc TEXT NOT NULL, at REAL)")
+                    db.execute("CREATE TABLE IF NOT EXISTS hashes "
+                               "(key TEXT PRIMARY KEY, sha256 TEXT NOT NULL, at REAL)")
+                    db.commit()
                 self._db = db
                 return db
             except sqlite3.DatabaseError as e:  # corrupt: move it aside and start over
@@ -78,6 +86,24 @@ class CheckCache:
                 self._broken, self.note = True, f"check cache unusable ({e}): not cached"
         return None
 
+    @staticmethod
+    def _ready(db: Any) -> bool:
+        """The file is a cache of this version already: WAL, its tables there (then opening
+        it writes nothing: a listing that looks verdicts up is a reader)."""
+        import sqlite3
+
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                return False
+            row = db.execute("SELECT v FROM meta WHERE k='version'").fetchone()
+            if row is None or row[0] != str(SCHEMA_VERSION):
+                return False
+            tables = {r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError:
+            return False  # (a corrupt file: the full path below finds it and sets it aside)
+        return {"meta", "results", "hashes"} <= tables
+
     def _set_aside(self, why: str) -> None:
         self.note = why
         for suffix in ("", "-wal", "-shm"):
@@ -86,6 +112,8 @@ class CheckCache:
                 p.replace(p.with_name(p.name + f".corrupt-{int(time.time())}"))
 
     def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
+        import sqlite3
+
         with self._lock:
             db = self._connect()
             if db is None:
@@ -111,6 +139,47 @@ class CheckCache:
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
+
+    BATCH = 500  # keys a query (SQLite allows at least 999 parameters)
+
+    def _many(self, sql: str, texts: list[str]) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` (``… IN ({})``) over ``texts``, a batch of keys a query."""
+        import sqlite3
+
+        rows: list[tuple[Any, ...]] = []
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return rows
+            try:
+                for i in range(0, len(texts), self.BATCH):
+                    part = texts[i:i + self.BATCH]
+                    rows += db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+            except sqlite3.DatabaseError as e:
+                self._db = None
+                with contextlib.suppress(Exception):
+                    db.close()
+                self._set_aside(f"rebuilt a corrupt check cache ({e})")
+        return rows
+
+    def get_many(self, texts: list[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`get` of many keys (their ``key_text``) in a few queries, one per
+        :attr:`BATCH`: key text → document, for the keys found (6,000 lookups one by one cost
+        25 ms more)."""
+        out: dict[str, dict[str, Any]] = {}
+        for text, raw in self._many("SELECT key, doc FROM results WHERE key IN ({})", texts):
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                out[text] = doc
+        return out
+
+    def existing(self, texts: list[str]) -> set[str]:
+        """The key texts (``key_text``) that have a result (documents not read)."""
+        return {text for (text,) in self._many("SELECT key FROM results WHERE key IN ({})",
+                                               texts)}
 
     def put(self, key: tuple[Any, ...], doc: dict[str, Any]) -> None:
         self._run("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",

@@ -19,13 +19,23 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .pins import SIDECAR, PinEntry, PinsError, parse_pins
-from .storage import LOCAL, Row, Storage, StorageError, is_url, open_storage, redact
+from .storage import (
+    LOCAL,
+    LocalStorage,
+    Row,
+    Storage,
+    StorageError,
+    child_path,
+    is_url,
+    open_storage,
+    redact,
+)
 
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
@@ -39,11 +49,23 @@ STAGE_DIRS: dict[str, str] = {
     "chatrl_checkpoints": "rl",
 }
 
-MODEL_RE = re.compile(r"model_(\d+)\.pt")
-META_RE = re.compile(r"meta_(\d+)\.json")
-OPTIM_RE = re.compile(r"optim_(\d+)_rank(\d+)\.pt")
-OPTIM_OLD_RE = re.compile(r"optim_(\d+)\.pt")
-LEGACY_RE = re.compile(r"step_(\d+)\.pt")
+# The file names nanochat writes, as regexes (``MODEL_RE`` … are compiled on first use:
+# :func:`classify` matches with str methods, faster, and the CLI starts without compiling them).
+PATTERNS: dict[str, str] = {
+    "MODEL_RE": r"model_(\d+)\.pt",
+    "META_RE": r"meta_(\d+)\.json",
+    "OPTIM_RE": r"optim_(\d+)_rank(\d+)\.pt",
+    "OPTIM_OLD_RE": r"optim_(\d+)\.pt",
+    "LEGACY_RE": r"step_(\d+)\.pt",
+}
+
+
+def __getattr__(name: str) -> Any:  # MODEL_RE, META_RE, … (PEP 562)
+    pattern = PATTERNS.get(name)
+    if pattern is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    compiled = globals()[name] = re.compile(pattern)
+    return compiled
 
 
 class FileKind(str, enum.Enum):
@@ -67,46 +89,120 @@ class State(str, enum.Enum):
     COMPLETE = "complete"
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(tuple):  # type: ignore[type-arg]
     """One file. On a remote storage ``path`` is a :class:`.storage.RemotePath`: a pure path that
     ``os`` functions refuse, so no local file can be touched through it by mistake; read it
-    through its checkpoint's ``storage``."""
+    through its checkpoint's ``storage``.
 
-    path: Path
-    kind: FileKind
-    size: int
-    mtime: float
-    step: int | None = None
-    rank: int | None = None
-    is_link: bool = False
+    An immutable record (path, kind, size, mtime, step, rank, is_link, the path's name, and
+    the mtime in ns when the listing gave it), compared and hashed by value as a frozen
+    dataclass would be, but a tuple: a scan makes one per file, and a tuple is made 5x faster
+    than a frozen dataclass (30 ms less for 24,000 files); the name is kept beside the path
+    (``Path.name`` costs ~1 µs a call)."""
 
-    @property
-    def name(self) -> str:
-        return self.path.name
+    __slots__ = ()
+
+    def __new__(cls, path: Path, kind: FileKind, size: int, mtime: float,
+                step: int | None = None, rank: int | None = None, is_link: bool = False,
+                mtime_ns: int | None = None) -> FileEntry:
+        return tuple.__new__(cls, (path, kind, size, mtime, step, rank, is_link, path.name,
+                                   mtime_ns))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (*self[:7], self[8])
+
+    def __repr__(self) -> str:
+        return ("FileEntry(" + ", ".join(f"{k}={v!r}" for k, v in zip(
+            ("path", "kind", "size", "mtime", "step", "rank", "is_link"), self[:7],
+            strict=True)) + ")")
+
+    if TYPE_CHECKING:
+        path: Path
+        kind: FileKind
+        size: int
+        mtime: float
+        step: int | None
+        rank: int | None
+        is_link: bool
+    else:
+        path = property(itemgetter(0))
+        kind = property(itemgetter(1))
+        size = property(itemgetter(2))
+        mtime = property(itemgetter(3))
+        step = property(itemgetter(4))
+        rank = property(itemgetter(5))
+        is_link = property(itemgetter(6))
+
+    if TYPE_CHECKING:
+        name: str
+        mtime_ns: int | None  # exact (st_mtime_ns) where the listing gave it
+    else:
+        name = property(itemgetter(7))
+        mtime_ns = property(itemgetter(8))
 
 
-@dataclass
-class Checkpoint:
+class _cached(cached_property):  # type: ignore[type-arg]
+    """``functools.cached_property`` without its per-access lock (Python < 3.12 takes one):
+    ``Checkpoint.key`` is made for every step a listing shows."""
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.attrname] = self.func(instance)  # type: ignore[index]
+        return value
+
+
+class Record:
+    """What ``@dataclass`` gives a record class (``__init__`` is written out; ``repr`` and
+    ``==`` over ``_fields``, the storage left out as ``field(repr=False, compare=False)``
+    would), without generating code at import: the record classes of the core cost 4 ms of
+    every CLI start as dataclasses."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(" + ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self._fields) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return [getattr(self, n) for n in self._fields] == [getattr(other, n)
+                                                             for n in self._fields]
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as a dataclass's)
+
+
+class Checkpoint(Record):
     """One step of one tag: the group of files nanochat writes for it."""
 
-    stage: str  # stage dir name, e.g. "base_checkpoints"
-    tag: str
-    step: int
-    dir: Path
-    model: FileEntry | None = None
-    meta: FileEntry | None = None
-    optim: list[FileEntry] = field(default_factory=list)
-    legacy: FileEntry | None = None
-    state: State = State.COMPLETE
-    problems: list[str] = field(default_factory=list)
-    is_latest: bool = False
-    pinned: bool = False
-    note: str | None = None
-    unfinished: tuple[str, ...] = ()  # files whose zip is not whole yet: never opened
-    storage: Storage = field(default=LOCAL, repr=False, compare=False)  # where the files live
+    _fields = ("stage", "tag", "step", "dir", "model", "meta", "optim", "legacy", "state",
+               "problems", "is_latest", "pinned", "note", "unfinished")
 
-    @cached_property
+    def __init__(self, stage: str, tag: str, step: int, dir: Path,
+                 model: FileEntry | None = None, meta: FileEntry | None = None,
+                 optim: list[FileEntry] | None = None, legacy: FileEntry | None = None,
+                 state: State = State.COMPLETE, problems: list[str] | None = None,
+                 is_latest: bool = False, pinned: bool = False, note: str | None = None,
+                 unfinished: tuple[str, ...] = (), storage: Storage = LOCAL) -> None:
+        self.stage = stage  # stage dir name, e.g. "base_checkpoints"
+        self.tag = tag
+        self.step = step
+        self.dir = dir
+        self.model = model
+        self.meta = meta
+        self.optim: list[FileEntry] = [] if optim is None else optim
+        self.legacy = legacy
+        self.state = state
+        self.problems: list[str] = [] if problems is None else problems
+        self.is_latest = is_latest
+        self.pinned = pinned
+        self.note = note
+        self.unfinished = unfinished  # files whose zip is not whole yet: never opened
+        self.storage = storage  # where the files live
+
+    @_cached
     def key(self) -> str:
         """``base_checkpoints/d20@5000`` (made once: UIs look rows up by it constantly)."""
         return f"{self.stage}/{self.tag}@{self.step}"
@@ -120,25 +216,29 @@ class Checkpoint:
     def files(self) -> list[FileEntry]:
         return [f for f in (self.model, self.legacy, self.meta) if f] + self.optim
 
+    # (the sizes are summed without generators: a listing asks them of every step)
     @property
     def model_bytes(self) -> int:
-        return sum(f.size for f in (self.model, self.legacy) if f)
+        model, legacy = self.model, self.legacy
+        return (model.size if model is not None else 0) + (
+            legacy.size if legacy is not None else 0)
 
     @property
     def optim_bytes(self) -> int:
-        return sum(f.size for f in self.optim)
+        return sum([f.size for f in self.optim])
 
     @property
     def meta_bytes(self) -> int:
-        return self.meta.size if self.meta else 0
+        meta = self.meta
+        return meta.size if meta is not None else 0
 
     @property
     def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
+        return self.model_bytes + self.meta_bytes + self.optim_bytes
 
     @property
     def mtime(self) -> float:
-        return max((f.mtime for f in self.files), default=0.0)
+        return max([f.mtime for f in self.files], default=0.0)
 
     @property
     def ranks(self) -> list[int]:
@@ -163,22 +263,29 @@ class Checkpoint:
             self.state = state
 
 
-@dataclass
-class Tag:
+class Tag(Record):
     """One model tag dir. Its byte totals are computed once, on first use (a catalog is not
     changed after its scan; a new scan builds new objects): a tag of 400 steps × 10 files
     costs ~4 ms to sum, a stage of 50 such tags 0.2 s."""
 
-    stage: str
-    name: str
-    path: Path
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    other_files: list[FileEntry] = field(default_factory=list)
-    mtime: float = 0.0
-    is_link: bool = False
-    pins_error: str | None = None  # the sidecar is corrupt: pins unknown, so prune protects all
-    storage: Storage = field(default=LOCAL, repr=False, compare=False)
-    error: str | None = None  # the tag dir could not be listed (e.g. "permission denied")
+    _fields = ("stage", "name", "path", "checkpoints", "other_files", "mtime", "is_link",
+               "pins_error", "error")
+
+    def __init__(self, stage: str, name: str, path: Path,
+                 checkpoints: list[Checkpoint] | None = None,
+                 other_files: list[FileEntry] | None = None, mtime: float = 0.0,
+                 is_link: bool = False, pins_error: str | None = None,
+                 storage: Storage = LOCAL, error: str | None = None) -> None:
+        self.stage = stage
+        self.name = name
+        self.path = path
+        self.checkpoints: list[Checkpoint] = [] if checkpoints is None else checkpoints
+        self.other_files: list[FileEntry] = [] if other_files is None else other_files
+        self.mtime = mtime
+        self.is_link = is_link
+        self.pins_error = pins_error  # the sidecar is corrupt: pins unknown, prune protects all
+        self.storage = storage
+        self.error = error  # the tag dir could not be listed (e.g. "permission denied")
 
     @property
     def latest_step(self) -> int | None:
@@ -197,33 +304,54 @@ class Tag:
         return next((c for c in self.checkpoints if c.step == step), None)
 
     @cached_property
+    def _sums(self) -> tuple[int, int, int]:
+        """(model, optimizer, meta) bytes of every step, in one pass."""
+        model = optim = meta = 0
+        for c in self.checkpoints:
+            for f in c.optim:
+                optim += f.size
+            if c.model is not None:
+                model += c.model.size
+            if c.legacy is not None:
+                model += c.legacy.size
+            if c.meta is not None:
+                meta += c.meta.size
+        return model, optim, meta
+
+    @cached_property
     def total_bytes(self) -> int:
-        return sum(c.total_bytes for c in self.checkpoints) + self.other_bytes
+        return sum(self._sums) + self.other_bytes
 
     @cached_property
     def model_bytes(self) -> int:
-        return sum(c.model_bytes for c in self.checkpoints)
+        return self._sums[0]
 
     @cached_property
     def optim_bytes(self) -> int:
-        return sum(c.optim_bytes for c in self.checkpoints)
+        return self._sums[1]
 
     @cached_property
     def meta_bytes(self) -> int:
-        return sum(c.meta_bytes for c in self.checkpoints)
+        return self._sums[2]
 
     @cached_property
     def other_bytes(self) -> int:
         return sum(f.size for f in self.other_files)
 
 
-@dataclass
-class Stage:
-    dirname: str
-    path: Path
-    tags: list[Tag] = field(default_factory=list)
-    other_files: list[FileEntry] = field(default_factory=list)
-    error: str | None = None  # the stage dir could not be listed
+class Stage(Record):
+    """One ``*_checkpoints`` dir: its tags."""
+
+    _fields = ("dirname", "path", "tags", "other_files", "error")
+
+    def __init__(self, dirname: str, path: Path, tags: list[Tag] | None = None,
+                 other_files: list[FileEntry] | None = None, error: str | None = None
+                 ) -> None:
+        self.dirname = dirname
+        self.path = path
+        self.tags: list[Tag] = [] if tags is None else tags
+        self.other_files: list[FileEntry] = [] if other_files is None else other_files
+        self.error = error  # the stage dir could not be listed
 
     @property
     def label(self) -> str:
@@ -262,18 +390,24 @@ class Stage:
         return sum(t.meta_bytes for t in self.tags)
 
 
-@dataclass
-class Catalog:
+class Catalog(Record):
     """Everything found under one base dir at one moment."""
 
-    base_dir: Path
-    stages: list[Stage] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    free_bytes: int | None = None
-    disk_bytes: int | None = None
-    scanned_at: float = 0.0
-    exists: bool = True
-    storage: Storage = field(default=LOCAL, repr=False, compare=False)
+    _fields = ("base_dir", "stages", "notes", "free_bytes", "disk_bytes", "scanned_at",
+               "exists")
+
+    def __init__(self, base_dir: Path, stages: list[Stage] | None = None,
+                 notes: list[str] | None = None, free_bytes: int | None = None,
+                 disk_bytes: int | None = None, scanned_at: float = 0.0, exists: bool = True,
+                 storage: Storage = LOCAL) -> None:
+        self.base_dir = base_dir
+        self.stages: list[Stage] = [] if stages is None else stages
+        self.notes: list[str] = [] if notes is None else notes
+        self.free_bytes = free_bytes
+        self.disk_bytes = disk_bytes
+        self.scanned_at = scanned_at
+        self.exists = exists
+        self.storage = storage
 
     @property
     def read_only(self) -> bool:
@@ -340,32 +474,37 @@ def _stage_order(dirname: str) -> tuple[int, list[object]]:
 # scan
 
 
-# The five patterns above as one alternation, tried in the same order (their prefixes exclude
-# each other anyway): one regex call per name instead of up to five. Each pattern's groups are
-# (step) or (step, rank); m.lastindex, the last group that matched, says which one matched.
-_KIND_RES = ((MODEL_RE, FileKind.MODEL), (META_RE, FileKind.META), (OPTIM_RE, FileKind.OPTIM),
-             (OPTIM_OLD_RE, FileKind.OPTIM), (LEGACY_RE, FileKind.LEGACY))
-_ANY_RE = re.compile("|".join(f"(?:{r.pattern})" for r, _ in _KIND_RES))
-_BY_LASTINDEX: dict[int, tuple[FileKind, int, int | None]] = {}
-_n = 0
-for _r, _k in _KIND_RES:
-    _BY_LASTINDEX[_n + _r.groups] = (_k, _n + 1, _n + 2 if _r.groups == 2 else None)
-    _n += _r.groups
-del _n, _r, _k
+_MODEL, _META, _LEGACY = FileKind.MODEL, FileKind.META, FileKind.LEGACY
+_OTHER, _OPTIM = FileKind.OTHER, FileKind.OPTIM
+_NOT_A_STEP: tuple[FileKind, int | None, int | None] = (FileKind.OTHER, None, None)
 
 
 def classify(name: str) -> tuple[FileKind, int | None, int | None]:
-    m = _ANY_RE.fullmatch(name)
-    if m is None:
-        return FileKind.OTHER, None, None
-    kind, step_group, rank_group = _BY_LASTINDEX[m.lastindex]  # type: ignore[index]
-    return kind, int(m.group(step_group)), (
-        None if rank_group is None else int(m.group(rank_group)))
+    """(kind, step, rank) of a file name: exactly what a ``fullmatch`` of :data:`PATTERNS`
+    says (``\\d`` is any Unicode decimal digit, as ``str.isdecimal``), with str methods: no
+    regex to compile at start-up, and a third of the time per name."""
+    first = name[:1]
+    if first == "m":
+        if name.endswith(".pt"):
+            if name.startswith("model_") and (digits := name[6:-3]).isdecimal():
+                return _MODEL, int(digits), None
+        elif name.endswith(".json") and name.startswith("meta_") and (
+                digits := name[5:-5]).isdecimal():
+            return _META, int(digits), None
+    elif first == "o":
+        if name.startswith("optim_") and name.endswith(".pt"):
+            body = name[6:-3]
+            if body.isdecimal():
+                return _OPTIM, int(body), None
+            step, sep, rank = body.partition("_rank")
+            if sep and step.isdecimal() and rank.isdecimal():
+                return _OPTIM, int(step), int(rank)
+    elif first == "s" and name.startswith("step_") and name.endswith(".pt") and (
+            digits := name[5:-3]).isdecimal():
+        return _LEGACY, int(digits), None
+    return _NOT_A_STEP
 
 
-_OTHER, _OPTIM = FileKind.OTHER, FileKind.OPTIM
-_ZIP_KINDS = frozenset((FileKind.MODEL, FileKind.OPTIM, FileKind.LEGACY))
-_NOT_A_STEP = (FileKind.OTHER, None, None)
 
 
 def describe_error(e: BaseException) -> str:
@@ -414,22 +553,22 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
                   now: float, *, mtime: float = 0.0, is_link: bool = False) -> Tag:
     """A tag from its directory's rows: checkpoints, states, other files (pins not read)."""
     tag = Tag(stage, path.name, path, storage=storage)
-    special = frozenset(r[0] for r in rows if r[2] == SPECIAL)
-    rows = _good_rows(storage, path, rows, notes)
+    # (one list of sizes checked in C: 24,000 rows cost 1 ms, not 3 through generators)
+    if rows and min([r[2] for r in rows]) < 0:
+        special = frozenset(r[0] for r in rows if r[2] == SPECIAL)
+        rows = _good_rows(storage, path, rows, notes)
+    else:
+        special = frozenset()
     # object stores have prefixes, not dirs: no mtime of their own
     tag.mtime = mtime or max((r[3] for r in rows), default=0.0)
     tag.is_link = is_link
-    zip_whole = storage.zip_whole
-    prefix = str(path).rstrip("/") + "/"  # the tail check's path without a Path per file
-
-    if special:
-        def tail(name: str, size: int, mtime_ns: int) -> bool | None:
-            return False if name in special else zip_whole(prefix + name, size, mtime_ns)
-    else:
-        def tail(name: str, size: int, mtime_ns: int) -> bool | None:
-            return zip_whole(prefix + name, size, mtime_ns)
-
-    group_rows(tag, rows, notes, now, storage.join, tail, special)
+    whole = storage.zip_whole if type(storage).zip_whole is not Storage.zip_whole else None
+    # a local tag dir's file paths are made by child_path itself (no wrapper call per file)
+    join = child_path if type(storage).join is LocalStorage.join and isinstance(path, Path) \
+        else storage.join
+    # (the tail check gets prefix + name: no Path per file)
+    group_rows(tag, rows, notes, now, join, None, special, whole=whole,
+               prefix=str(path).rstrip("/") + "/")
     return tag
 
 
@@ -465,46 +604,90 @@ def scan_tag_dir(storage: Storage, path: Any, notes: list[str], now: float,
 def group_rows(tag: Tag, rows: Iterable[Row], notes: list[str], now: float,
                join: Callable[[Any, str], Any],
                tail_ok: Callable[[str, int, int], bool | None] | None = None,
-               special: frozenset[str] = frozenset()) -> None:
+               special: frozenset[str] = frozenset(), *,
+               whole: Callable[[str, int, int], bool | None] | None = None,
+               prefix: str = "") -> None:
     """Group one tag dir's entries into ``tag.checkpoints`` and ``tag.other_files``, and give
     every checkpoint its state.
 
     ``join(tag.path, name)`` makes a file's path. ``tail_ok(name, size, mtime_ns)`` says whether
     a model/optimizer file ends in a zip central directory (``None``: not checked, as on a remote
-    storage), so only a recent mtime can make such a checkpoint "writing". Our pins sidecar is skipped.
+    storage), so only a recent mtime can make such a checkpoint "writing"; or ``whole(prefix +
+    name, size, mtime_ns)`` does (the storage's ``zip_whole``, called without a wrapper: a
+    scan makes tens of thousands of these calls), never for the ``special`` names (not regular
+    files). Our pins sidecar is skipped.
     """
+    if whole is not None and tail_ok is None:
+        if special:  # (rare: the common case calls ``whole`` inline below)
+            check = whole
+
+            def tail_ok(name: str, size: int, mtime_ns: int) -> bool | None:
+                return False if name in special else check(prefix + name, size, mtime_ns)
+
+            whole = None
+    else:
+        whole = None
     groups: dict[int, Checkpoint] = {}
     bad_zips: set[int] = set()  # id() of the FileEntries whose zip tail check failed
     stage, path, other_files, storage = tag.stage, tag.path, tag.other_files, tag.storage
-    # (the enum members are read into locals once: each FileKind.X lookup costs ~0.2 µs)
-    other, optim, zip_kinds, not_a_step = _OTHER, _OPTIM, _ZIP_KINDS, _NOT_A_STEP
-    classify_, sidecar, sidecar_tmp = classify, SIDECAR, SIDECAR + "."
+    tag_name = tag.name
+    # (the enum members and functions are read into locals once: each global or attribute
+    # lookup costs ~0.05-0.2 µs, and this loop runs once per file)
+    other, optim, model, meta, legacy = _OTHER, _OPTIM, _MODEL, _META, _LEGACY
+    not_a_step, classify_ = _NOT_A_STEP, classify
+    sidecar, sidecar_tmp = SIDECAR, SIDECAR + "."
+    new_entry, entry_cls = tuple.__new__, FileEntry
     for name, is_dir, size, mtime, is_link, mtime_ns in rows:
         kind, step, rank = not_a_step if is_dir else classify_(name)
-        fe = FileEntry(join(path, name), kind, size, mtime, step, rank, is_link)
+        fe = new_entry(entry_cls, (join(path, name), kind, size, mtime, step, rank, is_link,
+                                   name, mtime_ns or None))
         if kind is other:
             if name == sidecar or (name.startswith(sidecar_tmp) and name.endswith(".tmp")):
                 continue  # our own pins file (and its temp file while being replaced)
             other_files.append(fe)
             continue
-        assert step is not None
-        ck = groups.get(step)
+        ck = groups.get(step)  # type: ignore[arg-type]
         if ck is None:
-            ck = groups[step] = Checkpoint(stage, tag.name, step, path, storage=storage)
+            ck = groups[step] = Checkpoint(stage, tag_name, step, path,  # type: ignore[index]
+                                           storage=storage)
         if kind is optim:
             ck.optim.append(fe)
-        else:
-            slot = kind._value_  # (.value is a descriptor: slower)
-            if getattr(ck, slot) is not None:  # e.g. model_6.pt beside model_000006.pt
-                other_files.append(fe)
-                notes.append(f"{fe.path}: a second {slot} file for step {step}, listed as other")
+        elif kind is meta:
+            if ck.meta is not None:  # e.g. meta_6.json beside meta_000006.json
+                _second(other_files, notes, fe, "meta", step)
                 continue
-            setattr(ck, slot, fe)
-        if tail_ok is not None and kind in zip_kinds and tail_ok(name, size, mtime_ns) is False:
+            ck.meta = fe
+            continue  # (not a zip)
+        elif kind is model:
+            if ck.model is not None:
+                _second(other_files, notes, fe, "model", step)
+                continue
+            ck.model = fe
+        elif kind is legacy:
+            if ck.legacy is not None:
+                _second(other_files, notes, fe, "legacy", step)
+                continue
+            ck.legacy = fe
+        # (a model, shard or step_N.pt here: a zip; metas and other files went on above)
+        if whole is not None:
+            if whole(prefix + name, size, mtime_ns) is False:
+                bad_zips.add(id(fe))
+        elif tail_ok is not None and tail_ok(name, size, mtime_ns) is False:
             bad_zips.add(id(fe))
-    tag.checkpoints = sorted(groups.values(), key=lambda c: c.step)
-    other_files.sort(key=lambda f: natural_key(f.name))
+    tag.checkpoints = sorted(groups.values(), key=_step_of)
+    if len(other_files) > 1:
+        other_files.sort(key=lambda f: natural_key(f.name))
     _assign_states(tag, bad_zips, now, special)
+
+
+def _step_of(ck: Checkpoint) -> int:
+    return ck.step
+
+
+def _second(other_files: list[FileEntry], notes: list[str], fe: FileEntry, slot: str,
+            step: int | None) -> None:
+    other_files.append(fe)
+    notes.append(f"{fe.path}: a second {slot} file for step {step}, listed as other")
 
 
 def apply_pins(tag: Tag, pins: dict[int, PinEntry]) -> None:
@@ -532,15 +715,24 @@ def _assign_states(tag: Tag, bad_zips: set[int], now: float,
     expected_ranks = max((max(r) + 1 for r in ranks_of if r), default=0)
     all_ranks = list(range(expected_ranks))
     latest = tag.latest_step
+    write_window = WRITE_WINDOW
     for ck, ranks in zip(tag.checkpoints, ranks_of, strict=True):
-        if len(ck.optim) > 1:
-            ck.optim.sort(key=_optim_order)
+        optim = ck.optim
+        if len(optim) > 1 and not (len(optim) == 2 and optim[0].rank == 0 and optim[1].rank == 1):
+            optim.sort(key=_optim_order)  # (2 ranks listed in order: the common case)
         ck.is_latest = ck.step == latest
         problems: list[str] = []
         states: list[State] = []
-        files = ck.files
+        files = [f for f in (ck.model, ck.legacy, ck.meta) if f is not None] + optim
         age = now - max([f.mtime for f in files], default=0.0)  # now - ck.mtime
-        broken = [f for f in files if id(f) in bad_zips] if bad_zips else []
+        if not bad_zips:
+            if age >= write_window and ranks == all_ranks and ck.meta is not None and (
+                    ck.model is not None or ck.legacy is not None):
+                ck.state, ck.problems = complete, problems  # the common case: nothing to say
+                continue
+            broken = []
+        else:
+            broken = [f for f in files if id(f) in bad_zips]
         unfinished = []
         for f in broken:
             if f.name in special:
@@ -553,7 +745,7 @@ def _assign_states(tag: Tag, bad_zips: set[int], now: float,
             else:
                 states.append(corrupt)
                 problems.append(f"{f.name} is truncated or not a zip (no central directory)")
-        if age < WRITE_WINDOW and writing not in states:
+        if age < write_window and writing not in states:
             states.append(writing)
             problems.append(f"modified {max(age, 0):.0f}s ago: may still be being written")
         if ck.weights is None:
@@ -638,12 +830,13 @@ def _scan(storage: Storage, now: float) -> Catalog:
             cat.notes.append(f"{storage.display(path)}: {stage.error}")
             continue
         for row in _good_rows(storage, path, listing, cat.notes):
-            name, is_dir, size, mtime, is_link, _ = row
+            name, is_dir, size, mtime, is_link, mtime_ns = row
             if is_dir:
                 tag_jobs.append((stage, storage.join(path, name), row))
             else:
                 stage.other_files.append(FileEntry(storage.join(path, name), FileKind.OTHER,
-                                                   size, mtime, None, None, is_link))
+                                                   size, mtime, None, None, is_link,
+                                                   mtime_ns or None))
     tag_lists = storage.map(_try_list(storage), [p for _, p, _ in tag_jobs])
     with_pins: list[Tag] = []
     for (stage, path, row), listing in zip(tag_jobs, tag_lists, strict=True):
@@ -654,7 +847,8 @@ def _scan(storage: Storage, now: float) -> Catalog:
         else:
             tag = tag_from_rows(storage, stage.dirname, path, listing, cat.notes, now,
                                 mtime=row[3], is_link=row[4])
-            if any(r[0] == SIDECAR and not r[1] for r in listing):
+            if SIDECAR in [r[0] for r in listing] and any(
+                    r[0] == SIDECAR and not r[1] for r in listing):
                 with_pins.append(tag)
         stage.tags.append(tag)
     if with_pins:
