@@ -57,16 +57,20 @@ async def test_confirm_delete_defaults_to_cancel(demo_master: Path) -> None:
         assert cells[0] == "base_checkpoints/d4/model_000500.pt" and len(cells) == 8
         await pilot.press("enter")  # Enter on the focused button is Cancel
         await pilot.pause()
-    assert app.results == [False]
+    assert app.results == [None]
 
 
 async def test_confirm_delete_keys(demo_master: Path) -> None:
     plan = _plan(demo_master)
-    for key, expected in (("y", True), ("n", False), ("escape", False)):
-        app = Host(lambda: ConfirmDelete(plan))
+    for key, expected in (("y", "delete"), ("n", None), ("escape", None), ("t", None)):
+        app = Host(lambda: ConfirmDelete(plan))  # (no trash offered: t does nothing)
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.press(key)
             await pilot.pause()
+            if key == "t":
+                assert not app.screen.query("#trash")
+                await pilot.press("escape")
+                await pilot.pause()
         assert app.results == [expected], key
 
 
@@ -81,13 +85,13 @@ async def test_confirm_delete_empty_plan_cannot_confirm(demo_master: Path) -> No
         assert app.results == []  # y does nothing when there is nothing to delete
         await pilot.press("escape")
         await pilot.pause()
-    assert app.results == [False]
+    assert app.results == [None]
 
 
 async def test_prune_form_live_preview_and_submit(demo_master: Path) -> None:
     cat = scan(demo_master)
     d4 = cat.stage("base").tag("d4")
-    app = Host(lambda: PruneForm("base/d4", lambda r: plan_rules(cat, [d4], r)))
+    app = Host(lambda: PruneForm("base/d4", lambda r, v: plan_rules(cat, [d4], r, verdicts=v)))
     async with app.run_test(size=(120, 40)) as pilot:
         form = app.screen
         preview = form.query_one("#preview")
@@ -105,6 +109,7 @@ async def test_prune_form_live_preview_and_submit(demo_master: Path) -> None:
         form.query_one("#optimizer_only").value = True
         assert await shows("would delete 8 files")
         assert not form.query_one("#review").disabled
+        await pilot.pause(0.2)  # (the preview box is fitted to the plan: the buttons settle)
         await pilot.click("#review")
         await pilot.pause()
     assert app.results == [Rules(keep_last=2, optimizer_only=True)]
@@ -119,10 +124,10 @@ async def test_prune_form_preview_is_planned_off_the_ui_thread(demo_master: Path
     d4 = cat.stage("base").tag("d4")
     gate = threading.Event()
 
-    def preview(rules: Rules):  # type: ignore[no-untyped-def]
+    def preview(rules: Rules, verdicts):  # type: ignore[no-untyped-def]
         if rules.keep_last == 3:
             gate.wait(10)  # the first preview (keep last 3) is slow
-        return plan_rules(cat, [d4], rules)
+        return plan_rules(cat, [d4], rules, verdicts=verdicts)
 
     app = Host(lambda: PruneForm("base/d4", preview))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -175,12 +180,16 @@ def _big_plan(base: Path):
 def _prune_form(base: Path) -> PruneForm:
     cat = scan(base)
     d4 = cat.stage("base").tag("d4")
-    return PruneForm("base/d4", lambda r: plan_rules(cat, [d4], r))
+    return PruneForm("base/d4", lambda r, v: plan_rules(cat, [d4], r, verdicts=v))
 
 
 async def _preview_shown(pilot) -> None:  # type: ignore[no-untyped-def]
     preview = pilot.app.screen.query_one("#preview")
     assert await wait_for(pilot, lambda: "would delete" in str(preview.render()), 5)
+    # the box is fitted to its lines after a refresh (a verified plan adds the kept steps)
+    box = pilot.app.screen.query_one("#preview-box")
+    lines = str(preview.render()).count("\n") + 1
+    assert await wait_for(pilot, lambda: box.size.height >= min(lines, 2), 5)
     await pilot.pause()
 
 

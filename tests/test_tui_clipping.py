@@ -29,8 +29,8 @@ def write_long_names(base: Path) -> Path:
 
     def step(d: Path, s: int, bpb: float, ranks: int = 0) -> None:
         d.mkdir(parents=True, exist_ok=True)
-        files = [(f"model_{s:06d}.pt", EMPTY_ZIP), (f"meta_{s:06d}.json",
-                                                     b'{"val_bpb": %.4f}' % bpb)]
+        meta = b'{"val_bpb": %.4f, "model_config": {}}' % bpb  # (loadable: not "bad meta")
+        files = [(f"model_{s:06d}.pt", EMPTY_ZIP), (f"meta_{s:06d}.json", meta)]
         files += [(f"optim_{s:06d}_rank{r}.pt", EMPTY_ZIP) for r in range(ranks)]
         for name, data in files:
             (d / name).write_bytes(data)

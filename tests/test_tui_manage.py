@@ -149,6 +149,7 @@ async def test_prune_tag_by_rules(demo_dir: Path) -> None:
         form.query_one("#keep_last").value = "2"
         await pilot.pause()
         assert "would delete 16 files" in str(form.query_one("#preview").render())
+        await pilot.pause(0.2)  # (the preview box is fitted to the plan: the buttons settle)
         await pilot.click("#review")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDelete))
         await pilot.press("y")

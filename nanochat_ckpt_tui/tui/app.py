@@ -8,9 +8,11 @@ events costs one scan. Nothing here imports torch, except writing the demo on re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,9 +29,12 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Static, Tree
 from textual.worker import Worker, WorkerState
 
+from ..fmt import human_bytes
 from ..store.layout import Catalog, resolve_base_dir, scan
-from ..store.summary import val_bpb_of
+from ..store.summary import assess_metas, val_bpb_of
+from ..store.trash import TrashUsage, trash_usage
 from ..store.watch import recheck_delay, watch_base
+from .checks import CheckActions
 from .detail import DetailPane
 from .disposer import Disposer
 from .help import HelpScreen, key_rows
@@ -37,6 +42,7 @@ from .manage import ManageActions
 from .palette import Palette
 from .status import StatusBar, StatusInfo
 from .tree import SORT_KEYS, SORT_NATURAL_DESC, CheckpointTree, NodeRef, sort_name
+from .verdict_memo import VerdictMemo
 from .welcome import WelcomeScreen, default_demo_root, write_fresh_demo
 
 AGE_REFRESH = 30.0  # seconds between redraws of the ages in the tree
@@ -56,10 +62,12 @@ class Scanned(Message):
     """A scan finished in a worker."""
 
     def __init__(self, base: Path, catalog: Catalog | None, bpb: dict[str, float | None],
-                 error: str | None = None, early: bool = False) -> None:
+                 error: str | None = None, early: bool = False,
+                 trash: TrashUsage | None = None) -> None:
         super().__init__()
         self.base, self.catalog, self.bpb, self.error = base, catalog, bpb, error
         self.early = early  # the catalog, shown before its metas are read; more follows
+        self.trash = trash  # the base dir's trash (None: none, or not writable)
 
 
 class DemoReady(Message):
@@ -68,7 +76,7 @@ class DemoReady(Message):
         self.path, self.error = path, error
 
 
-class CkptApp(ManageActions, App[None]):
+class CkptApp(CheckActions, ManageActions, App[None]):
     """See, compare and prune nanochat checkpoints."""
 
     TITLE = "nanochat-ckpt"
@@ -82,6 +90,8 @@ class CkptApp(ManageActions, App[None]):
         Binding("r", "rescan", "Refresh"),
         Binding("d", "diff", "Diff"),
         Binding("x,delete", "delete", "Delete"),
+        Binding("c", "check", "Check"),
+        Binding("y", "copy_command", "Copy command"),
         Binding("X", "delete_optimizer", "Delete optimizer shards", show=False),
         Binding("P", "prune_tag", "Prune tag", show=False),
         Binding("p", "pin", "Pin", show=False),
@@ -95,7 +105,7 @@ class CkptApp(ManageActions, App[None]):
         Binding("p", "why_not('pin')", show=False),
         Binding("n", "why_not('note')", show=False),
         Binding("a", "why_not('archive')", show=False),
-        Binding("escape", "escape", "Clear filter", show=False),
+        Binding("escape", "escape", "Cancel the check, else clear the filter", show=False),
     ]
 
     def __init__(self, base_dir: str | os.PathLike[str] | None = None, *, poll: bool = False,
@@ -148,7 +158,10 @@ class CkptApp(ManageActions, App[None]):
         self._filter_count = Label(id="filter-count")
         self.job_line = Static(id="job")
         self.archived_keys: set[str] = set()
-        self._archived_loaded = False
+        self.jobs: dict[str, str] = {}  # running jobs' progress lines (check, plan)
+        self.cancels: dict[str, threading.Event] = {}  # and their cancel events
+        self.verdict_memo = VerdictMemo()
+        self.trash_usage: TrashUsage | None = None
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -247,9 +260,13 @@ class CkptApp(ManageActions, App[None]):
                 # a first scan of a big base dir: show the tree now, val_bpb in ~0.5 s
                 gc.freeze()
                 self.post_message(Scanned(base, cat, {}, early=True))
+            assess_metas(cks)  # (a meta nanochat cannot load: "bad meta")
             bpb = {ck.key: val_bpb_of(ck) for ck in cks}
+            trash = None
+            with contextlib.suppress(OSError):  # (an unreadable trash: not shown)
+                trash = trash_usage(cat.storage, cat.base_dir)
             gc.freeze()
-            self.post_message(Scanned(base, cat, bpb))
+            self.post_message(Scanned(base, cat, bpb, trash=trash))
         except Exception as e:  # noqa: BLE001 - a scan must never take the app down
             self.post_message(Scanned(base, None, {}, f"{type(e).__name__}: {e}"))
         finally:
@@ -294,11 +311,12 @@ class CkptApp(ManageActions, App[None]):
         if self._mode == "scanning…":
             self._mode = ("polling" if self.poll else "watching") if self.watch_enabled \
                 else "not watching"
+        self.trash_usage = message.trash
+        self.detail_pane.context.trash = message.trash
         self._show_catalog(cat, message.bpb)
         self._schedule_recheck(cat)
-        if not self._archived_loaded:
-            self._archived_loaded = True
-            self.load_archived()
+        self.lookup_verdicts()  # the tree's check badges, off this thread
+        self.load_archived()
         if not cat.exists and was_there:
             # Deleted (or unmounted) under a running app: say so, and keep watching for it
             # (not the first-run screen, whose Quit would end the session).
@@ -363,6 +381,8 @@ class CkptApp(ManageActions, App[None]):
             elif worker.group == "scan":
                 self._scanning = False
             else:
+                if worker.group in self.cancels:  # (a job's progress line goes too)
+                    self.job_ended(worker.group)
                 self.notify(f"{worker.group} failed: {worker.error}", severity="error")
 
     @property
@@ -447,7 +467,8 @@ class CkptApp(ManageActions, App[None]):
             display=self.display_label, catalog=self.catalog, mode=mode,
             read_only=self.read_only, sort=tree.sort_label, sort_words=tree.sort_words,
             filter=tree.filter_text,
-            marks=len(tree.marks)))
+            marks=len(tree.marks), trash=self.trash_usage,
+            job=" · ".join(self.jobs.values())))
 
     # -- filter -----------------------------------------------------------------------------
 
@@ -466,7 +487,11 @@ class CkptApp(ManageActions, App[None]):
         self.tree_view.focus()
 
     def action_escape(self) -> None:
-        self.clear_filter()
+        """Esc stops a running check or verification first, then clears the filter."""
+        if self.jobs_running:
+            self.action_cancel_jobs()
+        else:
+            self.clear_filter()
 
     def clear_filter(self) -> None:
         self._filter.value = ""
@@ -521,6 +546,18 @@ class CkptApp(ManageActions, App[None]):
                             self.open_demo)
         yield SystemCommand("Diff", "Compare two marked checkpoints, or the highlighted one "
                             "with the previous step (d)", self.action_diff)
+        yield SystemCommand("Check", "Verify the highlighted, marked, or a whole tag's "
+                            "checkpoints: every byte against its CRC, NaN/Inf (c)",
+                            self.action_check)
+        if "check" in self.cancels:
+            yield SystemCommand("Cancel check", "Stop the running check (esc); what was "
+                                "checked so far is cached", self.action_cancel_jobs)
+        if "plan" in self.cancels:
+            yield SystemCommand("Cancel verification", "Stop verifying the deletion being "
+                                "planned (esc); nothing is deleted", self.action_cancel_jobs)
+        yield SystemCommand("Copy command", "Copy the nanochat command that resumes, evaluates, "
+                            "chats with or fine-tunes from the highlighted checkpoint (y)",
+                            self.action_copy_command)
         yield SystemCommand("Archive", "Copy the highlighted or marked checkpoints to a dir or "
                             "URL, checksummed (a)", self.action_archive)
         if self._archive_cancel is not None:
@@ -538,6 +575,11 @@ class CkptApp(ManageActions, App[None]):
                                 self.action_pin)
             yield SystemCommand("Note", "Attach a note to the highlighted checkpoint (n)",
                                 self.action_note)
+            usage = self.trash_usage
+            if usage is not None and usage.files:
+                yield SystemCommand("Empty trash", f"Delete the {usage.files} files "
+                                    f"({human_bytes(usage.bytes)}) waiting in the base dir's "
+                                    "trash, after a confirmation", self.action_empty_trash)
 
 
 def run_app(base_dir: Path | str | None, demo: bool = False, poll: bool = False,

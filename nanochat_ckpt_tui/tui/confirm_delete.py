@@ -1,9 +1,16 @@
-"""The confirm-delete modal: exact files, bytes, protections and warnings; Cancel by default."""
+"""The confirm-delete modal: exact files, bytes, protections, the verdicts of the steps kept and
+warnings; Cancel by default. It is dismissed with ``"delete"``, ``"trash"`` (move the files
+into the base dir's trash instead, when one is offered) or None (cancelled).
+
+A plan whose ``confirm`` is not empty (a damaged or unhealthy latest step) needs a second
+explicit yes: :class:`ConfirmLatest` names each such step and why, after this modal's yes.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -54,17 +61,31 @@ def column_widths(rows: list[tuple[str, str, str, str]], width: int) -> list[int
     return [file_w, kind_w, size_w, reason_w]
 
 
-class ConfirmDelete(Dialog[bool]):
-    """Show a :class:`PrunePlan` in full and return True only on an explicit yes."""
+def short_key(key: str) -> str:
+    """``base_checkpoints/d3@500`` → ``base/d3@500``."""
+    return key.replace("_checkpoints/", "/", 1)
+
+
+def kept_line(key: str, verdict: str) -> str:
+    """A kept step's verdict, as markup: green when good, red otherwise."""
+    colour = "green" if verdict == "good" else "red"
+    return f"[{colour}]kept[/] {escape(short_key(key))}: checked, {escape(verdict)}"
+
+
+class ConfirmDelete(Dialog["str | None"]):
+    """Show a :class:`PrunePlan` in full; ``"delete"`` or ``"trash"`` only on an explicit
+    yes (``y``, or ``t`` when a trash dir is offered)."""
 
     BINDINGS = [
         Binding("y", "confirm", "Yes, delete", show=True),
+        Binding("t", "trash", "Move to trash", show=True),
         Binding("n,escape", "cancel", "Cancel", show=True),
     ]
     FLEX = (("#files", 4, 16), ("#notes", 3, 10))
 
     def __init__(self, plan: PrunePlan, *, trash: Path | None = None,
                  archived: set[Path] | None = None) -> None:
+        """``trash``: the trash dir to offer beside deleting (None: deleting only)."""
         super().__init__()
         self.plan = plan
         self.trash = trash
@@ -84,10 +105,9 @@ class ConfirmDelete(Dialog[bool]):
 
     def compose(self) -> ComposeResult:
         plan = self.plan
-        verb = f"Move to trash ({self.trash})" if self.trash else "Delete"
         with Vertical(id="dialog", classes="danger"):
             if plan.items:
-                yield Static(f"[b]{verb} {len(plan.items)} files, "
+                yield Static(f"[b]Delete {len(plan.items)} files, "
                              f"{human_bytes(plan.bytes_freed)}[/b] "
                              f"({plan.bytes_freed:,} bytes) from {len(plan.checkpoints)} "
                              "checkpoint(s)?", id="title")
@@ -97,17 +117,30 @@ class ConfirmDelete(Dialog[bool]):
                 yield table
             else:
                 yield Static("[b]Nothing to delete.[/b]", id="title")
-            notes = [f"[green]protected[/] {p.checkpoint}: {p.reason}" for p in plan.protected]
-            notes += [f"[yellow]warning[/] {w}" for w in plan.warnings]
-            if notes:
-                with VerticalScroll(id="notes"):
-                    yield Static("\n".join(notes))
+            yield from self._notes()
             with Horizontal(id="buttons"):
                 yield Button("Cancel (n)", id="cancel", variant="primary")
+                if plan.items and self.trash is not None:
+                    yield Button(f"Trash {human_bytes(plan.bytes_freed)} (t)", id="trash",
+                                 variant="warning")
                 if plan.items:
-                    label = "Trash" if self.trash else "Delete"
-                    yield Button(f"{label} {human_bytes(plan.bytes_freed)} (y)", id="confirm",
+                    yield Button(f"Delete {human_bytes(plan.bytes_freed)} (y)", id="confirm",
                                  variant="error")
+
+    def _notes(self) -> ComposeResult:
+        plan = self.plan
+        notes = [f"[red]needs a second yes[/] {escape(c)}" for c in plan.confirm]
+        notes += [f"[green]protected[/] {escape(short_key(p.checkpoint))}: {escape(p.reason)}"
+                  for p in plan.protected]
+        notes += [kept_line(k, v) for k, v in plan.kept_verdicts.items()]
+        notes += [f"[yellow]warning[/] {escape(w)}" for w in plan.warnings]
+        if plan.items and self.trash is not None:
+            notes.append(f"[dim]t moves the files to {escape(str(self.trash))} instead: "
+                         "nothing is freed until the trash is emptied (ctrl+p → Empty "
+                         "trash)[/]")
+        if notes:
+            with VerticalScroll(id="notes"):
+                yield Static("\n".join(notes))
 
     def _expected_width(self) -> int:
         """The table's width on this terminal, from dialogs.tcss: #dialog is 90% of the
@@ -155,12 +188,98 @@ class ConfirmDelete(Dialog[bool]):
         event.stop()
         if event.button.id == "confirm":
             self.action_confirm()
+        elif event.button.id == "trash":
+            self.action_trash()
         else:
             self.action_cancel()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "trash":
+            return self.trash is not None and bool(self.plan.items)
+        return True
+
     def action_confirm(self) -> None:
         if self.plan.items:
-            self.dismiss(True)
+            self.dismiss("delete")
+
+    def action_trash(self) -> None:
+        if self.plan.items and self.trash is not None:
+            self.dismiss("trash")
 
     def action_cancel(self) -> None:
-        self.dismiss(False)
+        self.dismiss(None)
+
+
+class ConfirmLatest(Dialog["str | None"]):
+    """The second yes for deleting a tag's latest step that a check found damaged or
+    unhealthy (nanochat resumes, chats and evaluates from the latest step). Dismissed with
+    ``"all"`` (delete it too), ``"rest"`` (keep it, delete the others) or None (nothing)."""
+
+    BINDINGS = [
+        Binding("y", "all", "Yes, delete it too", show=True),
+        Binding("k", "rest", "Keep it, delete the rest", show=True),
+        Binding("n,escape", "cancel", "Cancel", show=True),
+    ]
+    FLEX = (("#notes", 3, 12),)
+
+    def __init__(self, plan: PrunePlan) -> None:
+        super().__init__()
+        self.plan = plan
+        self.keys = latest_keys(plan)
+        self.others = [i for i in plan.items if i.checkpoint not in self.keys]
+
+    def compose(self) -> ComposeResult:
+        names = ", ".join(short_key(k) for k in self.keys) or "the latest step"
+        lines = [f"[b]{escape(names)} {'is' if len(self.keys) < 2 else 'are'} the latest step "
+                 f"of {'its' if len(self.keys) < 2 else 'their'} tag: delete "
+                 f"{'it' if len(self.keys) < 2 else 'them'}?[/b]"]
+        with Vertical(id="dialog", classes="danger"):
+            yield Static("\n".join(lines), id="title")
+            with VerticalScroll(id="notes"):
+                rest = ("\nk keeps it and deletes only the other "
+                        f"{len({i.checkpoint for i in self.others})} step(s) of the plan."
+                        if self.others else "")
+                yield Static("\n".join(f"[red]•[/] {escape(c)}" for c in self.plan.confirm)
+                             + "\n\nnanochat resumes, chats and evaluates from the latest "
+                             "step; once it is gone, the step before it is the latest." + rest)
+            with Horizontal(id="buttons"):
+                yield Button("Cancel (n)", id="cancel", variant="primary")
+                if self.others:
+                    yield Button("Delete the rest (k)", id="rest", variant="warning")
+                yield Button("Delete it too (y)", id="all", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        {"all": self.action_all, "rest": self.action_rest}.get(
+            event.button.id or "", self.action_cancel)()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return bool(self.others) if action == "rest" else True
+
+    def action_all(self) -> None:
+        self.dismiss("all")
+
+    def action_rest(self) -> None:
+        if self.others:
+            self.dismiss("rest")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def latest_keys(plan: PrunePlan) -> list[str]:
+    """The checkpoints of the plan that its ``confirm`` entries are about (each entry starts
+    with the step's key)."""
+    return [k for k in plan.checkpoints if any(c.startswith(k + " ") for c in plan.confirm)]
+
+
+def without(plan: PrunePlan, keys: list[str]) -> PrunePlan:
+    """The plan less the files of ``keys`` (and no second confirmation left)."""
+    from dataclasses import replace
+
+    return replace(plan, items=[i for i in plan.items if i.checkpoint not in keys],
+                   confirm=[c for c in plan.confirm
+                            if not any(c.startswith(k + " ") for k in keys)])

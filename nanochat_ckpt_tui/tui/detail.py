@@ -24,8 +24,10 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from ..store.check import CheckReport, cached_report
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from ..store.summary import CheckpointSummary, MetricPoint, summarize, tag_metrics
+from ..store.trash import TrashUsage
 from .lines import Lines, RenderedLines, render_lines
 from .palette import Palette
 from .render import (
@@ -38,6 +40,7 @@ from .render import (
     tag_view,
 )
 from .tree import NodeRef
+from .verdict_memo import cache_exists
 
 Target = Stage | Tag | Checkpoint | None
 CACHE_SIZE = 64
@@ -49,11 +52,12 @@ def _files_sig(ck: Checkpoint) -> tuple[Hashable, ...]:
             tuple((f.name, f.size, f.mtime) for f in ck.files))
 
 
-def signature(obj: Target, archived: set[str] | frozenset[str] = frozenset()) -> Hashable:
+def signature(obj: Target, archived: set[str] | frozenset[str] = frozenset(),
+              verdicts: dict[str, str] | None = None) -> Hashable:
     """Changes whenever what the pane shows for ``obj`` could change (its files, its
-    state, its pin and note, whether the archive holds it)."""
+    state, its pin and note, whether the archive holds it, its check verdict)."""
     if isinstance(obj, Checkpoint):
-        return (_files_sig(obj), obj.key in archived)
+        return (_files_sig(obj), obj.key in archived, (verdicts or {}).get(obj.key))
     if isinstance(obj, Tag):
         return (tuple((c.step, _files_sig(c)) for c in obj.checkpoints),
                 tuple((f.name, f.size) for f in obj.other_files))
@@ -69,6 +73,16 @@ class Context:
     default_tags: set[str] = field(default_factory=set)
     display: str = ""
     archived: set[str] = field(default_factory=set)  # checkpoint keys in the archive
+    verdicts: dict[str, str] = field(default_factory=dict)  # key → cached check verdict
+    trash: TrashUsage | None = None  # the base dir's trash, when it holds something
+
+
+@dataclass
+class CheckpointDetails:
+    """What the worker read for a checkpoint: its summary and its cached check (or None)."""
+
+    summary: CheckpointSummary
+    report: CheckReport | None = None
 
 
 class DetailPane(VerticalScroll, can_focus=True):
@@ -130,7 +144,8 @@ class DetailPane(VerticalScroll, can_focus=True):
 
     def show(self, ref: NodeRef | None, obj: Target) -> None:
         """Show ``obj`` (the tree's current row), reading its files in a worker if needed."""
-        want = (ref.key, signature(obj, self.context.archived)) if ref is not None \
+        want = (ref.key, signature(obj, self.context.archived, self.context.verdicts)) \
+            if ref is not None \
             else ("", id(self.context.catalog))
         if want == self._want:
             self._obj = obj  # the same row in a newer scan: let go of the old scan's object
@@ -181,7 +196,8 @@ class DetailPane(VerticalScroll, can_focus=True):
         if want == self._want and self._result is None:
             self._paint()  # the scan's facts, with "reading…"
 
-    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False,
+          description="read the details")  # (a tag's repr lists all its steps)
     def _load(self, want: tuple[str, Hashable], obj: Target, pal: Palette, width: int) -> None:
         """Read the files and render the view, all off the UI thread."""
         worker = get_current_worker()
@@ -191,7 +207,9 @@ class DetailPane(VerticalScroll, can_focus=True):
         error = None
         try:
             if isinstance(obj, Checkpoint):
-                result = summarize(obj)
+                summary = summarize(obj)
+                report = cached_report(obj) if cache_exists() else None
+                result = CheckpointDetails(summary, report)
             elif isinstance(obj, Tag):
                 result = tag_metrics(obj)
         except Exception as e:  # noqa: BLE001 - bad input must never take the app down
@@ -263,10 +281,13 @@ def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
     """The view of ``obj`` given what was read (``res``: a summary, metric points, an error
     string, the object itself for stages, or None while reading)."""
     if isinstance(obj, Checkpoint):
-        header = checkpoint_header(obj, now, pal, obj.key in ctx.archived, width)
-        if isinstance(res, CheckpointSummary):  # (the header from this scan's checkpoint)
-            return checkpoint_view(res, now, pal, width, ck=obj,
-                                   archived=obj.key in ctx.archived)
+        header = checkpoint_header(obj, now, pal, obj.key in ctx.archived, width,
+                                   ctx.verdicts.get(obj.key))
+        if isinstance(res, CheckpointSummary):
+            res = CheckpointDetails(res)
+        if isinstance(res, CheckpointDetails):  # (the header from this scan's checkpoint)
+            return checkpoint_view(res.summary, now, pal, width, ck=obj,
+                                   archived=obj.key in ctx.archived, report=res.report)
         if isinstance(res, str):
             return error_view(header, f"Could not read this checkpoint: {res}", pal)
         return Group(header, Text(""), Text("reading…", style="dim"))
@@ -279,7 +300,7 @@ def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
         return tag_view(obj, points, now, pal, max(24, width - 1), default, ctx.bpb)
     if isinstance(obj, Stage):
         return stage_view(obj, ctx.bpb, pal, ctx.catalog.notes if ctx.catalog else [],
-                          width)
+                          width, ctx.trash)
     if ctx.catalog is not None:
-        return overview_view(ctx.catalog, pal, ctx.display)
+        return overview_view(ctx.catalog, pal, ctx.display, ctx.trash)
     return Text("scanning…", style="dim")

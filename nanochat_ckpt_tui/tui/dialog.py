@@ -35,6 +35,15 @@ class Dialog(ModalScreen[ScreenResultType]):
                 widget.compact = short
         self.call_after_refresh(self.fit)
 
+    def fit_soon(self) -> None:
+        """Fit after the next refresh, and once more after the one after it: a scrolling
+        part whose content just changed knows its new height only once it is laid out."""
+        def twice() -> None:
+            self.fit()
+            self.call_after_refresh(self.fit)
+
+        self.call_after_refresh(twice)
+
     def fit(self) -> None:
         """Give the scrolling parts the rows the fixed parts leave (call again when their
         contents change)."""

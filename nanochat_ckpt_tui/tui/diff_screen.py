@@ -12,6 +12,7 @@ import threading
 import time
 from typing import ClassVar
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -31,6 +32,7 @@ from textual.worker import Worker, WorkerState
 from ..fmt import human_age, human_bytes
 from ..store.layout import Checkpoint
 from .help import HelpScreen, key_rows
+from .render import HIDDEN_METRICS, metric_label
 
 SORTS = ("rel change", "cosine", "max abs", "name")
 TABS = ("tab-tensors", "tab-layers", "tab-keys", "tab-meta")
@@ -45,6 +47,17 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
     ("Anywhere", "ctrl+p", "command palette (Quit is there)"),
     ("Anywhere", "ctrl+c", "quit the app (copies instead when text is selected)"),
 ]
+
+
+def meta_label(path: str) -> str:
+    """``metrics.train_loss`` → ``metrics.train loss (debiased EMA)``."""
+    head, _, key = path.partition(".")
+    return f"metrics.{metric_label(key)}" if head == "metrics" and key else path
+
+
+def hidden_meta(path: str) -> bool:
+    head, _, key = path.partition(".")
+    return head == "metrics" and key in HIDDEN_METRICS
 
 
 def sci(v: float | None) -> str:
@@ -227,8 +240,11 @@ class DiffScreen(Screen[None]):
         return "\n".join(out) or "same keys, shapes and dtypes on both sides"
 
     def meta_text(self) -> str:
+        """The meta's differences; the metrics named as the detail pane names them (the
+        train loss is the debiased EMA; the raw EMA is left to the JSON)."""
         r = self.report
-        out = [f"{m.path}: {m.a!r} → {m.b!r}" for m in r.meta_changes]
+        out = [f"{escape(meta_label(m.path))}: {escape(repr(m.a))} → {escape(repr(m.b))}"
+               for m in r.meta_changes if not hidden_meta(m.path)]
         out += [f"[dim]note: {n}[/]" for n in r.notes]
         return "\n".join(out) or "no differences in meta"
 

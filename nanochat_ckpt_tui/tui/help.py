@@ -22,6 +22,11 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
                                "unmarks them"),
     ("Tree", "x X on a tag", "delete the tag's steps (or their optimizer shards); the latest "
                              "and pinned steps are kept, the confirmation lists everything"),
+    ("Tree", "c on a tag or stage", "check every step of it (those the filter shows): every "
+                                    "byte against its CRC, NaN/Inf in every tensor; progress "
+                                    "in the status bar, esc cancels"),
+    ("Tree", "y", "copy the nanochat command (resume, eval, chat, sft) for the highlighted "
+                  "checkpoint; works over SSH and in tmux (OSC 52)"),
     ("Tree", "sort order", "s: the next key, in its natural order: step ↑ (first step on "
                            "top) → size ↓ (largest first) → val_bpb ↑ (best first) → age ↓ "
                            "(newest first) → step. S: the other direction. ↑ is ascending "
@@ -29,6 +34,9 @@ EXTRA_KEYS: list[tuple[str, str, str]] = [
     ("Anywhere", "tab / shift+tab", "switch between the tree and the detail pane"),
     ("Anywhere", "ctrl+p", "command palette: every action, themes, screenshot"),
     ("Anywhere", "ctrl+c", "quit (copies instead when text is selected)"),
+    ("Delete dialog", "y / t / n", "delete / move to the base dir's trash (freed when emptied: "
+                                   "ctrl+p → Empty trash) / cancel; a damaged latest step asks "
+                                   "a second time"),
     ("Details", "↑ ↓ pgup pgdn home end", "scroll"),
     ("Filter", "enter", "keep the filter and go back to the tree"),
     ("Filter", "escape", "clear the filter"),
@@ -98,8 +106,10 @@ class HelpScreen(ModalScreen[None]):
         intro = Text(self.intro) if self.intro is not None else Text.assemble(
             ("nanochat-ckpt", "bold"),
             " — checkpoints under the base dir, live while training writes.\n",
-            ("Badges: latest · writing (never opened) · corrupt · orphan (meta without "
-             "model) · no meta · incomplete (optimizer shards missing).", "dim"))
+            ("Badges: latest · writing (never opened) · corrupt · unreadable · orphan (meta "
+             "without model) · bad meta (nanochat cannot load it) · no meta · incomplete "
+             "(optimizer shards missing) · verified / damaged / unhealthy (what a check found, "
+             "c) · archived.", "dim"))
         with VerticalScroll(id="help-box"):
             yield Static(intro, id="help-intro")
             yield Static(table, id="help-table")

@@ -1,39 +1,95 @@
-"""The app's actions on checkpoints: diff, delete, prune by rules, pin, note, archive.
+"""The app's actions on checkpoints: diff, delete, prune by rules, pin, note, archive, copy a
+nanochat command, empty the trash.
 
-A mixin for :class:`~.app.CkptApp`, kept apart from the browsing code. Every deletion goes
-through :class:`~.confirm_delete.ConfirmDelete` and runs in a thread worker; ``--read-only``
-hides and disables every action that writes to the base dir.
+A mixin for :class:`~.app.CkptApp`, kept apart from the browsing code. Every deletion is
+planned with verification (the steps that decide whether a tag keeps a good checkpoint are
+checked, cache first) in a thread worker whose progress is in the status bar and which Esc
+cancels; it then goes through :class:`~.confirm_delete.ConfirmDelete` (and
+:class:`~.confirm_delete.ConfirmLatest` for a damaged latest step) and runs in a thread
+worker, deleting or moving the files into the base dir's trash. ``--read-only`` hides and
+disables every action that writes to the base dir.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
+from textual.message import Message
 from textual.widgets import Static
 
 from ..fmt import human_bytes
-from ..store.layout import Checkpoint, Tag
+from ..store.check import CheckCancelled
+from ..store.layout import Catalog, Checkpoint, Tag
 from ..store.pins import PinsError, update_pin
-from ..store.prune import PrunePlan, PruneResult, Rules, execute, plan_rules, plan_selection
+from ..store.prune import (
+    PruneError,
+    PrunePlan,
+    PruneResult,
+    Rules,
+    check_trash,
+    execute,
+    plan_rules,
+    plan_selection,
+)
+from ..store.trash import TrashUsage, empty_trash, trash_dir
+from ..store.verdicts import Verdict, Verdicts
 from .archive_dialog import ArchiveDialog, ArchiveRequest
-from .confirm_delete import ConfirmDelete
+from .checks import Throttled
+from .command_menu import CommandMenu, choices
+from .confirm_delete import ConfirmDelete, ConfirmLatest, latest_keys, without
 from .diff_screen import DiffScreen, side_label
 from .note_dialog import NoteDialog
 from .prune_form import PruneForm
+from .trash_dialog import EmptyTrashDialog, trash_files
 
 if TYPE_CHECKING:
     from .detail import DetailPane
     from .tree import CheckpointTree
+    from .verdict_memo import VerdictMemo
 
-WRITES_TO_BASE = frozenset({"delete", "delete_optimizer", "prune_tag", "pin", "note"})
-ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive", "why_not"}
+WRITES_TO_BASE = frozenset({"delete", "delete_optimizer", "prune_tag", "pin", "note",
+                            "empty_trash"})
+ON_THE_TREE = WRITES_TO_BASE | {"diff", "archive", "why_not", "check", "copy_command"}
 # what each action would have done, for "read-only: deleting is disabled (…)"
 DOING = {"delete": "deleting", "delete_optimizer": "deleting optimizer shards",
          "prune_tag": "pruning", "pin": "pinning", "note": "editing notes",
-         "archive": "archiving"}
+         "archive": "archiving", "empty_trash": "emptying the trash"}
+
+
+class PlanReady(Message):
+    """A deletion plan was made (verified) in a worker, or could not be."""
+
+    def __init__(self, plan: PrunePlan | None, known: dict[str, Verdict],
+                 error: str | None = None, cancelled: bool = False) -> None:
+        super().__init__()
+        self.plan, self.known, self.error, self.cancelled = plan, known, error, cancelled
+
+
+class Executed(Message):
+    """A plan was executed (``trash``: moved there), or refused as a whole."""
+
+    def __init__(self, plan: PrunePlan, result: PruneResult | None, trash: Path | None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.plan, self.result, self.trash, self.error = plan, result, trash, error
+
+
+class TrashListed(Message):
+    def __init__(self, root: Path, files: list[tuple[str, int]] | None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.root, self.files, self.error = root, files, error
+
+
+class TrashEmptied(Message):
+    def __init__(self, usage: TrashUsage | None, error: str | None = None) -> None:
+        super().__init__()
+        self.usage, self.error = usage, error
 
 
 class ManageActions:
@@ -44,6 +100,10 @@ class ManageActions:
     job_line: Static
     read_only: bool
     archived_keys: set[str]
+    catalog: Catalog | None
+    cancels: dict[str, threading.Event]
+    verdict_memo: VerdictMemo
+    trash_usage: TrashUsage | None
     _archive_cancel: threading.Event | None = None
 
     # -- read-only ------------------------------------------------------------------------
@@ -157,7 +217,10 @@ class ManageActions:
             self.notify("Highlight a checkpoint or a tag, or mark (space) the checkpoints to "
                         "delete", severity="warning")
             return
-        self.confirm_plan(plan_selection(self.catalog, cks, optimizer_only=optimizer_only))
+        cat = self.catalog
+        what = side_label(cks[0]) if len(cks) == 1 else f"{len(cks)} steps"
+        self.start_plan(lambda v: plan_selection(cat, cks, optimizer_only=optimizer_only,
+                                                 verdicts=v), f"the deletion of {what}")
 
     def action_prune_tag(self) -> None:
         obj = self.highlighted()
@@ -167,35 +230,132 @@ class ManageActions:
                         severity="warning")
             return
         cat = self.catalog
+        label = f"{tag.stage.removesuffix('_checkpoints')}/{tag.name}"
 
-        def preview(rules: Rules) -> PrunePlan:
-            return plan_rules(cat, [tag], rules)
+        def preview(rules: Rules, verdicts: Verdicts) -> PrunePlan:
+            return plan_rules(cat, [tag], rules, verdicts=verdicts)
 
         def chosen(rules: Rules | None) -> None:
-            if rules is not None:
-                self.confirm_plan(plan_rules(cat, [tag], rules))
+            if rules is not None:  # (the verdicts the previews found are not looked for again)
+                self.start_plan(lambda v: plan_rules(cat, [tag], rules, verdicts=v),
+                                f"the pruning of {label}", known=form.known)
 
-        label = f"{tag.stage.removesuffix('_checkpoints')}/{tag.name}"
-        self.push_screen(PruneForm(label, preview), chosen)
+        form = PruneForm(label, preview)
+        self.push_screen(form, chosen)
+
+    def start_plan(self, make: Callable[[Verdicts], PrunePlan], what: str,
+                   known: dict[str, Verdict] | None = None) -> None:
+        """Make a verified plan in a worker (progress in the status bar, Esc cancels), then
+        ask for confirmation."""
+        if "plan" in self.cancels:
+            self.notify("A deletion is already being planned (esc cancels it)",
+                        severity="warning")
+            return
+        cancel = self.job_started("plan", f"verifying {what}… · esc cancels")  # type: ignore[attr-defined]
+        self._plan(make, what, cancel, known if known is not None else {})
+
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False,
+          description="plan a deletion")
+    def _plan(self, make: Callable[[Verdicts], PrunePlan], what: str, cancel: threading.Event,
+              known: dict[str, Verdict]) -> None:
+        post = self.post_message  # type: ignore[attr-defined]
+        verdicts = Verdicts(progress=Throttled(post, "plan", "verifying", what),
+                            cancel=cancel, known=known)
+        try:
+            plan = make(verdicts)
+        except CheckCancelled:
+            post(PlanReady(None, known, cancelled=True))
+        except PruneError as e:
+            post(PlanReady(None, known, str(e)))
+        except Exception as e:  # noqa: BLE001 - shown to the user, never a crash
+            post(PlanReady(None, known, f"{type(e).__name__}: {e}"))
+        else:
+            post(PlanReady(plan, known))
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.job_ended("plan")  # type: ignore[attr-defined]
+        self.remember_verdicts(message.known)
+        if message.cancelled:
+            self.notify("Cancelled while verifying: nothing deleted", severity="warning")
+        elif message.plan is None:
+            self.notify(f"Cannot plan this deletion: {message.error}", severity="error",
+                        timeout=12)
+        elif len(self.screen_stack) > 1:
+            self.notify("The deletion was planned behind a dialog: press the key again",
+                        severity="warning")
+        else:
+            self.confirm_plan(message.plan)
+
+    def remember_verdicts(self, known: dict[str, Verdict]) -> None:
+        """Badge the steps a plan's verification checked."""
+        objects = self.tree_view.objects
+        found = False
+        for key, v in list(known.items()):
+            ck = objects.get(key)
+            if isinstance(ck, Checkpoint) and v.report is not None:
+                self.verdict_memo.record(ck, v.report)
+                found = True
+        if found:
+            self.set_verdicts(self.verdict_memo.verdicts())  # type: ignore[attr-defined]
+
+    def trash_offer(self) -> Path | None:
+        """The base dir's trash, when files can be moved there (a writable local base dir;
+        the trash on the same filesystem)."""
+        cat = self.catalog
+        if cat is None or self.read_only or not cat.storage.writable:
+            return None
+        try:
+            return check_trash(trash_dir(cat.base_dir), cat.base_dir)
+        except (PruneError, OSError):
+            return None
 
     def confirm_plan(self, plan: PrunePlan) -> None:
         archived = {i.path for i in plan.items if i.checkpoint in self.archived_keys}
+        trash = self.trash_offer()
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._execute(plan)
+        def answered(choice: str | None) -> None:
+            if choice not in ("delete", "trash"):
+                return
+            into = trash if choice == "trash" else None
+            if latest_keys(plan):
+                self.push_screen(ConfirmLatest(plan), lambda again: second(again, into))
+            else:
+                self._execute(plan, into)
 
-        self.push_screen(ConfirmDelete(plan, archived=archived), answered)
+        def second(again: str | None, into: Path | None) -> None:
+            if again == "all":
+                self._execute(plan, into)
+            elif again == "rest":
+                self._execute(without(plan, latest_keys(plan)), into)
+            else:
+                self.notify("Nothing deleted", timeout=3)
 
-    @work(thread=True, group="prune", exit_on_error=False)
-    def _execute(self, plan: PrunePlan) -> None:
-        result = execute(plan)
-        self.call_from_thread(self._executed, plan, result)
+        self.push_screen(ConfirmDelete(plan, archived=archived, trash=trash), answered)
 
-    def _executed(self, plan: PrunePlan, result: PruneResult) -> None:
-        removed = result.count("removed")
+    @work(thread=True, group="prune", exit_on_error=False,
+          description="delete")  # (a plan's repr lists every file)
+    def _execute(self, plan: PrunePlan, trash: Path | None = None) -> None:
+        try:
+            result = execute(plan, trash=trash)
+        except (PruneError, OSError) as e:
+            self.post_message(Executed(plan, None, trash, str(e)))  # type: ignore[attr-defined]
+            return
+        self.post_message(Executed(plan, result, trash))  # type: ignore[attr-defined]
+
+    def on_executed(self, message: Executed) -> None:
+        plan, result = message.plan, message.result
+        if result is None:
+            self.notify(f"Nothing deleted: {message.error}", severity="error", timeout=12)
+            return
+        removed, trashed = result.count("removed"), result.count("trashed")
         others = [r for r in result.results if r.status not in ("removed", "trashed")]
-        msg = f"Freed {human_bytes(result.bytes_freed)}: {removed} of {len(plan.items)} files"
+        if message.trash is not None:
+            msg = (f"Moved {trashed} of {len(plan.items)} files "
+                   f"({human_bytes(result.bytes_trashed)}) to the trash; ctrl+p → Empty "
+                   "trash frees them")
+        else:
+            msg = (f"Freed {human_bytes(result.bytes_freed)}: {removed} of "
+                   f"{len(plan.items)} files")
         if others:  # every file that stayed, with why (up to a dozen: a toast is small)
             details = "; ".join(f"{r.path.name}: {r.status}: {r.detail}" for r in others[:12])
             more = f"; and {len(others) - 12} more" if len(others) > 12 else ""
@@ -271,7 +431,7 @@ class ManageActions:
         if self._archive_cancel is not None:
             self._archive_cancel.set()
 
-    @work(thread=True, group="archive", exit_on_error=False)
+    @work(thread=True, group="archive", exit_on_error=False, description="archive")
     def _archive(self, cks: list[Checkpoint], req: ArchiveRequest,
                  cancel: threading.Event) -> None:
         from ..store.archive import ArchiveError, archive
@@ -312,26 +472,122 @@ class ManageActions:
                         f"{result.dest} ({human_bytes(result.bytes_copied)} copied)", timeout=8)
         self.load_archived()
 
-    @work(thread=True, group="archived", exclusive=True, exit_on_error=False)
     def load_archived(self) -> None:
-        """Read the remembered destination's manifest for the "archived" badges."""
-        from ..store.archive import ArchiveError, archived_steps, last_destination
+        """Badge the checkpoints whose bytes the remembered destination holds (after each
+        scan and each archive), read in a worker."""
+        if self.catalog is not None:
+            self._load_archived()
+
+    @work(thread=True, group="archived", exclusive=True, exit_on_error=False,
+          description="find the archived checkpoints")  # (not a repr of the catalog)
+    def _load_archived(self) -> None:
+        """Read the remembered destination's manifest: a checkpoint is archived when the
+        copy's sha256 is the one of its files as they are now (not only the same names). (The
+        catalog is not an argument: a finished worker would keep an old one alive.)"""
+        from ..store.archive import ArchiveError, last_destination
+        from ..store.manifest import archived_checkpoints
 
         dest = last_destination()
-        if not dest:
+        catalog = self.catalog
+        if not dest or catalog is None:
             return
         try:
-            keys = {f"{stage}/{tag}@{step}" for stage, tag, step in archived_steps(dest)}
+            keys = archived_checkpoints(catalog.checkpoints, dest)
         except (ArchiveError, OSError, ValueError):
             return  # no manifest there yet, or unreachable: no badges
         self.call_from_thread(self._set_archived, keys)
 
     def _set_archived(self, keys: set[str]) -> None:
+        if keys == self.archived_keys:
+            return
         self.archived_keys = keys
         self.tree_view.archived = keys
         self.tree_view.relabel()
         self.detail_pane.context.archived = keys  # (part of the pane's signature: repaints)
         self._show_current()
+
+    # -- y: copy a nanochat command --------------------------------------------------------
+
+    def action_copy_command(self) -> None:
+        obj = self.highlighted()
+        if not isinstance(obj, Checkpoint) or self.catalog is None:
+            self.notify("Highlight a checkpoint to copy the nanochat command that resumes, "
+                        "evaluates, chats with or fine-tunes from it", severity="warning")
+            return
+        base = str(self.catalog.base_dir)
+        menu = CommandMenu(side_label(obj), choices(obj, base))
+
+        def chosen(text: str | None) -> None:
+            if text:
+                self.copy_to_clipboard(text)  # type: ignore[attr-defined]
+                self.notify(f"Copied to the clipboard: {text}", title="nanochat command",
+                            timeout=10)
+
+        self.push_screen(menu, chosen)
+
+    # -- trash ----------------------------------------------------------------------------
+
+    def action_empty_trash(self) -> None:
+        if self.read_only:
+            self.action_why_not("empty_trash")
+            return
+        usage = self.trash_usage
+        if usage is None or not usage.files:
+            self.notify("The trash is empty", timeout=3)
+            return
+        self._list_trash(usage.path)
+
+    @work(thread=True, exclusive=True, group="trash", exit_on_error=False,
+          description="list the trash")
+    def _list_trash(self, root: Path) -> None:
+        try:
+            files = trash_files(root)
+        except OSError as e:
+            self.post_message(TrashListed(root, None, e.strerror or str(e)))  # type: ignore[attr-defined]
+            return
+        self.post_message(TrashListed(root, files))  # type: ignore[attr-defined]
+
+    def on_trash_listed(self, message: TrashListed) -> None:
+        if message.files is None:
+            self.notify(f"Cannot list the trash: {message.error}", severity="error")
+            return
+        if not message.files:
+            self.notify("The trash is empty", timeout=3)
+            return
+        if len(self.screen_stack) > 1:
+            self.notify("The trash was listed behind a dialog: ctrl+p → Empty trash again",
+                        severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._empty_trash()
+
+        self.push_screen(EmptyTrashDialog(message.root, message.files), answered)
+
+    @work(thread=True, exclusive=True, group="trash", exit_on_error=False,
+          description="empty the trash")
+    def _empty_trash(self) -> None:
+        cat = self.catalog
+        try:
+            if cat is None:
+                raise OSError("no base dir scanned")
+            usage = empty_trash(cat.storage, cat.base_dir)
+        except Exception as e:  # noqa: BLE001 - shown to the user
+            self.post_message(TrashEmptied(None, f"{type(e).__name__}: {e}"))  # type: ignore[attr-defined]
+            return
+        self.post_message(TrashEmptied(usage))  # type: ignore[attr-defined]
+
+    def on_trash_emptied(self, message: TrashEmptied) -> None:
+        if message.error is not None:
+            self.notify(f"Could not empty the trash: {message.error}", severity="error",
+                        timeout=12)
+        elif message.usage is None:
+            self.notify("The trash was already empty", timeout=3)
+        else:
+            self.notify(f"Emptied the trash: freed {human_bytes(message.usage.bytes)} "
+                        f"({message.usage.files} files)", timeout=6)
+        self.request_scan()  # type: ignore[attr-defined]
 
     # -- after a change -------------------------------------------------------------------
 

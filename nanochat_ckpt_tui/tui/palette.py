@@ -48,35 +48,55 @@ class Palette:
 STATE_BADGES: dict[State, tuple[str, str]] = {
     State.WRITING: ("writing", "warning"),
     State.CORRUPT: ("corrupt", "error"),
+    State.UNREADABLE: ("unreadable", "error"),
     State.ORPHAN: ("orphan", "error"),
+    State.BAD_META: ("bad meta", "error"),
     State.NO_META: ("no meta", "warning"),
     State.OPTIM_INCOMPLETE: ("incomplete", "warning"),
 }
 
 
-def badge_words(ck: Checkpoint, archived: bool = False) -> list[tuple[str, str]]:
-    """Short badges for a checkpoint as (text, palette role): its state when not complete,
-    latest, pinned, archived (in the remembered destination's manifest)."""
+# badge text and palette role per check verdict (from the check cache; unchecked shows none)
+VERDICT_BADGES: dict[str, tuple[str, str]] = {
+    "good": ("verified", "success"),
+    "damaged": ("damaged", "error"),
+    "unhealthy": ("unhealthy", "error"),
+}
+
+
+def badge_words(ck: Checkpoint, archived: bool = False,
+                verdict: str | None = None) -> list[tuple[str, str]]:
+    """Short badges for a checkpoint as (text, palette role), most urgent first: its state
+    when not complete, a damaged or unhealthy check verdict, latest, pinned, verified (a check
+    found nothing wrong with its files as they are now), archived (a copy of these bytes is in
+    the remembered destination's manifest)."""
     out: list[tuple[str, str]] = []
     state = STATE_BADGES.get(ck.state)
     if state is not None:  # first: it matters most when the row is cut off
         out.append(state)
+    judged = VERDICT_BADGES.get(verdict) if verdict else None
+    if judged is not None and verdict != "good":
+        out.append(judged)
     if ck.is_latest:
         out.append(("latest", "success"))
     if ck.pinned:
         out.append(("pinned", "accent"))
+    if judged is not None and verdict == "good":
+        out.append(judged)
     if archived:
         out.append(("archived", "success"))
     return out
 
 
-def badges(ck: Checkpoint, pal: Palette, archived: bool = False) -> list[tuple[str, Style]]:
+def badges(ck: Checkpoint, pal: Palette, archived: bool = False,
+           verdict: str | None = None) -> list[tuple[str, Style]]:
     """:func:`badge_words` with the palette's styles. Callers join them with spaces."""
-    return [(text, getattr(pal, role)) for text, role in badge_words(ck, archived)]
+    return [(text, getattr(pal, role)) for text, role in badge_words(ck, archived, verdict)]
 
 
 # shorter forms of the longer badges, for a narrow tree
-SHORT_BADGES = {"incomplete": "incompl", "archived": "arch", "pinned": "pin"}
+SHORT_BADGES = {"incomplete": "incompl", "archived": "arch", "pinned": "pin",
+                "verified": "ok", "unhealthy": "unhlthy", "unreadable": "unread"}
 
 
 def fit_badges(words: list[tuple[str, Style]], room: int,

@@ -23,8 +23,12 @@ from ..fmt import (
     human_count,
     sparkline,
 )
+from ..store.check import CheckReport
 from ..store.layout import Catalog, Checkpoint, FileEntry, Stage, State, Tag
+from ..store.schedule import schedule_of
 from ..store.summary import CheckpointSummary, MetricPoint, ModelSummary
+from ..store.trash import TrashUsage
+from .check_view import check_line, findings_view, health_table
 from .palette import Palette, badges
 from .plot import line_chart
 
@@ -50,9 +54,21 @@ def _title(text: str, pal: Palette) -> Text:
     return Text(text, style=pal.primary)
 
 
-def _badge_text(ck: Checkpoint, pal: Palette, archived: bool = False) -> Text:
+# how the detail pane, the tag plots and the diff name a metric (others: their key); the
+# train loss is what nanochat logs, the debiased EMA (train_loss_ema, the raw value, is only
+# in the JSON)
+METRIC_LABELS = {"train_loss": "train loss (debiased EMA)"}
+HIDDEN_METRICS = frozenset({"train_loss_ema"})
+
+
+def metric_label(key: str) -> str:
+    return METRIC_LABELS.get(key, key)
+
+
+def _badge_text(ck: Checkpoint, pal: Palette, archived: bool = False,
+                verdict: str | None = None) -> Text:
     out = Text()
-    for word, style in badges(ck, pal, archived):
+    for word, style in badges(ck, pal, archived, verdict):
         out.append(" ")
         out.append(f"[{word}]", style=style)
     return out
@@ -104,7 +120,19 @@ def _cells(out: Text, cells: list[tuple[str | Text, int, bool]], gap: int = 2) -
 # catalog and stage
 
 
-def overview_view(cat: Catalog, pal: Palette, display: str) -> RenderableType:
+def trash_text(trash: TrashUsage | None, pal: Palette) -> Text | None:
+    """``trash: 12 files, 1.2 GB, freed when emptied (ctrl+p → Empty trash)``."""
+    if trash is None or not trash.files:
+        return None
+    out = Text("trash: ", style="bold")
+    out.append(f"{plural(trash.files, 'file')}, {human_bytes(trash.bytes)}", style=pal.warning)
+    out.append(" waiting in .nanochat-ckpt-trash, freed when emptied (ctrl+p → Empty trash)",
+               style="dim")
+    return out
+
+
+def overview_view(cat: Catalog, pal: Palette, display: str,
+                  trash: TrashUsage | None = None) -> RenderableType:
     """What to show when the tree is empty or nothing is selected."""
     parts: list[RenderableType] = [_title(f"Base dir {display}", pal)]
     if not cat.exists:
@@ -116,6 +144,8 @@ def overview_view(cat: Catalog, pal: Palette, display: str) -> RenderableType:
         parts.append(Text(f"{len(cat.stages)} stages, {len(cat.tags)} tags, "
                           f"{len(cat.checkpoints)} checkpoints, "
                           f"{human_bytes(cat.total_bytes)}"))
+    if (line := trash_text(trash, pal)) is not None:
+        parts.append(line)
     if cat.notes:
         parts += [Text(""), Text("Scan notes", style="bold"),
                   _problems(cat.notes[:50], pal)]
@@ -129,7 +159,8 @@ TREND_MIN = 5
 
 
 def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
-               notes: list[str], width: int = 120) -> RenderableType:
+               notes: list[str], width: int = 120,
+               trash: TrashUsage | None = None) -> RenderableType:
     """A stage: one row per tag with steps, latest step, val_bpb, size and the val_bpb
     trend. Long names are shortened with an ellipsis, never a column dropped; when even
     that does not fit ``width``, each tag takes two lines instead."""
@@ -185,8 +216,10 @@ def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
         _title(f"Stage {stage.label}  ({stage.dirname})", pal),
         Text(f"{plural(len(stage.tags), 'tag')} · model {human_bytes(stage.model_bytes)} · optimizer "
              f"{human_bytes(stage.optim_bytes)} · total {human_bytes(stage.total_bytes)}"),
-        Text(""), body,
     ]
+    if (line := trash_text(trash, pal)) is not None:
+        parts.append(line)
+    parts += [Text(""), body]
     if default:
         parts.append(Text(f"* {ellipsize(default, max(NAME_MIN, width - 40))}: the tag "
                           "nanochat loads when none is given", style="dim"))
@@ -324,12 +357,13 @@ def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palett
         parts.append(Text("reading meta files…", style="dim"))
         return Group(*parts)
     chart_w = max(24, width - 2)
-    for label, key in (("val_bpb", "val_bpb"), ("train loss", "train_loss")):
+    for key in ("val_bpb", "train_loss"):
         series = [(float(p.step), p.metrics.get(key)) for p in points]
         if any(v is not None for _, v in series) or key == "val_bpb":
-            parts += [line_chart(label, series, chart_w, 5, pal.accent), Text("")]
+            parts += [line_chart(metric_label(key), series, chart_w, 5, pal.accent), Text("")]
     other = sorted({k for p in points for k in p.metrics} - {"val_bpb", "train_loss",
-                                                              "min_val_bpb", "train_time"})
+                                                              "min_val_bpb", "train_time"}
+                   - HIDDEN_METRICS)
     for key in other:
         parts += [line_chart(key, [(float(p.step), p.metrics.get(key)) for p in points],
                              chart_w, 3, pal.accent), Text("")]
@@ -345,10 +379,10 @@ def tag_view(tag: Tag, points: list[MetricPoint] | None, now: float, pal: Palett
 
 
 def checkpoint_header(ck: Checkpoint, now: float, pal: Palette, archived: bool = False,
-                      width: int | None = None) -> RenderableType:
+                      width: int | None = None, verdict: str | None = None) -> RenderableType:
     """What the scan alone tells: shown at once, before the files are read. A tag name
     too long for the title's line is shortened with an ellipsis."""
-    badge_text = _badge_text(ck, pal, archived)
+    badge_text = _badge_text(ck, pal, archived, verdict)
     tag = ck.tag
     if width is not None:
         rest = len(f"{ck.stage}/ · step {ck.step}") + badge_text.cell_len
@@ -445,14 +479,30 @@ def tensor_table(s: CheckpointSummary, width: int) -> Text:
     return out
 
 
+def metrics_text(metrics: dict[str, float | None]) -> str:
+    """``val_bpb 0.8297  train loss (debiased EMA) 2.4561  train_time 21m 00s``."""
+    return "  ".join(
+        f"{metric_label(k)} {fmt_duration(v) if k == 'train_time' else fmt_metric(v)}"
+        for k, v in metrics.items() if k not in HIDDEN_METRICS)
+
+
 def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette, width: int = 80,
-                    ck: Checkpoint | None = None, archived: bool = False) -> RenderableType:
-    """The whole checkpoint: header, model, metrics, config, files, shards, tensors.
-    ``ck``: the same checkpoint in a newer scan (its pin, note and badges), when the
-    summary was read from an older one."""
+                    ck: Checkpoint | None = None, archived: bool = False,
+                    report: CheckReport | None = None) -> RenderableType:
+    """The whole checkpoint: header, check verdict, model, metrics, schedule, config,
+    findings, files, shards, tensor health, tensors. ``ck``: the same checkpoint in a newer
+    scan (its pin, note and badges), when the summary was read from an older one;
+    ``report``: its check, from the check cache (None: not checked)."""
     ck = ck if ck is not None else s.checkpoint
-    parts: list[RenderableType] = [checkpoint_header(ck, now, pal, archived, width), Text("")]
+    verdict = report.verdict if report is not None else None
+    parts: list[RenderableType] = [checkpoint_header(ck, now, pal, archived, width, verdict),
+                                   Text("")]
     ms = s.model_summary
+    parts.append(_kv([("check", check_line(ck, report, pal))]))
+    found = findings_view(report, pal) if report is not None else None
+    if found is not None:  # (right under the verdict: what matters most comes first)
+        parts.append(found)
+    parts.append(Text(""))
     rows: list[tuple[str, RenderableType | str]] = []
     if ms is not None:
         rows.append(("params", f"{human_count(ms.params)} ({ms.params:,})"
@@ -475,11 +525,13 @@ def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette, width: int =
     elif s.model_error:
         rows.append(("model", Text(f"could not be read: {s.model_error}", style=pal.error)))
     if s.meta is not None:
-        metrics = s.meta.metrics
+        metrics = metrics_text(s.meta.metrics)
         if metrics:
-            rows.append(("metrics", "  ".join(
-                f"{k} {fmt_duration(v) if k == 'train_time' else fmt_metric(v)}"
-                for k, v in metrics.items())))
+            rows.append(("metrics", metrics))
+        sched = schedule_of(s.meta.user_config, ck.step) if ck.stage == "base_checkpoints" \
+            else None
+        if sched is not None:
+            rows.append(("schedule", sched.describe()))
     elif s.meta_error:
         rows.append(("meta", Text(f"could not be read: {s.meta_error}", style=pal.error)))
     elif ck.meta is None:
@@ -493,6 +545,9 @@ def checkpoint_view(s: CheckpointSummary, now: float, pal: Palette, width: int =
     if s.shards:
         parts += [Text(""), Text(f"Optimizer shards ({len(s.shards)})", style="bold"),
                   _shards(s, pal)]
+    health = health_table(report, pal, width) if report is not None else None
+    if health is not None:
+        parts += [Text(""), health]
     if ms is not None:
         parts += [Text(""), Text(f"Tensors ({len(s.model.tensors) if s.model else 0}, "
                                  "grouped by layer)", style="bold"), tensor_table(s, width)]

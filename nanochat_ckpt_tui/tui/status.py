@@ -1,4 +1,6 @@
-"""The one-line status bar: base dir, counts, disk used and free, watch mode, sort, filter."""
+"""The one-line status bar: base dir, counts, disk used and free, the trash, watch mode, sort,
+filter, and the progress of a running check or verification (which then comes first on the
+right, the sort's words giving it room)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from textual.widgets import Static
 
 from ..fmt import human_bytes
 from ..store.layout import Catalog
+from ..store.trash import TrashUsage
 
 
 @dataclass
@@ -22,6 +25,8 @@ class StatusInfo:
     sort_words: str = ""  # "largest first"
     filter: str = ""
     marks: int = 0
+    trash: TrashUsage | None = None  # the base dir's trash, when it holds something
+    job: str = ""  # "checking 3 steps: 12 MB of 40 MB · 310 MB/s · esc cancels"
 
 
 class StatusBar(Static):
@@ -62,25 +67,29 @@ class StatusBar(Static):
             if cat.free_bytes is not None:
                 left.append(f" · {human_bytes(cat.free_bytes)} free")
             left.append(f" · {count} ckpts")
+            if info.trash is not None and info.trash.files:
+                left.append(f" · trash {human_bytes(info.trash.bytes)}", style="italic")
             if cat.notes:
                 left.append(f" · {len(cat.notes)} notes", style="italic")
         elif cat is not None:
             left.append("  (missing)", style="italic")
         bits = []
+        if info.job:
+            bits.append(info.job)
         if info.filter:
             bits.append(f"/{info.filter}")
         if info.marks:
             bits.append(f"{info.marks} marked")
-        if info.sort:
+        if info.sort and (wide or not info.job):  # (narrow: a job's progress needs the room)
             words = f" {info.sort_words}" if info.sort_words else ""
-            bits.append(f"sort {info.sort}{words}" if wide else info.sort)
-        if info.read_only:
+            bits.append(f"sort {info.sort}{words}" if wide and not info.job else info.sort)
+        if info.read_only and not info.job:
             bits.append("read-only")
-        if info.mode:
+        if info.mode and not info.job:  # (a job's progress needs the room)
             bits.append(info.mode)
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True, overflow="ellipsis")
         right = Text(" · ".join(bits))
         grid.add_row(left, right)
         self.text = f"{left.plain}  {right.plain}"

@@ -190,6 +190,7 @@ class CheckpointTree(Tree[NodeRef]):
         self.objects: dict[str, Stage | Tag | Checkpoint] = {}
         self.marks: set[str] = set()
         self.archived: set[str] = set()  # checkpoint keys in the archive manifest
+        self.verdicts: dict[str, str] = {}  # checkpoint key → cached check verdict
         self.sort_key = "step"
         self.sort_desc = False  # ↓: descending (see SORT_KEYS)
         self.filter_text = ""
@@ -289,6 +290,13 @@ class CheckpointTree(Tree[NodeRef]):
         self.sort_desc = SORT_NATURAL_DESC[key] if descending is None else descending
         self._sync()
         self.post_message(self.ViewChanged())
+
+    def set_verdicts(self, verdicts: dict[str, str]) -> None:
+        """Badge the checkpoints with these check verdicts (key → good, damaged, unhealthy),
+        found off the UI thread; labels are drawn again as they come on screen."""
+        if verdicts != self.verdicts:
+            self.verdicts = verdicts
+            self.relabel()
 
     def set_palette(self, palette: Palette) -> None:
         self.palette = palette
@@ -736,7 +744,7 @@ class CheckpointTree(Tree[NodeRef]):
         v = self.bpb.get(ck.key)
         text.append(f" {fmt_metric(v) if v is not None else '-':>7}")
         text.append(f" {human_age(self.clock() - ck.mtime):>4}", style="dim")
-        words = badges(ck, pal, ck.key in self.archived)
+        words = badges(ck, pal, ck.key in self.archived, self.verdicts.get(ck.key))
         room = self._room("ck")
         if words and room is not None:
             words = fit_badges(words, room - text.cell_len, pal.muted)
