@@ -253,3 +253,25 @@ def test_norms_over_steps_come_from_the_cache(tag: Path, tmp_path: Path) -> None
     want = math.sqrt(sum(float(t.double().pow(2).sum()) for t in sds[200].values()))
     assert norms["model"][1][1] == pytest.approx(want, rel=1e-5)
     assert {"transformer.h.0", "transformer.h.1"} <= set(norms)
+
+
+def test_tag_plot_gets_weight_norms_once_checked(tag: Path) -> None:
+    from rich.console import Console
+
+    from nanochat_ckpt_tui.store.summary import tag_metrics
+    from nanochat_ckpt_tui.tui.detail import with_weight_norms
+    from nanochat_ckpt_tui.tui.palette import Palette
+    from nanochat_ckpt_tui.tui.render import tag_view
+
+    for step in (100, 200):
+        write_step(tag, step)
+    t = scan(tag.parent.parent, now=LATER).stage("base").tag("d2")
+    assert with_weight_norms(t, tag_metrics(t)) == tag_metrics(t)  # nothing checked yet
+    check(t.checkpoints)
+    points = with_weight_norms(t, tag_metrics(t))
+    assert [p.step for p in points] == [100, 200]
+    assert points[1].metrics["weight norm"] > 0 and "weight norm h.1" in points[1].metrics
+    con = Console(width=100, record=True)
+    con.print(tag_view(t, points, LATER, Palette.default(), 100, True))
+    text = con.export_text()
+    assert "weight norm h.1" in text and "┌" in text  # charted with axes

@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from ..store.check import CheckReport, cached_report
+from ..store.check import CheckReport, cached_report, norms_over_steps
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from ..store.summary import CheckpointSummary, MetricPoint, summarize, tag_metrics
 from ..store.trash import TrashUsage
@@ -212,6 +212,8 @@ class DetailPane(VerticalScroll, can_focus=True):
                 result = CheckpointDetails(summary, report)
             elif isinstance(obj, Tag):
                 result = tag_metrics(obj)
+                if cache_exists():
+                    result = with_weight_norms(obj, result)
         except Exception as e:  # noqa: BLE001 - bad input must never take the app down
             error = f"{type(e).__name__}: {e}"
         if worker.is_cancelled or want != self._want:
@@ -304,3 +306,25 @@ def build_view(obj: Target, res: Any, ctx: Context, pal: Palette, now: float,
     if ctx.catalog is not None:
         return overview_view(ctx.catalog, pal, ctx.display, ctx.trash)
     return Text("scanning…", style="dim")
+
+
+def with_weight_norms(tag: Tag, points: list[MetricPoint]) -> list[MetricPoint]:
+    """The tag's metrics plus weight norms over the steps that were checked (from the check
+    cache, no file read): the whole model's, and four layers' (first, last, two between),
+    charted with the other metrics."""
+    norms = norms_over_steps(tag.checkpoints)
+    if not norms:
+        return points
+    layers = sorted((k for k in norms if k != "model"), key=lambda k: int(k.rsplit(".", 1)[1]))
+    picks = [layers[i] for i in sorted({round(j * (len(layers) - 1) / 3) for j in range(4)})] \
+        if layers else []
+    by_step: dict[int, dict[str, float | None]] = {}
+    for key in ["model", *picks]:
+        label = "weight norm" if key == "model" else f"weight norm {key.removeprefix('transformer.')}"
+        for step, value in norms.get(key, []):
+            by_step.setdefault(step, {})[label] = value
+    out = [MetricPoint(p.step, {**p.metrics, **by_step.get(p.step, {})}, p.error) for p in points]
+    seen = {p.step for p in points}
+    out += [MetricPoint(step, m) for step, m in by_step.items() if step not in seen]
+    return sorted(out, key=lambda p: p.step)
+
