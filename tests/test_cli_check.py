@@ -18,7 +18,7 @@ from test_check import flip, record_of, write_step
 
 from nanochat_ckpt_tui.cli import common as cli_common
 from nanochat_ckpt_tui.cli import main
-from nanochat_ckpt_tui.cli import verdicts as cli_verdicts
+from nanochat_ckpt_tui.store import step_verdicts as cli_verdicts
 from nanochat_ckpt_tui.store.check import check
 from nanochat_ckpt_tui.store.check_cache import cache_dir
 from nanochat_ckpt_tui.store.layout import scan

@@ -360,7 +360,7 @@ def test_verdicts_of_a_big_tag_with_a_busy_cache(tmp_path: Path,
 
 
 def test_step_keys_use_the_checkers_result_version() -> None:
-    from nanochat_ckpt_tui.cli import verdicts
     from nanochat_ckpt_tui.store import check as store_check
+    from nanochat_ckpt_tui.store import step_verdicts as verdicts
 
     assert verdicts.RESULT_VERSION == store_check.RESULT_VERSION

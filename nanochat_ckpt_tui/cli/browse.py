@@ -14,6 +14,7 @@ from typing import Any
 from ..fmt import human_age, human_bytes, plural
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
 from ..store.refs import RefError, find_tags, resolve_tag
+from ..store.step_verdicts import cached_verdicts, skipped_note
 from ..store.storage import is_url
 from ..store.summary import assess_metas, val_bpb_of
 from .common import (
@@ -31,7 +32,6 @@ from .common import (
     error_reason,
 )
 from .documents import catalog_json
-from .verdicts import cached_verdicts, skipped_note
 
 # --------------------------------------------------------------------------------------------
 # what to list

@@ -195,7 +195,7 @@ def select(args: argparse.Namespace) -> Selection:
 def cmd_check(args: argparse.Namespace) -> int:
     from ..store.check import CheckCancelled, check
     from ..store.check_cache import default_cache
-    from .verdicts import remember, step_keys
+    from ..store.step_verdicts import remember, step_keys
 
     sel = select(args)
     cks = sel.checkpoints

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..fmt import human_age, human_bytes, human_count, plural
+from ..store.step_verdicts import existing_cache
 from ..store.summary import CheckpointSummary, summarize
 from .common import (
     EXIT_ERROR,
@@ -24,7 +25,6 @@ from .common import (
     plain_value,
 )
 from .documents import schedule_json, summary_json
-from .verdicts import existing_cache
 
 if TYPE_CHECKING:
     from ..store.check import CheckReport

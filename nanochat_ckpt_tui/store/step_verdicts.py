@@ -1,4 +1,4 @@
-"""Cached check verdicts for ``ls`` and ``show``: no checkpoint byte is read.
+"""Cached check verdicts of many steps at once (for `ls`, `show`): no checkpoint byte is read.
 
 :func:`~nanochat_ckpt_tui.store.check.cached_report` rebuilds a step's report from the per-file
 results in the check cache. Each file's result holds every tensor's health, so that is ~4 ms a
@@ -24,12 +24,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..store.layout import Checkpoint, FileEntry
-from ..store.storage import LocalStorage
+from .layout import Checkpoint, FileEntry
+from .storage import LocalStorage
 
 if TYPE_CHECKING:
-    from ..store.check import CheckReport
-    from ..store.check_cache import CheckCache
+    from .check import CheckReport
+    from .check_cache import CheckCache
 
 STEP_KEY = "nanochat-ckpt.step-verdict"
 # = store.check.RESULT_VERSION (a test keeps them equal): a listing makes step keys without
@@ -40,7 +40,7 @@ REBUILD_BUDGET = 0.25  # seconds per run spent rebuilding verdicts from per-file
 
 def existing_cache() -> CheckCache | None:
     """The user's check cache, or None when it was never written (nothing checked yet)."""
-    from ..store.check_cache import cache_dir, default_cache
+    from .check_cache import cache_dir, default_cache
 
     path = cache_dir() / "checks.sqlite"
     return default_cache() if path.is_file() else None
@@ -115,7 +115,7 @@ def _first_zip_texts(checkpoints: list[Checkpoint],
     """The check cache's key (as ``key_text`` writes it) of each step's first zip, as
     ``storage.file_key`` makes it, but without a stat where the dir's listing and the scan
     tell it (device, inode, size, mtime in ns); None where it cannot be known."""
-    from ..store.check_cache import key_text
+    from .check_cache import key_text
 
     out: list[str | None] = []
     last_dir: Any = None
@@ -179,7 +179,7 @@ def cached_verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None = No
     if cache is None:
         return {}, 0
     budget = REBUILD_BUDGET if budget is None else budget
-    from ..store.check_cache import key_text
+    from .check_cache import key_text
 
     dirs = _listings(checkpoints)
     first_texts = _first_zip_texts(checkpoints, dirs)
@@ -204,7 +204,7 @@ def cached_verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None = No
         if spent > budget:
             skipped += 1  # (whether every file was checked is unknown: finding out is the cost)
             continue
-        from ..store.check import cached_report  # (only to rebuild: not at every listing)
+        from .check import cached_report  # (only to rebuild: not at every listing)
 
         t0 = time.perf_counter()
         report = cached_report(ck, cache)
