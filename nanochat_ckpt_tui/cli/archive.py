@@ -8,12 +8,9 @@ it needs nothing from the CLI's ``CliError`` handling (tests call ``args.func`` 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -31,7 +28,7 @@ from ..store.archive import (
 )
 from ..store.refs import RefError, resolve
 from ..store.storage import is_url
-from .common import _storage_options, unreadable_ref
+from .common import _storage_options, ctrl_c_cancels, unreadable_ref
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 ARCHIVE_STATUS_STYLE = {"copied": "green", "present": "dim", "failed": "bold red",
@@ -84,28 +81,6 @@ class _Bar:
                                  description=f"{p.phase} {name} ({p.files_done}/{p.files_total})")
 
 
-@contextlib.contextmanager
-def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
-    """First Ctrl-C: stop after the current chunk, drop the partial file, report what was
-    done. A second Ctrl-C interrupts at once (the partial file is still dropped)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        print("nanochat-ckpt: stopping after the current chunk (Ctrl-C again to abort)",
-              file=sys.stderr)
-
-    old = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
 def cmd_archive(args: argparse.Namespace) -> int:
     items: list[str] = list(args.items)
     if args.last:
@@ -134,7 +109,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         return _error(f"{e.filename}: {e.strerror or e}")
     cancel = threading.Event()
     try:
-        with _Bar("archive") as bar, _ctrl_c_cancels(cancel):
+        with _Bar("archive") as bar, ctrl_c_cancels(cancel):
             result = archive(cks, dest, with_optimizer=args.with_optimizer,
                              with_tokenizer=not args.no_tokenizer, verify=args.verify,
                              progress=bar.update, cancel=cancel, storage_options=options,
