@@ -11,7 +11,7 @@ from .ptfile import strip_prefix
 from .stream import SideInfo, finite_or_none
 
 SCHEMA = "nanochat-ckpt.diff/1"
-DEFAULT_CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB float32 buffers
+DEFAULT_CHUNK_ELEMS = 1 << 16  # 64K elements: 256 KB float32 buffers, a chunk stays in L2
 
 
 

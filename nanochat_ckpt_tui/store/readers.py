@@ -83,8 +83,13 @@ class FdReader(Reader):
         # Views are released explicitly: one left alive in an exception's traceback could
         # outlive ``dst`` when the cycle is collected ("deallocated bytearray object has
         # exported buffers").
+        got = 0
+        nbytes = getattr(dst, "nbytes", None)  # a numpy array: one preadv, no views (hot path)
+        if _HAS_PREADV and nbytes is not None:
+            got = os.preadv(self.fd, [dst], offset)
+            if got == nbytes:
+                return
         with memoryview(dst) as base, base.cast("B") as mv:
-            got = 0
             while got < len(mv):
                 with mv[got:] as rest:
                     if _HAS_PREADV:
