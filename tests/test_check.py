@@ -111,6 +111,32 @@ def test_a_flipped_byte_is_damaged_and_names_the_tensor(tag: Path) -> None:
     assert bad and bad[0].tensor == "transformer.wte.weight" and bad[0].file == model.name
 
 
+@pytest.mark.parametrize("zlib_ng", [True, False], ids=["zlib-ng", "zlib fallback"])
+def test_the_crc_is_zlibs_with_or_without_zlib_ng(tag: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  zlib_ng: bool) -> None:
+    import sys
+    import zlib
+
+    if zlib_ng:
+        pytest.importorskip("zlib_ng")
+    else:
+        for mod in ("zlib_ng", "zlib_ng.zlib_ng"):  # the import fails, as with no wheel
+            monkeypatch.setitem(sys.modules, mod, None)
+    crc32 = ck_mod.crc32_function()
+    assert (crc32.__module__ or "").startswith("zlib_ng") == zlib_ng
+    data = os.urandom(100_003)
+    assert crc32(data, 0) == zlib.crc32(data) and crc32(data[7:], crc32(data[:7], 0)) == \
+        zlib.crc32(data)
+    write_step(tag, 100)
+    write_step(tag, 200)
+    model = tag / "model_000200.pt"
+    at, size = record_of(model, "transformer.wte.weight")
+    flip(model, at + 3)
+    got = reports(tag, use_cache=False)
+    assert got[100].verdict == "good" and all(fc.crc == "ok" for fc in got[100].files)
+    assert got[200].verdict == "damaged"
+
+
 def test_a_nan_with_valid_crcs_is_unhealthy_with_the_count(tag: Path) -> None:
     def nan(sd: dict[str, Any]) -> None:
         sd["lm_head.weight"][0, :3] = float("nan")
