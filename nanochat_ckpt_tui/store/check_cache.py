@@ -12,16 +12,17 @@ from several processes, without rewriting the whole file.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import os
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
     import sqlite3
+    from typing import Any
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "NANOCHAT_CKPT_CACHE"
@@ -47,7 +48,7 @@ class CheckCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "checks.sqlite"
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # (= threading.Lock(): not importing threading)
         self._db: sqlite3.Connection | None = None
         self._broken = False
         self.note: str | None = None  # why the cache is not used, or was rebuilt
@@ -201,7 +202,7 @@ class CheckCache:
 
 
 _DEFAULT: CheckCache | None = None
-_DEFAULT_LOCK = threading.Lock()
+_DEFAULT_LOCK = _thread.allocate_lock()
 
 
 def default_cache() -> CheckCache:

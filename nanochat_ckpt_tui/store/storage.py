@@ -22,26 +22,28 @@ timeouts, one lock around the single SFTP channel). URL parsing, password redact
 
 from __future__ import annotations
 
+import _thread
 import contextlib
-import datetime as _dt
 import io
-import mmap as _mmap
 import os
 import re
-import shutil
 import stat as _stat
 import struct
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, TypeVar
 
-from .readers import Reader, make_reader
+# Not imported at run time (the CLI's start-up pays for every module): typing, dataclasses,
+# datetime, mmap, shutil, threading and the readers are imported where they are used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import mmap as _mmap
+    from collections.abc import Callable, Iterator
+    from typing import IO, Any, TypeVar
 
-T = TypeVar("T")
-R = TypeVar("R")
+    from .readers import Reader
+
+    T = TypeVar("T")
+    R = TypeVar("R")
 
 # One directory entry: name, is_dir, size, mtime (s), is_link, mtime_ns (0 where unknown).
 Row = tuple[str, bool, int, float, bool, int]
@@ -108,13 +110,23 @@ class RemotePath(PurePosixPath):
                         "its Storage, never with local file functions")
 
 
-@dataclass
 class FetchStats:
     """Bytes and read requests fetched from a remote storage."""
 
-    requests: int = 0
-    bytes: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    __hash__ = None  # type: ignore[assignment]  # (compared by value: as a dataclass was)
+
+    def __init__(self, requests: int = 0, bytes: int = 0) -> None:
+        self.requests = requests
+        self.bytes = bytes
+        self._lock = _thread.allocate_lock()  # = threading.Lock(), without importing threading
+
+    def __repr__(self) -> str:
+        return f"FetchStats(requests={self.requests!r}, bytes={self.bytes!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FetchStats) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.requests, self.bytes) == (other.requests, other.bytes)
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -169,6 +181,8 @@ class Storage:
     def open_reader(self, path: Any, size: int) -> Reader:
         """A bulk reader of the file's bytes (tensor streaming): positioned reads straight into
         buffers where the file has a local descriptor, ranged blocks read ahead otherwise."""
+        from .readers import make_reader
+
         return make_reader(self.open(path, size), size)
 
     def read_many(self, paths: list[Any]) -> list[bytes | Exception]:
@@ -406,15 +420,22 @@ class LocalStorage(Storage):
     zip_whole = staticmethod(zip_complete)  # (no wrapper call: 30,000 files per scan)
 
     def mmap(self, path: Any) -> _mmap.mmap | None:
+        import mmap as _mmap
+
         with open(path, "rb") as f:
             return _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
 
     def disk_usage(self) -> tuple[int, int] | None:
         try:
-            usage = shutil.disk_usage(self.root)
+            if not hasattr(os, "statvfs"):  # pragma: no cover - Windows
+                import shutil
+
+                usage = shutil.disk_usage(self.root)
+                return usage.free, usage.total
+            st = os.statvfs(self.root)  # (as shutil.disk_usage does: not importing it)
         except OSError:
             return None
-        return usage.free, usage.total
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
     def cache_key(self, path: Any, size: int, mtime: float) -> tuple[str, int, float]:
         return (str(path), size, mtime)
@@ -493,6 +514,8 @@ LOCAL = LocalStorage()  # the storage of objects made without one (a local file 
 def mtime_of(info: dict[str, Any]) -> float:
     """Modification time in seconds from an fsspec info dict (each backend names it its own
     way); 0.0 when unknown (then the file never looks in flight)."""
+    import datetime as _dt
+
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
         v = info.get(key)
         if v is None:
@@ -588,7 +611,12 @@ class FsspecStorage(Storage):
         self.concurrent_reads = concurrent_reads
         self.stats = FetchStats()
         # one SFTP session is one channel: requests on it are serialized
-        self._lock: Any = contextlib.nullcontext() if concurrent_reads else threading.RLock()
+        if concurrent_reads:
+            self._lock: Any = contextlib.nullcontext()
+        else:
+            import threading
+
+            self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"FsspecStorage({self.url!r})"

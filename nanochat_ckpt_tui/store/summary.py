@@ -17,18 +17,21 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .layout import LOCAL, Checkpoint, FileEntry, Record, State, Tag
 from .storage import LocalStorage, Storage
 
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .ptfile import CheckpointError, ModelFile, OptimizerFile, TensorInfo
 
     class MetaError(CheckpointError):
         """A meta JSON file that cannot be used."""
 
-LAYER_RE = re.compile(r"(?:^|\.)h\.(\d+)\.")
+# a block's parameters: transformer.h.11.attn.c_q.weight (re caches it compiled, on first use)
+LAYER_PATTERN = r"(?:^|\.)h\.(\d+)\."
 MAX_META_BYTES = 16 * 1024 * 1024
 
 # Metrics worth showing over steps, as (label, path in the meta JSON)
@@ -352,7 +355,7 @@ def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
 
 
 def layer_of(name: str) -> int | None:
-    m = LAYER_RE.search(name)
+    m = re.search(LAYER_PATTERN, name)
     return int(m.group(1)) if m else None
 
 
@@ -362,7 +365,7 @@ def kind_of(name: str) -> str:
 
     name = strip_prefix(name)
     if layer_of(name) is not None:
-        rest = LAYER_RE.split(name, maxsplit=1)[-1]
+        rest = re.split(LAYER_PATTERN, name, maxsplit=1)[-1]
         return rest.removesuffix(".weight").removesuffix(".bias")
     if name.startswith("transformer.wte"):
         return "wte"
