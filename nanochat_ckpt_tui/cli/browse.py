@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..fmt import human_age, human_bytes, plural
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
@@ -32,6 +29,13 @@ from .common import (
     error_reason,
 )
 from .documents import catalog_json
+from .quick import Spec
+
+TYPE_CHECKING = False  # (not imported at run time: start-up)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any
 
 # --------------------------------------------------------------------------------------------
 # what to list
@@ -366,6 +370,13 @@ def cmd_du(args: argparse.Namespace) -> int:
                   f"(nanochat-ckpt trash {escape(cat.location)} --empty)", highlight=False,
                   soft_wrap=True)
     return EXIT_OK
+
+
+# ``ls``'s arguments as add_command gives them to argparse, for plain command lines (.quick)
+QUICK = {"ls": Spec("targets", "*", {"--base-dir": ("base_dir", "store"),
+                                     "-o": ("storage_option", "append"),
+                                     "--storage-option": ("storage_option", "append")},
+                    {"--latest": "latest", "--json": "json"}, cmd_ls)}
 
 
 def add_command(sub: Any, name: str) -> None:

@@ -6,17 +6,13 @@ Nothing here imports rich at module level: a console is made only for human outp
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..fmt import human_bytes
 from ..store import layout
@@ -24,6 +20,15 @@ from ..store.layout import Catalog, Checkpoint, FileKind, classify
 from ..store.refs import RefError, find_tags, resolve, resolve_url
 from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
+
+# Not imported at run time (start-up): typing, and argparse and threading, which only some
+# commands use (``ls`` and ``show`` parse plain arguments without argparse: see .quick).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    import threading
+    from collections.abc import Iterator
+    from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
@@ -268,6 +273,8 @@ def ctrl_c_cancels(cancel: threading.Event, what: str = "stopping after the curr
                    ) -> Iterator[None]:
     """The first Ctrl-C sets ``cancel`` (the work stops at its next chunk, cleanly); a second
     one interrupts at once (KeyboardInterrupt). Outside the main thread: plain Ctrl-C."""
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
