@@ -15,7 +15,6 @@ archive or prune code), so the names below are re-exported lazily.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -140,8 +139,10 @@ QUICK_EXIT = frozenset(("ls", "du", "show", "cmd"))
 
 def _exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`ls --json | head`)
+        try:  # noqa: SIM105 (contextlib is not imported by the quick commands)
             stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`ls --json | head`)
+            pass
     os._exit(code)
 
 

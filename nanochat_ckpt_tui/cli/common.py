@@ -6,7 +6,6 @@ Nothing here imports rich at module level: a console is made only for human outp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from ..store.summary import assess_metas
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    import contextlib
     import threading
     from collections.abc import Iterator
     from typing import Any
@@ -268,11 +268,16 @@ class ByteMeter:
                   file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
 def ctrl_c_cancels(cancel: threading.Event, what: str = "stopping after the current chunk"
-                   ) -> Iterator[None]:
+                   ) -> contextlib.AbstractContextManager[None]:
     """The first Ctrl-C sets ``cancel`` (the work stops at its next chunk, cleanly); a second
     one interrupts at once (KeyboardInterrupt). Outside the main thread: plain Ctrl-C."""
+    import contextlib  # (here, as threading: the commands that read quickly never use them)
+
+    return contextlib.contextmanager(_ctrl_c_cancels)(cancel, what)
+
+
+def _ctrl_c_cancels(cancel: threading.Event, what: str) -> Iterator[None]:
     import threading
 
     if threading.current_thread() is not threading.main_thread():

@@ -13,7 +13,6 @@ from several processes, without rewriting the whole file.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import json
 import os
 import time
@@ -106,6 +105,8 @@ class CheckCache:
         return {"meta", "results", "hashes"} <= tables
 
     def _set_aside(self, why: str) -> None:
+        import contextlib
+
         self.note = why
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
@@ -113,6 +114,7 @@ class CheckCache:
                 p.replace(p.with_name(p.name + f".corrupt-{int(time.time())}"))
 
     def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
+        import contextlib
         import sqlite3
 
         with self._lock:
@@ -145,6 +147,7 @@ class CheckCache:
 
     def _many(self, sql: str, texts: list[str]) -> list[tuple[Any, ...]]:
         """Rows of ``sql`` (``… IN ({})``) over ``texts``, a batch of keys a query."""
+        import contextlib
         import sqlite3
 
         rows: list[tuple[Any, ...]] = []

@@ -23,7 +23,6 @@ timeouts, one lock around the single SFTP channel). URL parsing, password redact
 from __future__ import annotations
 
 import _thread
-import contextlib
 import io
 import os
 import re
@@ -33,9 +32,10 @@ import sys
 from pathlib import Path, PurePosixPath
 
 # Not imported at run time (the CLI's start-up pays for every module): typing, dataclasses,
-# datetime, mmap, shutil, threading and the readers are imported where they are used.
+# contextlib, datetime, mmap, shutil, threading and the readers are imported where used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import contextlib
     import mmap as _mmap
     from collections.abc import Callable, Iterator
     from typing import IO, Any, TypeVar
@@ -468,22 +468,29 @@ class LocalStorage(Storage):
                 os.chmod(tmp, mode)  # the umask may have narrowed it
             os.replace(tmp, path)
         except BaseException:
+            import contextlib
+
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
-    @contextlib.contextmanager
-    def locked(self, path: Any) -> Iterator[None]:
+    def locked(self, path: Any) -> contextlib.AbstractContextManager[None]:
         """An exclusive advisory lock on a directory, for read-modify-write of its sidecars."""
-        self.require_writable("lock files")
-        import fcntl
+        import contextlib  # (here: a listing takes no lock)
 
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        @contextlib.contextmanager
+        def lock() -> Iterator[None]:
+            self.require_writable("lock files")
+            import fcntl
+
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
+        return lock()
 
     def realpath(self, path: Any) -> str:
         return os.path.realpath(path)
@@ -514,6 +521,7 @@ LOCAL = LocalStorage()  # the storage of objects made without one (a local file 
 def mtime_of(info: dict[str, Any]) -> float:
     """Modification time in seconds from an fsspec info dict (each backend names it its own
     way); 0.0 when unknown (then the file never looks in flight)."""
+    import contextlib
     import datetime as _dt
 
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
@@ -591,6 +599,8 @@ class _CountedFile(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            import contextlib
+
             with contextlib.suppress(Exception):
                 self._raw.close()
         super().close()
@@ -612,6 +622,8 @@ class FsspecStorage(Storage):
         self.stats = FetchStats()
         # one SFTP session is one channel: requests on it are serialized
         if concurrent_reads:
+            import contextlib
+
             self._lock: Any = contextlib.nullcontext()
         else:
             import threading
@@ -707,6 +719,8 @@ class FsspecStorage(Storage):
         return int(info.get("size") or 0), mtime_of(info)
 
     def invalidate(self) -> None:
+        import contextlib
+
         with contextlib.suppress(Exception):
             self._call(self.fs.invalidate_cache)
 
