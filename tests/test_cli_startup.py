@@ -23,10 +23,11 @@ from nanochat_ckpt_tui.cli import quick
 ROOT = Path(__file__).resolve().parents[1]
 
 # Modules a quick command used to import and no longer needs (stdlib: typing, dataclasses and
-# their dependencies, argparse and what it brings, …; dependencies: the heavy ones).
+# their dependencies, argparse and what it brings, json (its C part is used directly: see
+# store/fastjson.py), …; dependencies: the heavy ones).
 NEVER = ("torch", "numpy", "rich", "textual", "fsspec", "typing", "dataclasses", "inspect",
          "ast", "argparse", "gettext", "locale", "shutil", "threading", "contextlib",
-         "datetime", "mmap", "importlib", "sqlite3", "hashlib")
+         "datetime", "mmap", "importlib", "sqlite3", "hashlib", "json")
 NEVER_IN_LS = ("pickle", "zlib", "nanochat_ckpt_tui.store.ptfile")
 
 
@@ -52,7 +53,7 @@ def test_ls_and_show_json_import_only_what_they_use(demo_master: Path, tmp_path:
     got = [m for m in NEVER + NEVER_IN_LS if m in mods]
     assert not got, f"ls --json imported {got}"
     # the pieces it does need, so the list above is not vacuous
-    assert "nanochat_ckpt_tui.store.layout" in mods and "json" in mods
+    assert "nanochat_ckpt_tui.store.layout" in mods and "_json" in mods
     mods, text = _imported_by(["show", "base/d4@3000", "--base-dir", str(demo_master), "--json"],
                               tmp_path / "cache")
     assert json.loads(text)["checkpoint"]["step"] == 3000

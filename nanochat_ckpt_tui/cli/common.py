@@ -6,7 +6,6 @@ Nothing here imports rich at module level: a console is made only for human outp
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..fmt import human_bytes
-from ..store import layout
+from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
 from ..store.refs import RefError, find_tags, resolve, resolve_url
 from ..store.storage import StorageError, is_url, redact
@@ -68,6 +67,8 @@ def plain_value(v: Any) -> str:
     ``Infinity``, ``[1, 2]``; strings as they are."""
     if isinstance(v, str):
         return v
+    import json  # (human output only)
+
     if v is None or isinstance(v, bool | int | float):
         return json.dumps(_json_clean(v)).strip('"')
     try:
@@ -98,7 +99,7 @@ def _json_clean(obj: Any) -> Any:
 # ``indent=2``, which would run json's pure-Python encoder over every value: ~0.5 s for an
 # ``ls`` of 6,000 steps against ~0.1 s this way.
 ONE_PER_LINE = frozenset(("checkpoints", "tensors", "items", "layers", "findings"))
-_ENCODE = json.JSONEncoder(allow_nan=False).encode
+_ENCODE = fastjson.encoder(allow_nan=False)  # = json.JSONEncoder(allow_nan=False).encode
 
 
 class RawJSON(str):
@@ -310,7 +311,7 @@ def _storage_options(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key:
             raise ValueError(f"storage option {pair!r} is not KEY=VALUE")
         try:
-            out[key] = json.loads(value)
+            out[key] = fastjson.loads(value)
         except ValueError:
             out[key] = value
     return out

@@ -5,8 +5,7 @@ Stable: fields are only ever added. Each document carries a ``"schema"`` key.
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
-
+from ..store.fastjson import encode_basestring_ascii
 from ..store.layout import Catalog, Checkpoint, FileKind, Stage, Tag
 from ..store.storage import LocalStorage
 from ..store.summary import CheckpointSummary, val_bpb_of

@@ -13,10 +13,11 @@ from several processes, without rewriting the whole file.
 from __future__ import annotations
 
 import _thread
-import json
 import os
 import time
 from pathlib import Path
+
+from . import fastjson
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
@@ -35,11 +36,12 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path("~/.cache").expanduser()) / "nanochat-ckpt"
 
 
-_KEY_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # (json.dumps makes one a call)
+# = json.JSONEncoder(separators=(",", ":")).encode (json.dumps makes one a call)
+_COMPACT = fastjson.encoder(separators=(",", ":"))
 
 
 def key_text(key: tuple[Any, ...]) -> str:
-    return _KEY_ENCODE(list(key))  # type: ignore[no-any-return]
+    return _COMPACT(list(key))
 
 
 class CheckCache:
@@ -138,7 +140,7 @@ class CheckCache:
         if row is None:
             return None
         try:
-            doc = json.loads(row[0])
+            doc = fastjson.loads(row[0])
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
@@ -173,7 +175,7 @@ class CheckCache:
         out: dict[str, dict[str, Any]] = {}
         for text, raw in self._many("SELECT key, doc FROM results WHERE key IN ({})", texts):
             try:
-                doc = json.loads(raw)
+                doc = fastjson.loads(raw)
             except ValueError:
                 continue
             if isinstance(doc, dict):
@@ -187,7 +189,7 @@ class CheckCache:
 
     def put(self, key: tuple[Any, ...], doc: dict[str, Any]) -> None:
         self._run("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
-                  (key_text(key), json.dumps(doc, separators=(",", ":")), time.time()), False)
+                  (key_text(key), _COMPACT(doc), time.time()), False)
 
     def sha256(self, key: tuple[Any, ...]) -> str | None:
         row = self._run("SELECT sha256 FROM hashes WHERE key=?", (key_text(key),), True)

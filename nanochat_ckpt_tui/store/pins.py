@@ -9,11 +9,11 @@ is never overwritten: it raises :class:`PinsError` until the user moves it aside
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
+from . import fastjson
 from .storage import LocalStorage, Storage
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
@@ -90,7 +90,7 @@ def parse_pins(raw: bytes, where: str) -> dict[int, PinEntry]:
     if len(raw) > MAX_SIDECAR_BYTES:
         raise PinsError(f"{where}: pins file is {len(raw)} bytes, too large to be ours")
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = fastjson.loads(raw.decode("utf-8"))
         steps = doc["steps"]
         if doc.get("schema") != SCHEMA or not isinstance(steps, dict):
             raise ValueError("unknown schema")
@@ -110,6 +110,8 @@ def _encode(pins: dict[int, PinEntry]) -> bytes:
     doc = {"schema": SCHEMA, "steps": {
         str(step): {"pinned": e.pinned, "note": e.note, "updated": e.updated}
         for step, e in sorted(pins.items()) if e.pinned or e.note}}
+    import json
+
     return json.dumps(doc, indent=2).encode("utf-8")
 
 

@@ -12,12 +12,12 @@ kept beside the piece it concerns, so one bad file never hides the rest.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from pathlib import Path
 
+from . import fastjson
 from .layout import LOCAL, Checkpoint, FileEntry, Record, State, Tag
 from .storage import LocalStorage, Storage
 
@@ -344,8 +344,12 @@ def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
     if not text or text.isspace():
         return meta_error_type()("meta is empty (still being written?)", path)
     try:
-        data = json.loads(text)  # accepts Infinity, -Infinity and NaN, as nanochat writes them
-    except json.JSONDecodeError as e:
+        data = fastjson.loads(text)  # accepts Infinity, -Infinity and NaN, as nanochat writes
+    except ValueError as e:
+        import json  # (imported by now: json itself raised the error)
+
+        if not isinstance(e, json.JSONDecodeError):
+            raise
         return meta_error_type()(f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}", path)
     except RecursionError:
         return meta_error_type()("meta JSON nested too deeply", path)
