@@ -178,3 +178,16 @@ def test_argparse_still_writes_help_and_errors(argv: list[str], exit_code: int, 
     assert e.value.code == exit_code
     out, err = capsys.readouterr()
     assert text in out + err
+
+
+@pytest.mark.parametrize("text", [
+    "s3://b/x", "ssh://u:p@h/x", "file:///x", "memory://", "a://x", "ab://x", "a1+b.c-d://",
+    "1a://x", "/abs/path", "rel/path", "C:\\x", "C://x", "s3:/x", "s3//x", "", "://x",
+    "a:b://x", "é://x", "ab ://x", "x\n://", "gs://b://c", "h_t://x", "\u0391b://x",
+])
+def test_is_url_is_the_regex_it_replaced(text: str) -> None:
+    import re
+
+    from nanochat_ckpt_tui.store.storage import is_url
+
+    assert is_url(text) == bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+://", text))
