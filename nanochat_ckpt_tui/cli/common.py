@@ -99,6 +99,7 @@ def _json_clean(obj: Any) -> Any:
 # ``indent=2``, which would run json's pure-Python encoder over every value: ~0.5 s for an
 # ``ls`` of 6,000 steps against ~0.1 s this way.
 ONE_PER_LINE = frozenset(("checkpoints", "tensors", "items", "layers", "findings"))
+RECORDS_A_PIECE = 500  # of such a list: a 6,000-step listing is written in pieces, never whole
 _ENCODE = fastjson.encoder(allow_nan=False)  # = json.JSONEncoder(allow_nan=False).encode
 
 
@@ -134,8 +135,12 @@ def _write_json(obj: Any, out: list[str], pad: str) -> None:
             sep = ",\n"
             if k in ONE_PER_LINE and isinstance(v, list | tuple) and v:
                 step = ",\n" + inner + "  "
-                out.append("[\n" + inner + "  " + step.join(map(_item_text, v)) + "\n"
-                           + inner + "]")
+                out.append("[\n" + inner + "  ")
+                for start in range(0, len(v), RECORDS_A_PIECE):
+                    if start:
+                        out.append(step)
+                    out.append(step.join(map(_item_text, v[start:start + RECORDS_A_PIECE])))
+                out.append("\n" + inner + "]")
             else:
                 _write_json(v, out, inner)
         out.append("\n" + pad + "}")
@@ -154,19 +159,30 @@ def _write_json(obj: Any, out: list[str], pad: str) -> None:
         out.append(_item_text(obj))
 
 
-def json_text(doc: Any) -> str:
-    """The document as strict JSON: non-finite numbers as the strings "Infinity", "NaN"."""
+def _json_pieces(doc: Any) -> list[str]:
+    """:func:`json_text` in pieces (all made before any is written: an error leaves no
+    half-written document)."""
     out: list[str] = []
     try:
         _write_json(doc, out, "")
     except ValueError:  # a NaN or Infinity somewhere (rare): spell them, then write again
         out = []
         _write_json(_json_clean(doc), out, "")
-    return "".join(out)
+    return out
+
+
+def json_text(doc: Any) -> str:
+    """The document as strict JSON: non-finite numbers as the strings "Infinity", "NaN"."""
+    return "".join(_json_pieces(doc))
 
 
 def _print_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json_text(doc) + "\n")
+    """The document on stdout, written piece by piece: a 6,000-step listing (4 MB) is never
+    joined into one string, nor copied again with its newline."""
+    write = sys.stdout.write
+    for piece in _json_pieces(doc):
+        write(piece)
+    write("\n")
 
 
 def _console():  # rich is imported only for human output
