@@ -18,7 +18,6 @@ import collections
 import copyreg
 import io
 import math
-import pickle
 import re
 import reprlib
 import struct
@@ -26,6 +25,11 @@ from pathlib import Path, PurePath
 
 from . import zipdir
 from .storage import LOCAL, NotARegularFile, Storage
+
+try:  # the C unpickler, which pickle.Unpickler is: pickle.py itself is not needed (start-up)
+    from _pickle import Unpickler
+except ImportError:  # pragma: no cover - a Python without the C pickle
+    from pickle import Unpickler  # type: ignore[assignment]
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
@@ -363,7 +367,7 @@ def _refusal(what: str) -> str:
             "of tensor metadata (nothing was executed)")
 
 
-class _SafeUnpickler(pickle.Unpickler):
+class _SafeUnpickler(Unpickler):
     """Builds only allow-listed stand-ins; refuses every other global before it is touched."""
 
     def find_class(self, module: str, name: str) -> Any:
