@@ -191,3 +191,17 @@ def test_is_url_is_the_regex_it_replaced(text: str) -> None:
     from nanochat_ckpt_tui.store.storage import is_url
 
     assert is_url(text) == bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+://", text))
+
+
+def test_local_disk_usage_is_shutils(tmp_path: Path) -> None:
+    """Free and total bytes from os.statvfs, as shutil.disk_usage computes them (shutil is not
+    imported for it: it loads the compression modules)."""
+    import shutil
+
+    from nanochat_ckpt_tui.store.storage import LocalStorage
+
+    got = LocalStorage(tmp_path).disk_usage()
+    want = shutil.disk_usage(tmp_path)
+    assert got is not None and got[1] == want.total
+    assert abs(got[0] - want.free) < 64 << 20  # (others write to this disk meanwhile)
+    assert LocalStorage(tmp_path / "gone").disk_usage() is None
