@@ -77,15 +77,19 @@ class Group:
 
     def check_light(self, demo: Path) -> str:
         """What ``ls --json`` and ``show --json`` import that they should not: torch, numpy,
-        rich, textual, fsspec; for ``ls``, also the pickle reader and sqlite3 (no model is read,
-        no check cache exists)."""
-        code = ("import sys\nfrom nanochat_ckpt_tui.cli import main\n"
+        rich, textual, fsspec, and the stdlib modules they no longer need (typing, dataclasses,
+        argparse, json, …; not counted where the interpreter's start imported them already, as
+        this venv's ``site`` does); for ``ls``, also the pickle reader and sqlite3 (no model is
+        read, no check cache exists)."""
+        code = ("import sys\npre = set(sys.modules)\nfrom nanochat_ckpt_tui.cli import main\n"
                 f"main(['ls', {str(demo)!r}, '--json'])\n"
-                "heavy = ['torch', 'numpy', 'rich', 'textual', 'fsspec']\n"
+                "heavy = ['torch', 'numpy', 'rich', 'textual', 'fsspec', 'typing', "
+                "'dataclasses', 'inspect', 'argparse', 'gettext', 'shutil', 'threading', "
+                "'contextlib', 'datetime', 'json', 'pickle']\n"
                 "got = [m for m in heavy + ['sqlite3', 'nanochat_ckpt_tui.store.ptfile'] "
-                "if m in sys.modules]\n"
+                "if m in sys.modules and m not in pre]\n"
                 f"main(['show', {SHOW_REF!r}, '--base-dir', {str(demo)!r}, '--json'])\n"
-                "got += ['show: ' + m for m in heavy if m in sys.modules]\n"
+                "got += ['show: ' + m for m in heavy if m in sys.modules and m not in pre]\n"
                 "print(','.join(got), file=sys.stderr)\n")
         proc = subprocess.run([self.python, "-c", code], env=self.env, capture_output=True,
                               text=True)

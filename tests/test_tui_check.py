@@ -8,7 +8,6 @@ import os
 import shutil
 import threading
 import time
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from test_check import write_step
 
 from nanochat_ckpt_tui.store.check import check
 from nanochat_ckpt_tui.store.layout import scan
+from nanochat_ckpt_tui.store.storage import LocalStorage
 from nanochat_ckpt_tui.tui import checks as checks_mod
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.detail import DetailPane
@@ -25,7 +25,6 @@ from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 NOW = 1_780_000_000.0  # the snapshots' clock
 D3 = "base_checkpoints/d3"
-Usage = namedtuple("Usage", "total used free")
 
 
 def write_nan_base(root: Path, now: float) -> Path:
@@ -66,8 +65,8 @@ def nan_fixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fixed_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "disk_usage", lambda _p: Usage(500 * 10**9, 180 * 10**9,
-                                                                320 * 10**9))
+    # (the local storage's free and total bytes: what the app shows in its header)
+    monkeypatch.setattr(LocalStorage, "disk_usage", lambda self: (320 * 10**9, 500 * 10**9))
 
 
 def make_app(base: Path, **kw: object) -> CkptApp:

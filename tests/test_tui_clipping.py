@@ -155,12 +155,10 @@ async def test_best_beside_latest_when_they_differ(long_names: Path) -> None:
 
 @pytest.fixture
 def fixed_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-    from collections import namedtuple
+    from nanochat_ckpt_tui.store.storage import LocalStorage
 
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(500 * 10**9, 180 * 10**9,
-                                                               320 * 10**9))
+    # (the local storage's free and total bytes: what the app shows in its header)
+    monkeypatch.setattr(LocalStorage, "disk_usage", lambda self: (320 * 10**9, 500 * 10**9))
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=lambda s: f"{s[0]}x{s[1]}")

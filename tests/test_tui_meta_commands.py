@@ -5,15 +5,14 @@ and the diff's labels, ``y`` (copy a nanochat command), archived badges by conte
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
 from textual.app import App
 
 from nanochat_ckpt_tui.store.layout import scan
+from nanochat_ckpt_tui.store.storage import LocalStorage
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.command_menu import CommandMenu, choices
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete, ConfirmLatest
@@ -25,7 +24,6 @@ from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 D4 = "base_checkpoints/d4"
 SIZE = (120, 40)
-Usage = namedtuple("Usage", "total used free")
 
 
 def make_app(base: Path, **kw: object) -> CkptApp:
@@ -236,5 +234,5 @@ async def test_bad_meta_shows_in_the_tree(demo_dir: Path) -> None:
 
 @pytest.fixture
 def fixed_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "disk_usage", lambda _p: Usage(500 * 10**9, 180 * 10**9,
-                                                                320 * 10**9))
+    # (the local storage's free and total bytes: what the app shows in its header)
+    monkeypatch.setattr(LocalStorage, "disk_usage", lambda self: (320 * 10**9, 500 * 10**9))

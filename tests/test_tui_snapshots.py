@@ -6,18 +6,16 @@ and look at the SVGs under ``tests/__snapshots__/``.
 
 from __future__ import annotations
 
-import shutil
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
+from nanochat_ckpt_tui.store.storage import LocalStorage
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.testing import settle
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 NOW = 1_780_000_000.0  # 2026-05-28: the demo's files and the app's clock agree on "now"
-Usage = namedtuple("Usage", "total used free")
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +27,8 @@ def fixed_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def fixed_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "disk_usage", lambda _p: Usage(500 * 10**9, 180 * 10**9,
-                                                                320 * 10**9))
+    # (the local storage's free and total bytes: what the app shows in its header)
+    monkeypatch.setattr(LocalStorage, "disk_usage", lambda self: (320 * 10**9, 500 * 10**9))
 
 
 def make_app(base: Path) -> CkptApp:

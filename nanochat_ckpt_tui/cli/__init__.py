@@ -15,12 +15,8 @@ archive or prune code), so the names below are re-exported lazily.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
 import os
 import sys
-from typing import Any
 
 from .common import (
     EXIT_DECLINED,
@@ -47,13 +43,21 @@ _LAZY = {"catalog_json": "documents", "checkpoint_json": "documents",
          "cmd_cmd": "cmd", "cmd_trash": "trash",
          "add_archive_commands": "archive", "cmd_demo": "app", "run_tui": "app"}
 
+TYPE_CHECKING = False  # (not imported at run time: start-up; argparse only where needed)
+if TYPE_CHECKING:
+    import argparse
+    from types import SimpleNamespace
+    from typing import Any
+
 __all__ = ["COMMANDS", "EXIT_DECLINED", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK",
            "EXIT_PARTIAL", "EXIT_USAGE", "SUBCOMMANDS", "CliError", "build_app_parser",
            "build_parser", "main", *_LAZY]
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"{__name__}.{name}")
+    full = f"{__name__}.{name}"
+    __import__(full)  # (as importlib.import_module does, without importing importlib)
+    return sys.modules[full]
 
 
 def __getattr__(name: str) -> Any:  # the lazy re-exports (PEP 562)
@@ -64,6 +68,8 @@ def __getattr__(name: str) -> Any:  # the lazy re-exports (PEP 562)
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The subcommands' parser (with ``only``, just that subcommand: fewer imports)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="nanochat-ckpt",
         description="See, compare and prune nanochat checkpoints. Without a subcommand, opens "
@@ -84,15 +90,26 @@ class _OneCommand:
     parser: argparse.ArgumentParser | None = None
 
     def add_parser(self, name: str, **kw: Any) -> argparse.ArgumentParser:
+        import argparse
+
         kw.pop("help", None)
         self.parser = argparse.ArgumentParser(prog=f"nanochat-ckpt {name}", **kw)
         return self.parser
 
 
-def _parse_command(argv: list[str]) -> argparse.Namespace:
-    """``argv[0]``'s arguments, by that subcommand's parser alone."""
+def _parse_command(argv: list[str]) -> argparse.Namespace | SimpleNamespace:
+    """``argv[0]``'s arguments, by that subcommand's parser alone (a plain command line of
+    ``ls`` or ``show``: without argparse, see :mod:`.quick`)."""
+    module = _module(COMMANDS[argv[0]])
+    spec = getattr(module, "QUICK", {}).get(argv[0])
+    if spec is not None:
+        from .quick import parse
+
+        args = parse(spec, argv[0], argv[1:])
+        if args is not None:
+            return args
     sub = _OneCommand()
-    _module(COMMANDS[argv[0]]).add_command(sub, argv[0])
+    module.add_command(sub, argv[0])
     if sub.parser is None:  # (a module that builds its parser some other way)
         return build_parser(only=argv[0]).parse_args(argv)
     args = sub.parser.parse_args(argv[1:])
@@ -102,6 +119,8 @@ def _parse_command(argv: list[str]) -> argparse.Namespace:
 
 def _command_help() -> list[tuple[str, str]]:
     """(name, one-line help) of every subcommand, as the subcommands' parser has them."""
+    import argparse
+
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return [(a.dest, a.help or "") for a in sub._choices_actions]
@@ -120,8 +139,10 @@ QUICK_EXIT = frozenset(("ls", "du", "show", "cmd"))
 
 def _exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`ls --json | head`)
+        try:  # noqa: SIM105 (contextlib is not imported by the quick commands)
             stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`ls --json | head`)
+            pass
     os._exit(code)
 
 

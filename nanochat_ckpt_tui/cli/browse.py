@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import gc
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..fmt import human_age, human_bytes, plural
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
@@ -32,6 +28,12 @@ from .common import (
     error_reason,
 )
 from .documents import catalog_json
+from .quick import Spec
+
+TYPE_CHECKING = False  # (not imported at run time: start-up)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 # --------------------------------------------------------------------------------------------
 # what to list
@@ -157,17 +159,6 @@ def _print_preamble(con: Any, cat: Catalog) -> None:
 # ls
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def ls_cols(with_note: bool) -> list[Any]:
     """The columns of an ``ls`` table (the table module is loaded for human output only)."""
     from .table import Col
@@ -235,8 +226,13 @@ def _tag_title(stage: Stage, tag: Tag) -> str:
 def cmd_ls(args: argparse.Namespace) -> int:
     # ~10 objects a step, no cycles: the cyclic GC's collections of the growing heap would
     # cost a sixth of a 6,000-step listing
-    with _gc_paused():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
         return _ls(args)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -366,6 +362,13 @@ def cmd_du(args: argparse.Namespace) -> int:
                   f"(nanochat-ckpt trash {escape(cat.location)} --empty)", highlight=False,
                   soft_wrap=True)
     return EXIT_OK
+
+
+# ``ls``'s arguments as add_command gives them to argparse, for plain command lines (.quick)
+QUICK = {"ls": Spec("targets", "*", {"--base-dir": ("base_dir", "store"),
+                                     "-o": ("storage_option", "append"),
+                                     "--storage-option": ("storage_option", "append")},
+                    {"--latest": "latest", "--json": "json"}, cmd_ls)}
 
 
 def add_command(sub: Any, name: str) -> None:

@@ -6,24 +6,28 @@ Nothing here imports rich at module level: a console is made only for human outp
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import math
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..fmt import human_bytes
-from ..store import layout
+from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
 from ..store.refs import RefError, find_tags, resolve, resolve_url
 from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
+
+# Not imported at run time (start-up): typing, and argparse and threading, which only some
+# commands use (``ls`` and ``show`` parse plain arguments without argparse: see .quick).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    import contextlib
+    import threading
+    from collections.abc import Iterator
+    from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
@@ -63,6 +67,8 @@ def plain_value(v: Any) -> str:
     ``Infinity``, ``[1, 2]``; strings as they are."""
     if isinstance(v, str):
         return v
+    import json  # (human output only)
+
     if v is None or isinstance(v, bool | int | float):
         return json.dumps(_json_clean(v)).strip('"')
     try:
@@ -93,7 +99,8 @@ def _json_clean(obj: Any) -> Any:
 # ``indent=2``, which would run json's pure-Python encoder over every value: ~0.5 s for an
 # ``ls`` of 6,000 steps against ~0.1 s this way.
 ONE_PER_LINE = frozenset(("checkpoints", "tensors", "items", "layers", "findings"))
-_ENCODE = json.JSONEncoder(allow_nan=False).encode
+RECORDS_A_PIECE = 500  # of such a list: a 6,000-step listing is written in pieces, never whole
+_ENCODE = fastjson.encoder(allow_nan=False)  # = json.JSONEncoder(allow_nan=False).encode
 
 
 class RawJSON(str):
@@ -128,8 +135,12 @@ def _write_json(obj: Any, out: list[str], pad: str) -> None:
             sep = ",\n"
             if k in ONE_PER_LINE and isinstance(v, list | tuple) and v:
                 step = ",\n" + inner + "  "
-                out.append("[\n" + inner + "  " + step.join(map(_item_text, v)) + "\n"
-                           + inner + "]")
+                out.append("[\n" + inner + "  ")
+                for start in range(0, len(v), RECORDS_A_PIECE):
+                    if start:
+                        out.append(step)
+                    out.append(step.join(map(_item_text, v[start:start + RECORDS_A_PIECE])))
+                out.append("\n" + inner + "]")
             else:
                 _write_json(v, out, inner)
         out.append("\n" + pad + "}")
@@ -148,19 +159,30 @@ def _write_json(obj: Any, out: list[str], pad: str) -> None:
         out.append(_item_text(obj))
 
 
-def json_text(doc: Any) -> str:
-    """The document as strict JSON: non-finite numbers as the strings "Infinity", "NaN"."""
+def _json_pieces(doc: Any) -> list[str]:
+    """:func:`json_text` in pieces (all made before any is written: an error leaves no
+    half-written document)."""
     out: list[str] = []
     try:
         _write_json(doc, out, "")
     except ValueError:  # a NaN or Infinity somewhere (rare): spell them, then write again
         out = []
         _write_json(_json_clean(doc), out, "")
-    return "".join(out)
+    return out
+
+
+def json_text(doc: Any) -> str:
+    """The document as strict JSON: non-finite numbers as the strings "Infinity", "NaN"."""
+    return "".join(_json_pieces(doc))
 
 
 def _print_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json_text(doc) + "\n")
+    """The document on stdout, written piece by piece: a 6,000-step listing (4 MB) is never
+    joined into one string, nor copied again with its newline."""
+    write = sys.stdout.write
+    for piece in _json_pieces(doc):
+        write(piece)
+    write("\n")
 
 
 def _console():  # rich is imported only for human output
@@ -263,11 +285,18 @@ class ByteMeter:
                   file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
 def ctrl_c_cancels(cancel: threading.Event, what: str = "stopping after the current chunk"
-                   ) -> Iterator[None]:
+                   ) -> contextlib.AbstractContextManager[None]:
     """The first Ctrl-C sets ``cancel`` (the work stops at its next chunk, cleanly); a second
     one interrupts at once (KeyboardInterrupt). Outside the main thread: plain Ctrl-C."""
+    import contextlib  # (here, as threading: the commands that read quickly never use them)
+
+    return contextlib.contextmanager(_ctrl_c_cancels)(cancel, what)
+
+
+def _ctrl_c_cancels(cancel: threading.Event, what: str) -> Iterator[None]:
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -298,7 +327,7 @@ def _storage_options(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key:
             raise ValueError(f"storage option {pair!r} is not KEY=VALUE")
         try:
-            out[key] = json.loads(value)
+            out[key] = fastjson.loads(value)
         except ValueError:
             out[key] = value
     return out

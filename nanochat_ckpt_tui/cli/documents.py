@@ -5,15 +5,16 @@ Stable: fields are only ever added. Each document carries a ``"schema"`` key.
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any
-
+from ..store.fastjson import encode_basestring_ascii
 from ..store.layout import Catalog, Checkpoint, FileKind, Stage, Tag
 from ..store.storage import LocalStorage
 from ..store.summary import CheckpointSummary, val_bpb_of
 from .common import RawJSON
 
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..store.check import CheckReport
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 # rich.markup's tag and escape patterns
 _TAGS = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
 from ..fmt import human_age, human_bytes, human_count, plural
 from ..store.step_verdicts import existing_cache
@@ -25,8 +23,13 @@ from .common import (
     plain_value,
 )
 from .documents import schedule_json, summary_json
+from .quick import Spec
 
+TYPE_CHECKING = False  # (not imported at run time: start-up)
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
     from ..store.check import CheckReport
 
 
@@ -278,6 +281,13 @@ def _print_summary(s: CheckpointSummary, with_tensors: bool,
                 [t.name, str(list(t.shape)), t.dtype, f"{t.numel:,}", human_bytes(t.nbytes)]
                 for t in s.model.tensors], title="[bold]tensors[/]")
     _print_health(con, report, with_tensors)
+
+
+# the arguments add_command gives argparse, for plain command lines (see .quick)
+QUICK = {"show": Spec("ref", None, {"--base-dir": ("base_dir", "store"),
+                                    "-o": ("storage_option", "append"),
+                                    "--storage-option": ("storage_option", "append")},
+                      {"--no-tensors": "no_tensors", "--json": "json"}, cmd_show)}
 
 
 def add_command(sub: Any, name: str) -> None:

@@ -13,27 +13,45 @@ A cell is a string, ``(text, style)``, or a list of ``(text, style)`` pieces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Union
+TYPE_CHECKING = False  # (typing and dataclasses are not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any, Union
+
+    Cell = Union[str, "Piece", list["Piece"]]  # noqa: UP007
 
 Piece = tuple[str, str]
-Cell = Union[str, Piece, list[Piece]]  # noqa: UP007 (a runtime alias: py3.10 has no str | tuple[...] at runtime)
 
 GAP = "  "
 ELLIPSIS = "…"
 CHUNK = 500  # lines per print: one Text each
 
 
-@dataclass
 class Col:
-    title: str
-    justify: str = "left"  # or "right"
-    drop: int = 0  # 0: always shown; otherwise dropped on a narrow terminal, 1 first
-    fit: bool = False  # may be cut with an ellipsis (names, notes), never wrapped
-    soft_min: int = 24  # a fit column is narrowed to this before any column is dropped
-    hard_min: int = 8  # and to this after every droppable column is gone
-    middle: bool = False  # cut in the middle (names whose end tells them apart: a.b…c.weight)
+    """A column (what ``@dataclass`` gave it, ``repr`` and ``==``, written out)."""
+
+    _fields = ("title", "justify", "drop", "fit", "soft_min", "hard_min", "middle")
+
+    def __init__(self, title: str, justify: str = "left", drop: int = 0, fit: bool = False,
+                 soft_min: int = 24, hard_min: int = 8, middle: bool = False) -> None:
+        self.title = title
+        self.justify = justify  # or "right"
+        self.drop = drop  # 0: always shown; otherwise dropped on a narrow terminal, 1 first
+        self.fit = fit  # may be cut with an ellipsis (names, notes), never wrapped
+        self.soft_min = soft_min  # a fit column is narrowed to this before any is dropped
+        self.hard_min = hard_min  # and to this after every droppable column is gone
+        self.middle = middle  # cut in the middle (names whose end tells them apart: a.b…c.w)
+
+    def __repr__(self) -> str:
+        return "Col(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Col) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return [getattr(self, n) for n in self._fields] == [getattr(other, n)
+                                                             for n in self._fields]
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as a dataclass's)
 
 
 def _width(text: str) -> int:

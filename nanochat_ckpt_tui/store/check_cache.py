@@ -12,16 +12,17 @@ from several processes, without rewriting the whole file.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _thread
 import os
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from . import fastjson
+
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
     import sqlite3
+    from typing import Any
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "NANOCHAT_CKPT_CACHE"
@@ -35,11 +36,12 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path("~/.cache").expanduser()) / "nanochat-ckpt"
 
 
-_KEY_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # (json.dumps makes one a call)
+# = json.JSONEncoder(separators=(",", ":")).encode (json.dumps makes one a call)
+_COMPACT = fastjson.encoder(separators=(",", ":"))
 
 
 def key_text(key: tuple[Any, ...]) -> str:
-    return _KEY_ENCODE(list(key))  # type: ignore[no-any-return]
+    return _COMPACT(list(key))
 
 
 class CheckCache:
@@ -47,7 +49,7 @@ class CheckCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "checks.sqlite"
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # (= threading.Lock(): not importing threading)
         self._db: sqlite3.Connection | None = None
         self._broken = False
         self.note: str | None = None  # why the cache is not used, or was rebuilt
@@ -105,6 +107,8 @@ class CheckCache:
         return {"meta", "results", "hashes"} <= tables
 
     def _set_aside(self, why: str) -> None:
+        import contextlib
+
         self.note = why
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
@@ -112,6 +116,7 @@ class CheckCache:
                 p.replace(p.with_name(p.name + f".corrupt-{int(time.time())}"))
 
     def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
+        import contextlib
         import sqlite3
 
         with self._lock:
@@ -135,7 +140,7 @@ class CheckCache:
         if row is None:
             return None
         try:
-            doc = json.loads(row[0])
+            doc = fastjson.loads(row[0])
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
@@ -144,6 +149,7 @@ class CheckCache:
 
     def _many(self, sql: str, texts: list[str]) -> list[tuple[Any, ...]]:
         """Rows of ``sql`` (``… IN ({})``) over ``texts``, a batch of keys a query."""
+        import contextlib
         import sqlite3
 
         rows: list[tuple[Any, ...]] = []
@@ -169,7 +175,7 @@ class CheckCache:
         out: dict[str, dict[str, Any]] = {}
         for text, raw in self._many("SELECT key, doc FROM results WHERE key IN ({})", texts):
             try:
-                doc = json.loads(raw)
+                doc = fastjson.loads(raw)
             except ValueError:
                 continue
             if isinstance(doc, dict):
@@ -183,7 +189,7 @@ class CheckCache:
 
     def put(self, key: tuple[Any, ...], doc: dict[str, Any]) -> None:
         self._run("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
-                  (key_text(key), json.dumps(doc, separators=(",", ":")), time.time()), False)
+                  (key_text(key), _COMPACT(doc), time.time()), False)
 
     def sha256(self, key: tuple[Any, ...]) -> str | None:
         row = self._run("SELECT sha256 FROM hashes WHERE key=?", (key_text(key),), True)
@@ -201,7 +207,7 @@ class CheckCache:
 
 
 _DEFAULT: CheckCache | None = None
-_DEFAULT_LOCK = threading.Lock()
+_DEFAULT_LOCK = _thread.allocate_lock()
 
 
 def default_cache() -> CheckCache:

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .pins import SIDECAR, PinEntry, PinsError, parse_pins
 from .storage import (
@@ -36,6 +35,10 @@ from .storage import (
     open_storage,
     redact,
 )
+
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"

@@ -9,14 +9,16 @@ is never overwritten: it raises :class:`PinsError` until the user moves it aside
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from . import fastjson
 from .storage import LocalStorage, Storage
+
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 SIDECAR = ".nanochat-ckpt.json"
 SCHEMA = "nanochat-ckpt.pins/1"
@@ -28,11 +30,41 @@ class PinsError(Exception):
     """The sidecar cannot be read or written; the message says what to do."""
 
 
-@dataclass(frozen=True)
 class PinEntry:
-    pinned: bool = False
-    note: str | None = None
-    updated: float = 0.0
+    """A step's pin and note: immutable, compared and hashed by value (what
+    ``@dataclass(frozen=True)`` gave, without generating code at every start)."""
+
+    __match_args__ = ("pinned", "note", "updated")
+    pinned: bool
+    note: str | None
+    updated: float
+
+    def __init__(self, pinned: bool = False, note: str | None = None,
+                 updated: float = 0.0) -> None:
+        object.__setattr__(self, "pinned", pinned)
+        object.__setattr__(self, "note", note)
+        object.__setattr__(self, "updated", updated)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple[bool, str | None, float]:
+        return (self.pinned, self.note, self.updated)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PinEntry) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(pinned={self.pinned!r}, note={self.note!r}, "
+                f"updated={self.updated!r})")
 
 
 def sidecar_path(tag_dir: Any, storage: Storage | None = None) -> Any:
@@ -58,7 +90,7 @@ def parse_pins(raw: bytes, where: str) -> dict[int, PinEntry]:
     if len(raw) > MAX_SIDECAR_BYTES:
         raise PinsError(f"{where}: pins file is {len(raw)} bytes, too large to be ours")
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = fastjson.loads(raw.decode("utf-8"))
         steps = doc["steps"]
         if doc.get("schema") != SCHEMA or not isinstance(steps, dict):
             raise ValueError("unknown schema")
@@ -78,6 +110,8 @@ def _encode(pins: dict[int, PinEntry]) -> bytes:
     doc = {"schema": SCHEMA, "steps": {
         str(step): {"pinned": e.pinned, "note": e.note, "updated": e.updated}
         for step, e in sorted(pins.items()) if e.pinned or e.note}}
+    import json
+
     return json.dumps(doc, indent=2).encode("utf-8")
 
 

@@ -18,17 +18,23 @@ import collections
 import copyreg
 import io
 import math
-import pickle
 import re
 import reprlib
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
 
 from . import zipdir
 from .storage import LOCAL, NotARegularFile, Storage
+
+try:  # the C unpickler, which pickle.Unpickler is: pickle.py itself is not needed (start-up)
+    from _pickle import Unpickler
+except ImportError:  # pragma: no cover - a Python without the C pickle
+    from pickle import Unpickler  # type: ignore[assignment]
+
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 ORIG_MOD = "_orig_mod."
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
@@ -106,10 +112,36 @@ class CheckpointError(Exception):
         super().__init__(f"{Path(path).name}: {message}" if path is not None else message)
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor as described by the pickle: where its bytes live, never the bytes."""
+class _Record:
+    """What ``@dataclass`` gave the classes below, without generating code at import (the
+    dataclasses module and its code generation cost ``show`` ~7 ms of its start): ``repr``
+    over ``_fields``, ``==`` over ``_compare`` (default: ``_fields``), as
+    :class:`.layout.Record` does for the scan's records (ptfile sits below layout)."""
 
+    _fields: tuple[str, ...] = ()
+    _compare: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(" + ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self._fields) + ")"
+
+    def _values(self) -> tuple[Any, ...]:
+        names = self._fields if self._compare is None else self._compare
+        return tuple([getattr(self, n) for n in names])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Record) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as a dataclass's)
+
+
+class TensorInfo(_Record):
+    """One tensor as described by the pickle: where its bytes live, never the bytes.
+    Immutable and hashable (as ``@dataclass(frozen=True)`` made it)."""
+
+    _fields = ("name", "shape", "stride", "dtype", "itemsize", "storage_key", "storage_offset")
     name: str
     shape: tuple[int, ...]
     stride: tuple[int, ...]
@@ -117,6 +149,22 @@ class TensorInfo:
     itemsize: int
     storage_key: str
     storage_offset: int  # in elements
+
+    def __init__(self, name: str, shape: tuple[int, ...], stride: tuple[int, ...], dtype: str,
+                 itemsize: int, storage_key: str, storage_offset: int) -> None:
+        d = self.__dict__  # (frozen: set through the dict, as a frozen dataclass does)
+        d["name"], d["shape"], d["stride"], d["dtype"] = name, shape, stride, dtype
+        d["itemsize"], d["storage_key"], d["storage_offset"] = itemsize, storage_key, \
+            storage_offset
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __hash__(self) -> int:
+        return hash(self._values())
 
     @property
     def numel(self) -> int:
@@ -319,7 +367,7 @@ def _refusal(what: str) -> str:
             "of tensor metadata (nothing was executed)")
 
 
-class _SafeUnpickler(pickle.Unpickler):
+class _SafeUnpickler(Unpickler):
     """Builds only allow-listed stand-ins; refuses every other global before it is touched."""
 
     def find_class(self, module: str, name: str) -> Any:
@@ -458,17 +506,22 @@ def _prescan(data: bytes) -> None:
 # the zip
 
 
-@dataclass
-class PtArchive:
+class PtArchive(_Record):
     """The zip structure of one torch.save file and the object tree of its pickle."""
 
-    path: Path
-    prefix: str  # the zip's root folder, e.g. "model_000006"
-    file_size: int
-    root: Any
-    storages: dict[str, zipdir.Member] = field(repr=False)
-    byteorder: str = "little"
-    storage: Storage = field(default=LOCAL, repr=False, compare=False)  # where the file lives
+    _fields = ("path", "prefix", "file_size", "root", "byteorder")  # (repr)
+    _compare = ("path", "prefix", "file_size", "root", "storages", "byteorder")
+
+    def __init__(self, path: Path, prefix: str, file_size: int, root: Any,
+                 storages: dict[str, zipdir.Member], byteorder: str = "little",
+                 storage: Storage = LOCAL) -> None:
+        self.path = path
+        self.prefix = prefix  # the zip's root folder, e.g. "model_000006"
+        self.file_size = file_size
+        self.root = root
+        self.storages = storages
+        self.byteorder = byteorder
+        self.storage = storage  # where the file lives
 
     def storage_data_offset(self, key: str) -> int:
         """Byte offset of storage ``key``'s data in the file (from the local header).
@@ -733,19 +786,25 @@ def _a(noun: str) -> str:
 # model files
 
 
-@dataclass
-class ModelFile:
+class ModelFile(_Record):
     """A model checkpoint: its tensors, and the wrapper fields of the older layout."""
 
-    path: Path
-    file_size: int
-    layout: str  # "state_dict" (nanochat) or "wrapper" (older {'model', 'step', 'config'})
-    tensors: list[TensorInfo]
-    orig_mod_prefix: bool = False
-    step: int | None = None
-    config: dict[str, Any] | None = None
-    has_optimizer: bool = False
-    non_tensor_keys: list[str] = field(default_factory=list)
+    _fields = ("path", "file_size", "layout", "tensors", "orig_mod_prefix", "step", "config",
+               "has_optimizer", "non_tensor_keys")
+
+    def __init__(self, path: Path, file_size: int, layout: str, tensors: list[TensorInfo],
+                 orig_mod_prefix: bool = False, step: int | None = None,
+                 config: dict[str, Any] | None = None, has_optimizer: bool = False,
+                 non_tensor_keys: list[str] | None = None) -> None:
+        self.path = path
+        self.file_size = file_size
+        self.layout = layout  # "state_dict" (nanochat) or "wrapper" (older {'model', 'step', …})
+        self.tensors = tensors
+        self.orig_mod_prefix = orig_mod_prefix
+        self.step = step
+        self.config = config
+        self.has_optimizer = has_optimizer
+        self.non_tensor_keys: list[str] = [] if non_tensor_keys is None else non_tensor_keys
 
     @property
     def params(self) -> int:
@@ -811,23 +870,28 @@ def strip_prefix(name: str) -> str:
 # optimizer files
 
 
-@dataclass
-class ParamGroup:
-    kind: str  # "adamw", "muon", or what the group says / looks like
-    n_params: int
-    hyper: dict[str, Any]
+class ParamGroup(_Record):
+    _fields = ("kind", "n_params", "hyper")
+
+    def __init__(self, kind: str, n_params: int, hyper: dict[str, Any]) -> None:
+        self.kind = kind  # "adamw", "muon", or what the group says / looks like
+        self.n_params = n_params
+        self.hyper = hyper
 
 
-@dataclass
-class OptimizerFile:
+class OptimizerFile(_Record):
     """An optimizer shard: param groups and the size of the state it carries."""
 
-    path: Path
-    file_size: int
-    form: str  # "dict" (current) or "list" (before 2026-01-29: [adamw, muon])
-    groups: list[ParamGroup]
-    tensors: list[TensorInfo]
-    n_states: int  # parameters with state
+    _fields = ("path", "file_size", "form", "groups", "tensors", "n_states")
+
+    def __init__(self, path: Path, file_size: int, form: str, groups: list[ParamGroup],
+                 tensors: list[TensorInfo], n_states: int) -> None:
+        self.path = path
+        self.file_size = file_size
+        self.form = form  # "dict" (current) or "list" (before 2026-01-29: [adamw, muon])
+        self.groups = groups
+        self.tensors = tensors
+        self.n_states = n_states  # parameters with state
 
     @property
     def n_state_tensors(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from .layout import (
     LOCAL,
@@ -20,6 +19,10 @@ from .layout import (
     scan_tag_dir,
 )
 from .storage import StorageError, open_storage, redact
+
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RefError(ValueError):

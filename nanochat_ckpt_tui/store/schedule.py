@@ -9,18 +9,46 @@ derives it at run time (target FLOPs or data:param ratio) and does not save it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 WARMUP_STEPS, WARMDOWN_RATIO, FINAL_LR_FRAC = 40, 0.65, 0.05  # base_train's defaults
 
 
-@dataclass(frozen=True)
 class Schedule:
+    """A step's place in the schedule: immutable, compared and hashed by value (what
+    ``@dataclass(frozen=True)`` gave, without generating code at import)."""
+
     step: int
     phase: str  # "warmup", "constant", "warmdown", "done", or "unknown"
     horizon: int | None  # num_iterations, when recorded
     lrm: float | None  # the LR multiplier at this step, when the horizon is known
+
+    def __init__(self, step: int, phase: str, horizon: int | None, lrm: float | None) -> None:
+        d = self.__dict__  # (frozen: set through the dict, as a frozen dataclass does)
+        d["step"], d["phase"], d["horizon"], d["lrm"] = step, phase, horizon, lrm
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple[int, str, int | None, float | None]:
+        return (self.step, self.phase, self.horizon, self.lrm)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return (f"Schedule(step={self.step!r}, phase={self.phase!r}, "
+                f"horizon={self.horizon!r}, lrm={self.lrm!r})")
 
     @property
     def progress(self) -> float | None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
 
 from .layout import Checkpoint, FileEntry
 from .storage import LocalStorage
 
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .check import CheckReport
     from .check_cache import CheckCache
 

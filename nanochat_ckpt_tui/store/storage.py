@@ -22,26 +22,28 @@ timeouts, one lock around the single SFTP channel). URL parsing, password redact
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
+import _thread
 import io
-import mmap as _mmap
 import os
 import re
-import shutil
 import stat as _stat
 import struct
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, TypeVar
 
-from .readers import Reader, make_reader
+# Not imported at run time (the CLI's start-up pays for every module): typing, dataclasses,
+# contextlib, datetime, mmap, shutil, threading and the readers are imported where used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import contextlib
+    import mmap as _mmap
+    from collections.abc import Callable, Iterator
+    from typing import IO, Any, TypeVar
 
-T = TypeVar("T")
-R = TypeVar("R")
+    from .readers import Reader
+
+    T = TypeVar("T")
+    R = TypeVar("R")
 
 # One directory entry: name, is_dir, size, mtime (s), is_link, mtime_ns (0 where unknown).
 Row = tuple[str, bool, int, float, bool, int]
@@ -62,9 +64,17 @@ class ReadOnlyError(StorageError):
     """A write was asked of a storage that is not writable."""
 
 
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_PROTOCOL_CHARS = _LETTERS | frozenset("0123456789+.-")
+
+
 def is_url(text: str) -> bool:
-    """``PROTOCOL://…`` (a Windows drive letter is not a protocol)."""
-    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+://", str(text)))
+    r"""``PROTOCOL://…`` (a Windows drive letter is not a protocol): what
+    ``re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+://", text)`` finds, without compiling it (the
+    quick commands ask it before anything else)."""
+    protocol, sep, _ = str(text).partition("://")
+    return bool(sep) and len(protocol) >= 2 and protocol[0] in _LETTERS \
+        and _PROTOCOL_CHARS.issuperset(protocol)
 
 
 def redact(text: str) -> str:
@@ -108,13 +118,23 @@ class RemotePath(PurePosixPath):
                         "its Storage, never with local file functions")
 
 
-@dataclass
 class FetchStats:
     """Bytes and read requests fetched from a remote storage."""
 
-    requests: int = 0
-    bytes: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    __hash__ = None  # type: ignore[assignment]  # (compared by value: as a dataclass was)
+
+    def __init__(self, requests: int = 0, bytes: int = 0) -> None:
+        self.requests = requests
+        self.bytes = bytes
+        self._lock = _thread.allocate_lock()  # = threading.Lock(), without importing threading
+
+    def __repr__(self) -> str:
+        return f"FetchStats(requests={self.requests!r}, bytes={self.bytes!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FetchStats) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.requests, self.bytes) == (other.requests, other.bytes)
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -169,6 +189,8 @@ class Storage:
     def open_reader(self, path: Any, size: int) -> Reader:
         """A bulk reader of the file's bytes (tensor streaming): positioned reads straight into
         buffers where the file has a local descriptor, ranged blocks read ahead otherwise."""
+        from .readers import make_reader
+
         return make_reader(self.open(path, size), size)
 
     def read_many(self, paths: list[Any]) -> list[bytes | Exception]:
@@ -406,15 +428,22 @@ class LocalStorage(Storage):
     zip_whole = staticmethod(zip_complete)  # (no wrapper call: 30,000 files per scan)
 
     def mmap(self, path: Any) -> _mmap.mmap | None:
+        import mmap as _mmap
+
         with open(path, "rb") as f:
             return _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
 
     def disk_usage(self) -> tuple[int, int] | None:
         try:
-            usage = shutil.disk_usage(self.root)
+            if not hasattr(os, "statvfs"):  # pragma: no cover - Windows
+                import shutil
+
+                usage = shutil.disk_usage(self.root)
+                return usage.free, usage.total
+            st = os.statvfs(self.root)  # (as shutil.disk_usage does: not importing it)
         except OSError:
             return None
-        return usage.free, usage.total
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
     def cache_key(self, path: Any, size: int, mtime: float) -> tuple[str, int, float]:
         return (str(path), size, mtime)
@@ -447,22 +476,29 @@ class LocalStorage(Storage):
                 os.chmod(tmp, mode)  # the umask may have narrowed it
             os.replace(tmp, path)
         except BaseException:
+            import contextlib
+
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
-    @contextlib.contextmanager
-    def locked(self, path: Any) -> Iterator[None]:
+    def locked(self, path: Any) -> contextlib.AbstractContextManager[None]:
         """An exclusive advisory lock on a directory, for read-modify-write of its sidecars."""
-        self.require_writable("lock files")
-        import fcntl
+        import contextlib  # (here: a listing takes no lock)
 
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        @contextlib.contextmanager
+        def lock() -> Iterator[None]:
+            self.require_writable("lock files")
+            import fcntl
+
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
+        return lock()
 
     def realpath(self, path: Any) -> str:
         return os.path.realpath(path)
@@ -493,6 +529,9 @@ LOCAL = LocalStorage()  # the storage of objects made without one (a local file 
 def mtime_of(info: dict[str, Any]) -> float:
     """Modification time in seconds from an fsspec info dict (each backend names it its own
     way); 0.0 when unknown (then the file never looks in flight)."""
+    import contextlib
+    import datetime as _dt
+
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
         v = info.get(key)
         if v is None:
@@ -568,6 +607,8 @@ class _CountedFile(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            import contextlib
+
             with contextlib.suppress(Exception):
                 self._raw.close()
         super().close()
@@ -588,7 +629,14 @@ class FsspecStorage(Storage):
         self.concurrent_reads = concurrent_reads
         self.stats = FetchStats()
         # one SFTP session is one channel: requests on it are serialized
-        self._lock: Any = contextlib.nullcontext() if concurrent_reads else threading.RLock()
+        if concurrent_reads:
+            import contextlib
+
+            self._lock: Any = contextlib.nullcontext()
+        else:
+            import threading
+
+            self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"FsspecStorage({self.url!r})"
@@ -679,6 +727,8 @@ class FsspecStorage(Storage):
         return int(info.get("size") or 0), mtime_of(info)
 
     def invalidate(self) -> None:
+        import contextlib
+
         with contextlib.suppress(Exception):
             self._call(self.fs.invalidate_cache)
 

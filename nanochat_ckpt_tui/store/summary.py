@@ -12,23 +12,26 @@ kept beside the piece it concerns, so one bad file never hides the rest.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from . import fastjson
 from .layout import LOCAL, Checkpoint, FileEntry, Record, State, Tag
 from .storage import LocalStorage, Storage
 
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .ptfile import CheckpointError, ModelFile, OptimizerFile, TensorInfo
 
     class MetaError(CheckpointError):
         """A meta JSON file that cannot be used."""
 
-LAYER_RE = re.compile(r"(?:^|\.)h\.(\d+)\.")
+# a block's parameters: transformer.h.11.attn.c_q.weight (re caches it compiled, on first use)
+LAYER_PATTERN = r"(?:^|\.)h\.(\d+)\."
 MAX_META_BYTES = 16 * 1024 * 1024
 
 # Metrics worth showing over steps, as (label, path in the meta JSON)
@@ -341,8 +344,12 @@ def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
     if not text or text.isspace():
         return meta_error_type()("meta is empty (still being written?)", path)
     try:
-        data = json.loads(text)  # accepts Infinity, -Infinity and NaN, as nanochat writes them
-    except json.JSONDecodeError as e:
+        data = fastjson.loads(text)  # accepts Infinity, -Infinity and NaN, as nanochat writes
+    except ValueError as e:
+        import json  # (imported by now: json itself raised the error)
+
+        if not isinstance(e, json.JSONDecodeError):
+            raise
         return meta_error_type()(f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}", path)
     except RecursionError:
         return meta_error_type()("meta JSON nested too deeply", path)
@@ -352,7 +359,7 @@ def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
 
 
 def layer_of(name: str) -> int | None:
-    m = LAYER_RE.search(name)
+    m = re.search(LAYER_PATTERN, name)
     return int(m.group(1)) if m else None
 
 
@@ -362,7 +369,7 @@ def kind_of(name: str) -> str:
 
     name = strip_prefix(name)
     if layer_of(name) is not None:
-        rest = LAYER_RE.split(name, maxsplit=1)[-1]
+        rest = re.split(LAYER_PATTERN, name, maxsplit=1)[-1]
         return rest.removesuffix(".weight").removesuffix(".bias")
     if name.startswith("transformer.wte"):
         return "wte"

@@ -12,7 +12,11 @@ import io
 import os
 import struct
 import zlib
-from typing import BinaryIO, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO, NamedTuple
 
 EOCD = struct.Struct("<4s4H2LH")  # end of central directory record (22 bytes)
 LOC64 = struct.Struct("<4sLQL")  # zip64 end of central directory locator (20 bytes)
@@ -28,14 +32,18 @@ class ZipError(Exception):
     """Not a readable zip: truncated, still being written, or not a zip at all."""
 
 
-class Member(NamedTuple):
-    filename: str
-    header_offset: int
-    compress_size: int
-    file_size: int
-    compress_type: int
-    flags: int
-    crc: int
+if TYPE_CHECKING:
+    class Member(NamedTuple):
+        filename: str
+        header_offset: int
+        compress_size: int
+        file_size: int
+        compress_type: int
+        flags: int
+        crc: int
+else:  # the same class, made without typing
+    Member = namedtuple("Member", ["filename", "header_offset", "compress_size", "file_size",
+                                   "compress_type", "flags", "crc"])
 
 
 class Source:
