@@ -94,6 +94,7 @@ from typing import Any
 
 from .diff_report import (
     DEFAULT_CHUNK_ELEMS,
+    ONE_THREAD_CHUNK_ELEMS,
     SCHEMA,
     DiffReport,
     GroupDiff,
@@ -390,22 +391,23 @@ def _meta_changes(sa: TensorFile, sb: TensorFile, notes: list[str]) -> list[Meta
 
 def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLike[str], *,
          progress: ProgressFn | None = None, cancel: CancelLike | None = None,
-         chunk_elems: int = DEFAULT_CHUNK_ELEMS, workers: int | None = None) -> DiffReport:
+         chunk_elems: int | None = None, workers: int | None = None) -> DiffReport:
     """Compare checkpoint (or model file) ``a`` to ``b``; see the module docstring.
 
     Tensor pairs are compared by ``workers`` threads (default: the usable CPUs, at most
     ``MAX_WORKERS``) when both files read concurrently (local files); each pair's numbers do
-    not depend on the thread count. Raises :class:`CheckpointError` for unreadable files and
-    :class:`DiffCancelled` when ``cancel`` is set before the end.
+    not depend on the thread count. ``chunk_elems`` defaults to what is fastest for that
+    count (:data:`ONE_THREAD_CHUNK_ELEMS` on one thread, else ``DEFAULT_CHUNK_ELEMS``).
+    Raises :class:`CheckpointError` for unreadable files and :class:`DiffCancelled` when
+    ``cancel`` is set before the end.
     """
     import numpy as np
 
-    if chunk_elems < 2:
+    if chunk_elems is not None and chunk_elems < 2:
         raise ValueError("chunk_elems must be at least 2")
-    chunk = chunk_elems & ~1  # even, for the bf16 de-interleave
     t0 = time.perf_counter()
     sa, sb = TensorFile(a), TensorFile(b)
-    report = DiffReport(sa.info, sb.info, chunk_elems=chunk)
+    report = DiffReport(sa.info, sb.info)
     report.notes += sa.notes + sb.notes
     if sa.info.orig_mod_prefix != sb.info.orig_mod_prefix:
         with_prefix = sa if sa.info.orig_mod_prefix else sb
@@ -429,6 +431,7 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
     prog = Progress(progress, cancel, total, DiffCancelled)
     prog.check()
     local = threading.local()
+    chunk = 0  # set once the files are open and the thread count is known
 
     def one(pair: tuple[str, TensorInfo, TensorInfo]) -> TensorDiff:
         name, ta, tb = pair
@@ -455,9 +458,11 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
     try:
         sa.open()
         sb.open()
-        parallel = sa.concurrent and sb.concurrent
-        report.tensors = _map(one, pairs, workers if parallel else 1,
-                              key=lambda p: -(p[1].nbytes + p[2].nbytes))
+        threads = _threads(workers, len(pairs)) if sa.concurrent and sb.concurrent else 1
+        if chunk_elems is None:
+            chunk_elems = ONE_THREAD_CHUNK_ELEMS if threads == 1 else DEFAULT_CHUNK_ELEMS
+        chunk = report.chunk_elems = chunk_elems & ~1  # even, for the bf16 de-interleave
+        report.tensors = _map(one, pairs, threads, key=lambda p: -(p[1].nbytes + p[2].nbytes))
     finally:
         sa.close()
         sb.close()
@@ -488,11 +493,17 @@ def _roll_up(report: DiffReport) -> None:
     report.kinds = list(kinds.values())
 
 
-def _map(fn: Any, items: list[Any], workers: int | None, key: Any) -> list[Any]:
-    """``[fn(x) for x in items]``, by up to ``workers`` threads (biggest items first, so a big
-    tensor does not start last); results in the items' order."""
+def _threads(workers: int | None, items: int) -> int:
+    """How many threads compare pairs: ``workers``, or the usable CPUs (at most
+    ``MAX_WORKERS``); never more than there are pairs."""
     n = workers or min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                        else os.cpu_count() or 1, MAX_WORKERS)
+    return max(1, min(n, items))
+
+
+def _map(fn: Any, items: list[Any], n: int, key: Any) -> list[Any]:
+    """``[fn(x) for x in items]``, by ``n`` threads (biggest items first, so a big tensor does
+    not start last); results in the items' order."""
     if n <= 1 or len(items) < 2:
         return [fn(x) for x in items]
     order = sorted(range(len(items)), key=lambda i: key(items[i]))
