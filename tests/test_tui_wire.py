@@ -1,0 +1,93 @@
+"""What the app draws while the cursor moves: the detail pane repaints once, when it settles
+(over SSH every repaint is kilobytes on the wire; benchmarks/bench_wire.py measures them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nanochat_ckpt_tui.tui.app import CkptApp
+from nanochat_ckpt_tui.tui.testing import settle
+from nanochat_ckpt_tui.tui.tree import CheckpointTree
+
+pytestmark = pytest.mark.asyncio
+SIZE = (120, 40)
+
+
+def make_app(base: Path) -> CkptApp:
+    return CkptApp(base, watch=False, display_name="demo")
+
+
+async def goto(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
+    tree = pilot.app.query_one(CheckpointTree)
+    node = tree.node_for(key)
+    assert node is not None, key
+    tree.move_cursor(node)
+    await settle(pilot)
+
+
+async def test_burst_of_j_repaints_the_detail_once(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.detail_pane
+        for key in ("base_checkpoints/d4@1000", "base_checkpoints/d4@1500",
+                    "base_checkpoints/d4@500"):  # the first two are then in the pane's cache
+            await goto(pilot, key)
+        assert pane.shown_key == "base_checkpoints/d4@500"
+        before = pane.body.text
+        # Generous, so the run below is surely inside one window on a busy machine: what is
+        # tested is that nothing is drawn until the cursor rests, not how fast keys come.
+        pane.DEBOUNCE = 1.0
+        paints, loads = pane.paints, pane.loads_started
+        pane.rendered.clear()
+        # 12 rows down: two cached steps, three more, a tag, three steps, a stage, a tag, a step
+        await pilot.press(*["j"] * 12)
+        tree = app.query_one(CheckpointTree)
+        assert tree.current is not None and tree.current.key == "mid_checkpoints/d4@200"
+        assert pane.paints == paints, "the pane was redrawn while the cursor moved"
+        assert pane.body.text == before
+        await settle(pilot)
+        assert pane.paints == paints + 1
+        assert pane.loads_started == loads + 1
+        assert pane.rendered == ["mid_checkpoints/d4@200"]
+        assert pane.shown_key == "mid_checkpoints/d4@200"
+        assert "mid_checkpoints/d4 · step 200" in pane.body.text
+
+
+async def test_one_move_shows_the_row_after_the_debounce(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.detail_pane
+        await goto(pilot, "base_checkpoints/d4@1000")
+        paints = pane.paints
+        await pilot.press("j")  # a cached stage or step and an unread one settle the same way
+        await settle(pilot)
+        assert pane.shown_key == "base_checkpoints/d4@1500"
+        assert pane.paints == paints + 1
+        await pilot.press("k")
+        await settle(pilot)
+        assert pane.shown_key == "base_checkpoints/d4@1000"  # from the cache
+        assert pane.paints == paints + 2
+        await goto(pilot, "stage:mid_checkpoints")
+        assert "Stage mid" in pane.body.text
+        assert pane.paints == paints + 3
+
+
+async def test_theme_change_while_settling_draws_once(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.detail_pane
+        await goto(pilot, "base_checkpoints/d4@1000")
+        pane.DEBOUNCE = 1.0
+        paints = pane.paints
+        await pilot.press("j")
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        assert pane.paints == paints  # the new theme is drawn with the settled row
+        await settle(pilot)
+        assert pane.shown_key == "base_checkpoints/d4@1500"
+        assert pane.paints == paints + 1
