@@ -21,7 +21,6 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
 from textual.worker import get_current_worker
@@ -30,7 +29,7 @@ from ..store.check import CheckReport, cached_report, norms_over_steps
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from ..store.summary import CheckpointSummary, MetricPoint, summarize, tag_metrics
 from ..store.trash import TrashUsage
-from .lines import Lines, RenderedLines, render_lines
+from .lines import LinesView, RenderedLines, render_lines
 from .palette import Palette
 from .render import (
     checkpoint_header,
@@ -87,7 +86,7 @@ class CheckpointDetails:
     report: CheckReport | None = None
 
 
-class DetailPane(VerticalScroll, can_focus=True):
+class DetailPane(LinesView, can_focus=True):
     """Scrollable details of the tree's current row."""
 
     # seconds a selection must stay before it is drawn or its files are read: a key repeat
@@ -129,12 +128,10 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._painted_width = 0
         self._painted_key: str | None = None
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield Lines(id="detail-body")
-
     @property
-    def body(self) -> Lines:
-        return self.query_one("#detail-body", Lines)
+    def body(self) -> LinesView:
+        """What draws the lines: the pane itself (``body.text`` is the plain text shown)."""
+        return self
 
     @property
     def shown_key(self) -> str | None:
@@ -271,11 +268,10 @@ class DetailPane(VerticalScroll, can_focus=True):
     def _show_lines(self, lines: RenderedLines) -> None:
         self.paints += 1
         self._painted_width = self._width()
-        self.body.set_lines(lines)
         key = self._ref.key if self._ref is not None else None
-        if key != self._painted_key:  # another row: start at the top
-            self._painted_key = key
-            self.scroll_home(animate=False)
+        top = key != self._painted_key  # another row: start at the top
+        self._painted_key = key
+        self.set_lines(lines, self._painted_width, top=top)
         if self._result is not None and self._ref is not None:
             self.rendered.append(self._ref.key)
             del self.rendered[:-200]
