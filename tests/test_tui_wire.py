@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets._footer import FooterKey
 
 from nanochat_ckpt_tui.tui.app import CkptApp
-from nanochat_ckpt_tui.tui.testing import settle
+from nanochat_ckpt_tui.tui.footer import Footer
+from nanochat_ckpt_tui.tui.help import HelpScreen
+from nanochat_ckpt_tui.tui.testing import settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 pytestmark = pytest.mark.asyncio
@@ -91,3 +94,28 @@ async def test_theme_change_while_settling_draws_once(demo_master: Path) -> None
         await settle(pilot)
         assert pane.shown_key == "base_checkpoints/d4@1500"
         assert pane.paints == paints + 1
+
+
+async def test_footer_is_rebuilt_only_when_its_keys_change(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(Footer)
+
+        def shown() -> list[str]:
+            return [k.key for k in footer.query(FooterKey)]
+
+        assert await wait_for(pilot, lambda: "space" in shown())
+        widgets = list(footer.query(FooterKey))
+        await pilot.press("question_mark")  # a dialog over the screen, and back
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.pause()
+        assert list(footer.query(FooterKey)) == widgets  # not rebuilt under the dialog
+        await pilot.press("escape")
+        await settle(pilot)
+        assert list(footer.query(FooterKey)) == widgets  # nor after: the same keys
+        await pilot.press("tab")  # the detail pane: the tree's keys go
+        assert await wait_for(pilot, lambda: "space" not in shown())
+        assert "d" in shown()
+        await pilot.press("shift+tab")
+        assert await wait_for(pilot, lambda: "space" in shown())

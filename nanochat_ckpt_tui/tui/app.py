@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Static, Tree
+from textual.widgets import Input, Label, Static, Tree
 from textual.worker import Worker, WorkerState
 
 from ..fmt import human_bytes
@@ -37,6 +37,7 @@ from ..store.watch import recheck_delay, watch_base
 from .checks import CheckActions
 from .detail import DetailPane
 from .disposer import Disposer
+from .footer import Footer  # (rebuilt only when its keys change: bytes over SSH)
 from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
