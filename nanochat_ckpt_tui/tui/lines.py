@@ -69,7 +69,9 @@ class LinesView(ScrollView):
 
     def set_lines(self, lines: RenderedLines, width: int, *, top: bool = False) -> None:
         """Show ``lines`` (rendered ``width`` cells wide); ``top``: from the first line."""
-        old, new = self._strips, [Strip(line) for line in lines]
+        # (runs of one style joined: a table cell is often several segments of one style,
+        # and Textual sends each segment with its full colours: 20-30% of a step's bytes)
+        old, new = self._strips, [Strip(line).simplify() for line in lines]
         self._strips = new
         size = Size(width, len(new))
         whole = False
