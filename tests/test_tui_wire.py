@@ -11,10 +11,10 @@ from textual.widgets._footer import FooterKey
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.footer import Footer
 from nanochat_ckpt_tui.tui.help import HelpScreen
+from nanochat_ckpt_tui.tui.ssh import animation_level
 from nanochat_ckpt_tui.tui.testing import settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
-pytestmark = pytest.mark.asyncio
 SIZE = (120, 40)
 
 
@@ -119,3 +119,17 @@ async def test_footer_is_rebuilt_only_when_its_keys_change(demo_master: Path) ->
         assert "d" in shown()
         await pilot.press("shift+tab")
         assert await wait_for(pilot, lambda: "space" in shown())
+
+
+def test_no_animations_over_ssh() -> None:
+    ssh = {"SSH_CONNECTION": "10.0.0.2 50022 10.0.0.1 22"}
+    assert animation_level("full", ssh) == "none"
+    assert animation_level("full", {"SSH_TTY": "/dev/pts/3"}) == "none"
+    assert animation_level("full", {**ssh, "TEXTUAL_ANIMATIONS": "full"}) == "full"  # chosen
+    assert animation_level("basic", {}) == "basic"  # a local terminal: as Textual has it
+
+
+def test_app_jumps_over_ssh(demo_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
+    monkeypatch.setenv("SSH_CONNECTION", "10.0.0.2 50022 10.0.0.1 22")
+    assert make_app(demo_master).animation_level == "none"

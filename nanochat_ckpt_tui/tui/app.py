@@ -41,6 +41,7 @@ from .footer import Footer  # (rebuilt only when its keys change: bytes over SSH
 from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
+from .ssh import animation_level
 from .status import StatusBar, StatusInfo
 from .tree import SORT_KEYS, SORT_NATURAL_DESC, CheckpointTree, NodeRef, sort_name
 from .verdict_memo import VerdictMemo
@@ -116,6 +117,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
                  demo_now: float | None = None,
                  storage_options: dict[str, object] | None = None) -> None:
         super().__init__()
+        self.animation_level = animation_level(self.animation_level)  # none over SSH: bytes
         from ..store.storage import is_url, redact
 
         # A URL (s3://…, ssh://…, memory://…) is browsed read-only through fsspec: no watcher
