@@ -1,9 +1,10 @@
 """Bytes the app writes to the terminal per action: what a user pays over SSH (run by hand).
 
-    python benchmarks/bench_wire.py [--size 120x40] [--huge 2000] [--keep]
+    python benchmarks/bench_wire.py [--size 120x40] [--huge 2000] [--keep] [--env K=V] [--local]
 
 The real app (this checkout's, whatever the venv's editable install points at) runs in a real
-terminal (tmux, ``TERM=xterm-256color``). ``tmux pipe-pane`` hands everything it writes to a
+terminal (tmux, ``TERM=xterm-256color``), as over SSH (``SSH_CONNECTION`` set, unless
+``--local``). ``tmux pipe-pane`` hands everything it writes to a
 stamper that keeps the bytes and the time of each chunk; the app's detail pane logs each
 repaint (a wrapper around ``DetailPane._show_lines``, nothing else changed). Per action:
 
@@ -17,9 +18,10 @@ repaint (a wrapper around ``DetailPane._show_lines``, nothing else changed). Per
 
 Actions: one ``j``; ten ``j`` 30 ms apart (a held key repeating) and ten in one write (a
 faster burst), from a step row 21 rows above the bottom (over steps, tags and stages in
-the demo; over steps in the big tree); ``?`` (help) and Escape; Space Space ``d`` on the
-last tag's last two steps (the diff screen) and ``q``; 3 s idle (the app must still be
-running: checked). On the demo base dir and on a tree of ``--huge`` checkpoints (empty zips, small metas).
+the demo; over steps in the big tree); ``?`` (help) and Escape; ``g`` and ``G`` (top and
+bottom: the big tree scrolls); ten ``j`` 30 ms apart past the last visible row (the big
+tree scrolls a row per key); Space Space ``d`` on the last tag's last two steps (the diff
+screen) and ``q``; 3 s idle (the app must still be running: checked). On the demo base dir and on a tree of ``--huge`` checkpoints (empty zips, small metas).
 
 Targets: a cursor move without its detail repaint ≤ 2 KB (alone and on average in a burst);
 a burst repaints the detail once (one app paint, its text in one frame, after the last key);
@@ -235,13 +237,14 @@ def make_huge(root: Path, n: int) -> Path:
     return base
 
 
-def measure(base: Path, width: int, height: int, work: Path, label: str) -> dict[str, Window]:
+def measure(base: Path, width: int, height: int, work: Path, label: str,
+            extra_env: dict[str, str]) -> dict[str, Window]:
     events = work / f"wire-{label}.paints"
     events.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--app", str(events), str(base)]
     # PYTHONPATH is exported in the pane's own shell: a tmux server started earlier (by
     # someone else) would not pass ours on, and the venv may point at another checkout.
-    env = {"TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
+    env = {"TERM": "xterm-256color", "PYTHONPATH": str(ROOT), **extra_env}
     tmux = Tmux(cmd, width=width, height=height, env=env, cwd=ROOT)
     out: dict[str, Window] = {}
     try:
@@ -266,6 +269,14 @@ def measure(base: Path, width: int, height: int, work: Path, label: str) -> dict
         out["burst j x10"] = wire.measure(lambda: wire.keys(*["j"] * 10))
         out["help"] = wire.measure(lambda: wire.keys("?"))
         out["help closes"] = wire.measure(lambda: wire.keys("Escape"))
+        out["g (top)"] = wire.measure(lambda: wire.keys("g"))
+        out["G (bottom)"] = wire.measure(lambda: wire.keys("G"))
+        # held j past the tree's last visible row: each key scrolls the tree one row (the
+        # demo's rows all fit: its cursor stays on the last row, nothing moves)
+        for keys in (["g"], ["j"] * (height + 5)):
+            wire.keys(*keys)
+            wire.quiet()
+        out["held j, scroll"] = wire.measure(held)
         for key in ("G", "k"):  # the last two steps of the last tag
             wire.keys(key)
             wire.quiet()
@@ -309,7 +320,8 @@ def report(runs: dict[str, dict[str, Window]]) -> None:
                   f"{ok(w.rest <= 10 * 2048)}")
         idle = r["idle 3 s"].total
         print(f"  idle: {idle:,} B (0 B): {ok(idle == 0)}")
-        for n in ("startup", "help", "help closes", "diff screen", "diff closes"):
+        for n in ("startup", "help", "help closes", "g (top)", "G (bottom)", "held j, scroll",
+                  "diff screen", "diff closes"):
             print(f"  {n}: {r[n].total:,} B in {r[n].frames} frame(s); {anatomy(r[n].data)}")
 
 
@@ -318,6 +330,10 @@ def main() -> None:
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--huge", type=int, default=2000)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="set for the app, e.g. TEXTUAL_ANIMATIONS=full")
+    ap.add_argument("--local", action="store_true",
+                    help="run the app as in a local terminal (no SSH_CONNECTION)")
     ap.add_argument("--stamp", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--app", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -334,11 +350,16 @@ def main() -> None:
 
         demo = write_demo(work / "demo")
         load = os.getloadavg()[0]
-        runs = {"demo": measure(demo, width, height, work, "demo")}
+        # as over SSH (sshd sets SSH_CONNECTION; the app then turns Textual's animations off)
+        env = {} if args.local else {"SSH_CONNECTION": "127.0.0.1 50022 127.0.0.1 22"}
+        env.update(kv.split("=", 1) for kv in args.env)
+        runs = {"demo": measure(demo, width, height, work, "demo", env)}
         if args.huge:
             runs[f"{args.huge} checkpoints"] = measure(make_huge(work, args.huge), width,
-                                                       height, work, "huge")
-        print(f"bytes written to a {width}x{height} terminal by {ROOT}; load average "
+                                                       height, work, "huge", env)
+        shown = " ".join(f"{k}={v!r}" for k, v in env.items())
+        print(f"bytes written to a {width}x{height} terminal by {ROOT}"
+              f"{' with ' + shown if shown else ''}; load average "
               f"{load:.2f} → {os.getloadavg()[0]:.2f}")
         report(runs)
         if args.keep:
