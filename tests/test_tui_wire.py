@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,27 @@ def test_app_jumps_over_ssh(demo_master: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
     monkeypatch.setenv("SSH_CONNECTION", "10.0.0.2 50022 10.0.0.1 22")
     assert make_app(demo_master).animation_level == "none"
+
+
+async def test_age_refresh_redraws_only_changed_rows(demo_master: Path) -> None:
+    now = [time.time()]
+    app = CkptApp(demo_master, watch=False, display_name="demo", clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        redrawn: list[int] = []
+        whole: list[bool] = []
+        line, full = tree._refresh_line, tree.refresh
+        tree._refresh_line = lambda y: (redrawn.append(y), line(y))[1]  # type: ignore[method-assign]
+        tree.refresh = lambda *a, **k: (whole.append(not a), full(*a, **k))[1]  # type: ignore[method-assign]
+        now[0] += 20  # no age changes in 20 s here (the newest step is an hour old)
+        tree.refresh_ages()
+        assert redrawn == [] and not any(whole)
+        label = tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain
+        now[0] += 3 * 86400  # three days on: every step's age changes
+        tree.refresh_ages()
+        assert not any(whole)
+        row = tree.visible_keys().index("base_checkpoints/d4@3000")
+        assert row in redrawn
+        assert tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain != label
+        assert "stage:base_checkpoints" not in [tree.visible_keys()[y] for y in redrawn]

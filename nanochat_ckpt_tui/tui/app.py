@@ -204,7 +204,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._apply_theme()
         self.theme_changed_signal.subscribe(self, lambda _theme: self._apply_theme())
-        self.set_interval(AGE_REFRESH, self.tree_view.relabel)
+        self.set_interval(AGE_REFRESH, self.tree_view.refresh_ages)
         self.tree_view.focus()
         if self.demo:
             self.open_demo()
