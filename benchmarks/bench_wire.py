@@ -1,6 +1,7 @@
 """Bytes the app writes to the terminal per action: what a user pays over SSH (run by hand).
 
-    python benchmarks/bench_wire.py [--size 120x40] [--huge 2000] [--keep] [--env K=V] [--local]
+    python benchmarks/bench_wire.py [--size 120x40] [--huge 2000] [--keep] [--idle 31] [--env K=V]
+        [--local]
 
 The real app (this checkout's, whatever the venv's editable install points at) runs in a real
 terminal (tmux, ``TERM=xterm-256color``), as over SSH (``SSH_CONNECTION`` set, unless
@@ -21,7 +22,9 @@ faster burst), from a step row 21 rows above the bottom (over steps, tags and st
 the demo; over steps in the big tree); ``?`` (help) and Escape; ``g`` and ``G`` (top and
 bottom: the big tree scrolls); ten ``j`` 30 ms apart past the last visible row (the big
 tree scrolls a row per key); Space Space ``d`` on the last tag's last two steps (the diff
-screen) and ``q``; 3 s idle (the app must still be running: checked). On the demo base dir and on a tree of ``--huge`` checkpoints (empty zips, small metas).
+screen) and ``q``; ``--idle`` seconds idle (31: one of the tree's 30 s age refreshes; the
+app must still be running: checked). On the demo base dir and on a tree of ``--huge``
+checkpoints (empty zips, small metas).
 
 Targets: a cursor move without its detail repaint ≤ 2 KB (alone and on average in a burst);
 a burst repaints the detail once (one app paint, its text in one frame, after the last key);
@@ -238,7 +241,7 @@ def make_huge(root: Path, n: int) -> Path:
 
 
 def measure(base: Path, width: int, height: int, work: Path, label: str,
-            extra_env: dict[str, str]) -> dict[str, Window]:
+            extra_env: dict[str, str], idle: float) -> dict[str, Window]:
     events = work / f"wire-{label}.paints"
     events.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--app", str(events), str(base)]
@@ -284,7 +287,7 @@ def measure(base: Path, width: int, height: int, work: Path, label: str,
         if "Close" not in out["diff screen"].screen:  # (its footer's first key)
             raise RuntimeError("the diff screen did not open:\n" + out["diff screen"].screen)
         out["diff closes"] = wire.measure(lambda: wire.keys("q"))
-        out["idle 3 s"] = wire.measure(lambda: time.sleep(3))
+        out["idle"] = wire.measure(lambda: time.sleep(idle))
         if not tmux.alive():
             raise RuntimeError("the app exited during the run:\n" + tmux.screen())
     finally:
@@ -318,7 +321,7 @@ def report(runs: dict[str, dict[str, Window]]) -> None:
                   f"({w.paints} paint(s), its text in {w.detail_frames} frame(s){bar}): "
                   f"{ok(once)}; {w.rest / 10:,.0f} B per move besides the detail (≤ 2 KB): "
                   f"{ok(w.rest <= 10 * 2048)}")
-        idle = r["idle 3 s"].total
+        idle = r["idle"].total
         print(f"  idle: {idle:,} B (0 B): {ok(idle == 0)}")
         for n in ("startup", "help", "help closes", "g (top)", "G (bottom)", "held j, scroll",
                   "diff screen", "diff closes"):
@@ -330,6 +333,7 @@ def main() -> None:
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--huge", type=int, default=2000)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--idle", type=float, default=31.0, help="seconds of idle measured")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="set for the app, e.g. TEXTUAL_ANIMATIONS=full")
     ap.add_argument("--local", action="store_true",
@@ -353,10 +357,10 @@ def main() -> None:
         # as over SSH (sshd sets SSH_CONNECTION; the app then turns Textual's animations off)
         env = {} if args.local else {"SSH_CONNECTION": "127.0.0.1 50022 127.0.0.1 22"}
         env.update(kv.split("=", 1) for kv in args.env)
-        runs = {"demo": measure(demo, width, height, work, "demo", env)}
+        runs = {"demo": measure(demo, width, height, work, "demo", env, args.idle)}
         if args.huge:
             runs[f"{args.huge} checkpoints"] = measure(make_huge(work, args.huge), width,
-                                                       height, work, "huge", env)
+                                                       height, work, "huge", env, args.idle)
         shown = " ".join(f"{k}={v!r}" for k, v in env.items())
         print(f"bytes written to a {width}x{height} terminal by {ROOT}"
               f"{' with ' + shown if shown else ''}; load average "
