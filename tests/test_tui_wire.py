@@ -158,3 +158,39 @@ async def test_age_refresh_redraws_only_changed_rows(demo_master: Path) -> None:
         assert row in redrawn
         assert tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain != label
         assert "stage:base_checkpoints" not in [tree.visible_keys()[y] for y in redrawn]
+
+
+async def test_detail_sends_only_the_rows_that_differ(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.detail_pane
+        await goto(pilot, "base_checkpoints/d4@1000")
+        before = pane.body.text.splitlines()
+        calls: list[tuple[object, ...]] = []
+        refresh = pane.refresh
+        pane.refresh = lambda *a, **k: (calls.append(a), refresh(*a, **k))[1]  # type: ignore[method-assign]
+        await goto(pilot, "base_checkpoints/d4@1500")  # a step of the same tag: same rows
+        after = pane.body.text.splitlines()
+        assert len(after) == len(before) and after != before
+        assert calls and all(regions for regions in calls), "the whole pane was redrawn"
+        rows = {y for regions in calls for r in regions for y in range(r.y, r.bottom)}
+        differ = {y for y, (a, b) in enumerate(zip(before, after, strict=True)) if a != b}
+        assert differ <= rows and len(rows) < pane.size.height
+
+
+async def test_detail_scrolls_and_starts_at_the_top_of_another_row(demo_master: Path) -> None:
+    app = make_app(demo_master)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.detail_pane
+        await goto(pilot, "base_checkpoints/d4@1000")
+        pane.focus()
+        await pilot.press("j", "j", "j")
+        assert pane.scroll_offset.y == 3
+        await pilot.press("G")
+        assert pane.scroll_offset.y == pane.max_scroll_y > 3
+        app.query_one(CheckpointTree).focus()
+        await goto(pilot, "base_checkpoints/d4@1500")
+        assert pane.scroll_offset.y == 0
+        assert "step 1500" in pane.body.text.splitlines()[0]
