@@ -1,12 +1,13 @@
 """The detail pane: what the highlighted stage, tag or checkpoint holds.
 
-Stages render at once from the scan. Tags and checkpoints show the scan's facts at once and
-read the rest (meta JSON, the pickle's tensor list, optimizer shards; never tensor bytes) in
-a thread worker. Every selection is debounced (drawn only once the cursor has rested for
-``DEBOUNCE``, from the cache or not, a stage too), a newer selection cancels an older load,
-and a result is shown only if it still matches the selection: holding an arrow key over many
-large checkpoints never blocks the UI, and the pane is redrawn once when the cursor settles,
-not once per key (each redraw is kilobytes on the wire over SSH).
+Stages render from the scan. Tags and checkpoints read the rest (meta JSON, the pickle's
+tensor list, optimizer shards; never tensor bytes) in a thread worker, showing the scan's
+facts meanwhile if the read is slow (``READING_AFTER``). Every selection is debounced: drawn
+only once the cursor has rested for ``DEBOUNCE``, from the cache or not, a stage too. A newer
+selection cancels an older load, and a result is shown only if it still matches the
+selection: holding an arrow key over many large checkpoints never blocks the UI, and the
+pane is redrawn once when the cursor settles, not once per key (each redraw is kilobytes on
+the wire over SSH).
 """
 
 from __future__ import annotations
