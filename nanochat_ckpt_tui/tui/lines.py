@@ -74,10 +74,6 @@ class LinesView(ScrollView):
         old, new = self._strips, [Strip(line).simplify() for line in lines]
         self._strips = new
         size = Size(width, len(new))
-        whole = False
-        if top and self.scroll_offset.y:
-            self.scroll_to(0, 0, animate=False)  # (redraws the whole view)
-            whole = True
         if size != self.virtual_size:
             # No layout pass for a new height (the reactive would ask for one, and a
             # ScrollView resends its scrollbar in a frame of its own after each): size the
@@ -85,14 +81,12 @@ class LinesView(ScrollView):
             # layout (and that extra frame, one column).
             self.set_reactive(LinesView.virtual_size, size)
             self._scroll_update(size)
-            if self.scroll_offset.y > self.max_scroll_y:
-                self.scroll_to(y=self.max_scroll_y, animate=False)
-            whole = True
-        if whole:
-            self.refresh()
+        y = self.scroll_offset.y
+        if (top and y) or y > self.max_scroll_y:
+            self.scroll_to(y=0 if top else self.max_scroll_y, animate=False)  # (redraws all)
             return
-        y0 = self.scroll_offset.y
-        for run in changed_runs(old, new, y0, y0 + self.scrollable_content_region.height):
+        # Only the rows on screen that differ, a longer or shorter view too (blank rows stay)
+        for run in changed_runs(old, new, y, y + self.scrollable_content_region.height):
             self.refresh_lines(run.start, len(run))
 
     def render_line(self, y: int) -> Strip:
