@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Static, Tree
+from textual.widgets import Input, Label, Static, Tree
 from textual.worker import Worker, WorkerState
 
 from ..fmt import human_bytes
@@ -37,9 +37,11 @@ from ..store.watch import recheck_delay, watch_base
 from .checks import CheckActions
 from .detail import DetailPane
 from .disposer import Disposer
+from .footer import Footer  # (rebuilt only when its keys change: bytes over SSH)
 from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
+from .ssh import animation_level
 from .status import StatusBar, StatusInfo
 from .tree import SORT_KEYS, SORT_NATURAL_DESC, CheckpointTree, NodeRef, sort_name
 from .verdict_memo import VerdictMemo
@@ -115,6 +117,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
                  demo_now: float | None = None,
                  storage_options: dict[str, object] | None = None) -> None:
         super().__init__()
+        self.animation_level = animation_level(self.animation_level)  # none over SSH: bytes
         from ..store.storage import is_url, redact
 
         # A URL (s3://…, ssh://…, memory://…) is browsed read-only through fsspec: no watcher
@@ -201,7 +204,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._apply_theme()
         self.theme_changed_signal.subscribe(self, lambda _theme: self._apply_theme())
-        self.set_interval(AGE_REFRESH, self.tree_view.relabel)
+        self.set_interval(AGE_REFRESH, self.tree_view.refresh_ages)
         self.tree_view.focus()
         if self.demo:
             self.open_demo()

@@ -1,10 +1,13 @@
 """The detail pane: what the highlighted stage, tag or checkpoint holds.
 
-Stages render at once from the scan. Tags and checkpoints show the scan's facts at once and
-read the rest (meta JSON, the pickle's tensor list, optimizer shards; never tensor bytes) in
-a thread worker. Selections are debounced, a newer selection cancels an older load, and a
-result is shown only if it still matches the selection, so holding an arrow key over many
-large checkpoints never blocks the UI or flashes stale content.
+Stages render from the scan. Tags and checkpoints read the rest (meta JSON, the pickle's
+tensor list, optimizer shards; never tensor bytes) in a thread worker, showing the scan's
+facts meanwhile if the read is slow (``READING_AFTER``). Every selection is debounced: drawn
+only once the cursor has rested for ``DEBOUNCE``, from the cache or not, a stage too. A newer
+selection cancels an older load, and a result is shown only if it still matches the
+selection: holding an arrow key over many large checkpoints never blocks the UI, and the
+pane is redrawn once when the cursor settles, not once per key (each redraw is kilobytes on
+the wire over SSH).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
 from textual.worker import get_current_worker
@@ -28,7 +30,7 @@ from ..store.check import CheckReport, cached_report, norms_over_steps
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from ..store.summary import CheckpointSummary, MetricPoint, summarize, tag_metrics
 from ..store.trash import TrashUsage
-from .lines import Lines, RenderedLines, render_lines
+from .lines import LinesView, RenderedLines, render_lines
 from .palette import Palette
 from .render import (
     checkpoint_header,
@@ -85,10 +87,12 @@ class CheckpointDetails:
     report: CheckReport | None = None
 
 
-class DetailPane(VerticalScroll, can_focus=True):
+class DetailPane(LinesView, can_focus=True):
     """Scrollable details of the tree's current row."""
 
-    DEBOUNCE = 0.06  # seconds: a selection must stay this long before its files are read
+    # seconds a selection must stay before it is drawn or its files are read: a key repeat
+    # (25-30/s, bunched or spread by SSH) must not redraw the pane for each row it passes
+    DEBOUNCE = 0.1
     READING_AFTER = 0.15  # seconds: then show the scan's facts while the read goes on
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -114,6 +118,7 @@ class DetailPane(VerticalScroll, can_focus=True):
         self.palette = Palette.default()
         self.context = Context()
         self.loads_started = 0
+        self.paints = 0  # times the pane was given new lines to draw (tests, bench_wire)
         self.rendered: list[str] = []  # keys whose full details were shown, in order
         self._want: tuple[str, Hashable] | None = None
         self._ref: NodeRef | None = None
@@ -124,12 +129,10 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._painted_width = 0
         self._painted_key: str | None = None
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield Lines(id="detail-body")
-
     @property
-    def body(self) -> Lines:
-        return self.query_one("#detail-body", Lines)
+    def body(self) -> LinesView:
+        """What draws the lines: the pane itself (``body.text`` is the plain text shown)."""
+        return self
 
     @property
     def shown_key(self) -> str | None:
@@ -154,26 +157,39 @@ class DetailPane(VerticalScroll, can_focus=True):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        if isinstance(obj, Checkpoint | Tag):
-            cached = self._cache.get(want)
-            if cached is not None:
-                self._cache.move_to_end(want)
-                self._result = cached
-                self._paint()
-                return
-            # Nothing is drawn until the selection has stayed put for DEBOUNCE: while an
-            # arrow key repeats, each press repaints only two tree rows.
-            if self.DEBOUNCE > 0:
-                self._timer = self.set_timer(self.DEBOUNCE, lambda: self._start(want, obj))
-            else:
-                self._start(want, obj)
+        # Nothing is drawn until the selection has stayed put for DEBOUNCE (the first view
+        # at once): while an arrow key repeats, each press repaints only two tree rows.
+        if self.DEBOUNCE > 0 and self.paints:
+            self._timer = self.set_timer(self.DEBOUNCE, lambda: self._settled(want))
         else:
+            self._settled(want)
+
+    def _settled(self, want: tuple[str, Hashable]) -> None:
+        """The selection rested: draw it (a stage, a cached read) or start reading it."""
+        self._timer = None
+        if want != self._want:
+            return
+        obj = self._obj  # (the newest scan's object for this row)
+        if not isinstance(obj, Checkpoint | Tag):
             self._result = obj
             self._paint()
+            return
+        cached = self._cache.get(want)
+        if cached is not None:
+            self._cache.move_to_end(want)
+            self._result = cached
+            self._paint()
+            return
+        self.loads_started += 1
+        self._load(want, obj, self.palette, self._width())
+        # most loads finish within a frame or two; only a slow one shows "reading…"
+        self.set_timer(self.READING_AFTER, lambda: self._reading(want))
 
     def rerender(self) -> None:
-        """Draw the current view again (theme or width changed)."""
-        self._paint()
+        """Draw the current view again (theme, width or context changed); a selection still
+        settling is drawn when it settles, with what is current then."""
+        if self._timer is None:
+            self._paint()
 
     def invalidate(self, keys: set[str] | None = None) -> None:
         """Forget what was read for ``keys`` (every key when None): the app changed them
@@ -183,14 +199,6 @@ class DetailPane(VerticalScroll, can_focus=True):
             del self._cache[want]
         if self._want is not None and (keys is None or self._want[0] in keys):
             self._want = None
-
-    def _start(self, want: tuple[str, Hashable], obj: Target) -> None:
-        self._timer = None
-        if want == self._want:
-            self.loads_started += 1
-            self._load(want, obj, self.palette, self._width())
-            # most loads finish within a frame or two; only a slow one shows "reading…"
-            self.set_timer(self.READING_AFTER, lambda: self._reading(want))
 
     def _reading(self, want: tuple[str, Hashable]) -> None:
         if want == self._want and self._result is None:
@@ -259,12 +267,12 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._show_lines(lines)
 
     def _show_lines(self, lines: RenderedLines) -> None:
+        self.paints += 1
         self._painted_width = self._width()
-        self.body.set_lines(lines)
         key = self._ref.key if self._ref is not None else None
-        if key != self._painted_key:  # another row: start at the top
-            self._painted_key = key
-            self.scroll_home(animate=False)
+        top = key != self._painted_key  # another row: start at the top
+        self._painted_key = key
+        self.set_lines(lines, self._painted_width, top=top)
         if self._result is not None and self._ref is not None:
             self.rendered.append(self._ref.key)
             del self.rendered[:-200]
@@ -274,7 +282,7 @@ class DetailPane(VerticalScroll, can_focus=True):
         return width if width > 10 else 60
 
     def on_resize(self) -> None:
-        if self._width() != self._painted_width:
+        if self._width() != self._painted_width and self._timer is None:
             self._paint()
 
 
