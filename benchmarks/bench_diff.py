@@ -15,9 +15,9 @@ ours, a separate run samples ``RssAnon`` (anonymous memory: mmap'd file pages co
 not here) from ``/proc/self/status`` on every progress call. One more run of ours is cold (both
 files dropped from the page cache with ``posix_fadvise(DONTNEED)``; informational). Then,
 interleaved, the minimum of at least 5 runs each: ours, ours with the whole process pinned to
-one core (as ``taskset -c 0``), and the machine's limit with as many threads as usable CPUs: read + widen bf16 → f32 + one dot
-product, plain (4 MB chunks, one casting shift: the target's limit) and tuned (cache-sized
-chunks, the diff's own widening; for reference). Prints a table with PASS/MISS against the
+one core (as ``taskset -c 0``), and the machine's limit with as many threads as usable
+CPUs: read + widen bf16 → f32 + one dot product, plain (4 MB chunks, one casting shift: the
+target's limit) and tuned (cache-sized chunks, the diff's own widening; for reference). Prints a table with PASS/MISS against the
 targets (≥ 3× faster than naive, peak RSS ≤ 1/10 of naive, ≥ 2 GB/s of both files' bytes,
 ≥ 1.6× the one-core time, ≥ 80 % of the limit) and the load average. The machine is shared:
 the parallel ratios need an idle second core, so read them with the load printed beside
