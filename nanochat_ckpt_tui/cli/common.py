@@ -15,7 +15,7 @@ from pathlib import Path
 from ..fmt import human_bytes
 from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
-from ..store.refs import RefError, find_tags, resolve, resolve_url
+from ..store.refs import RefError, find_tags, resolve, resolve_one_tag, resolve_url
 from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
 
@@ -407,6 +407,11 @@ def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpo
         except RefError as e:
             raise CliError(str(e), EXIT_USAGE) from None
     if cat is None:
+        base = _base_arg(args.base_dir)
+        if not (base and is_url(base)):
+            ck = resolve_one_tag(base, ref)  # one tag dir listed, not the whole base dir
+            if ck is not None:
+                return ck
         cat = _load(args.base_dir, args)
     return resolve_local(cat, ref)
 

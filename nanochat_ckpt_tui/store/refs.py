@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .layout import (
     FileKind,
     Tag,
     classify,
+    resolve_base_dir,
     scan,
     scan_tag_dir,
 )
@@ -112,6 +114,44 @@ def resolve(catalog: Catalog, ref: str) -> Checkpoint:
 
 
 _STAGE_WORDS = frozenset(v for v in STAGE_DIRS.values() if v.isalnum())
+
+
+def resolve_one_tag(base: str | os.PathLike[str] | None, ref: str, *,
+                    now: float | None = None) -> Checkpoint | None:
+    """``STAGE/TAG@STEP`` in a local base dir, its tag dir listed alone: what one step needs
+    (``show``, ``cmd``), without scanning every other tag. The stage by dir name or by one of
+    nanochat's labels (``base``, ``sft``). The checkpoint is the one a full scan gives.
+
+    None for anything else (a path, a bare ``TAG``, another stage name, a stage or tag dir
+    that is a link or not a directory, a step that is not there): the full scan then decides,
+    and words the error."""
+    spec, at, step = ref.partition("@")
+    stage_name, slash, tag_name = spec.partition("/")
+    if not at or not slash or not stage_name or not tag_name or "/" in tag_name \
+            or tag_name in (".", ".."):
+        return None
+    if stage_name.endswith("_checkpoints"):
+        stage_dir = stage_name
+    else:
+        dirs = [d for d, label in STAGE_DIRS.items() if label == stage_name]
+        if len(dirs) != 1:
+            return None
+        stage_dir = dirs[0]
+    storage = open_storage(resolve_base_dir(base))
+    if not storage.writable:
+        return None
+    root = storage.root
+    stage_path = storage.join(root, stage_dir)
+    tag_path = storage.join(stage_path, tag_name)
+    try:
+        if not (stat.S_ISDIR(os.lstat(stage_path).st_mode)
+                and stat.S_ISDIR(os.lstat(tag_path).st_mode)):
+            return None
+        tag = scan_tag_dir(storage, tag_path, [], time.time() if now is None else now,
+                           stage_dir)
+        return parse_step(step, tag)
+    except (OSError, RefError):
+        return None
 
 
 def resolve_url(url: str, *, storage_options: dict[str, Any] | None = None,
