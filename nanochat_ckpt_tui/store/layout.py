@@ -283,6 +283,7 @@ class Tag(Record):
         self.stage = stage
         self.name = name
         self.path = path
+        # (in step order: the scan sorts them)
         self.checkpoints: list[Checkpoint] = [] if checkpoints is None else checkpoints
         self.other_files: list[FileEntry] = [] if other_files is None else other_files
         self.mtime = mtime
@@ -294,11 +295,17 @@ class Tag(Record):
 
     @property
     def latest_step(self) -> int | None:
-        """What nanochat's ``find_last_step`` returns: the largest step of any model_N.pt."""
-        steps = [c.step for c in self.checkpoints if c.model is not None]
-        if not steps:  # older layout: only step_N.pt files
-            steps = [c.step for c in self.checkpoints if c.legacy is not None]
-        return max(steps) if steps else None
+        """What nanochat's ``find_last_step`` returns: the largest step of any model_N.pt.
+        (The checkpoints are in step order, as the scan sorts them: looked for from the end,
+        a stage's view asks it of every tag.)"""
+        cks = self.checkpoints
+        for ck in reversed(cks):
+            if ck.model is not None:
+                return ck.step
+        for ck in reversed(cks):  # older layout: only step_N.pt files
+            if ck.legacy is not None:
+                return ck.step
+        return None
 
     @property
     def latest(self) -> Checkpoint | None:
