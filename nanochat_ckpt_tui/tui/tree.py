@@ -8,6 +8,7 @@ from the current catalog, so a rescan only has to invalidate them.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,7 @@ NAME_MIN = 12  # cells a stage or tag name keeps (…-shortened) before its coun
 # are made then, up to this many per filter change (the others stay closed, their row
 # saying how many of their steps match), so a keystroke never makes 20,000 rows at once.
 AUTO_POPULATE = 2000
+FREEZE_AFTER = 2000  # nodes made: then the objects alive are frozen (_freeze_new_nodes)
 
 
 _OPS = (">=", "<=", ">", "<", "=")
@@ -144,6 +146,30 @@ def _no_invalidate() -> None:
     """Stands in for Tree._invalidate while nodes are added in a batch."""
 
 
+def _expected_steps(catalog: Catalog) -> int:
+    """The steps of the catalog, or, while tags are still being scanned, as many as the
+    tags listed so far have on average."""
+    tags = catalog.tags
+    done = [t for t in tags if not t.scanning]
+    steps = sum(len(t.checkpoints) for t in done)
+    return steps * len(tags) // len(done) if done and len(done) < len(tags) else steps
+
+
+Index = dict[str, "Stage | Tag | Checkpoint"]
+
+
+def index_rows(catalog: Catalog) -> Index:
+    """Every row's object by its key (the tree's ``objects``)."""
+    out: Index = {}
+    for stage in catalog.stages:
+        out[stage_key(stage)] = stage
+        for tag in stage.tags:
+            out[tag_key(tag)] = tag
+            for ck in tag.checkpoints:
+                out[ck.key] = ck
+    return out
+
+
 def stage_key(stage: Stage) -> str:
     return f"stage:{stage.dirname}"
 
@@ -210,6 +236,8 @@ class CheckpointTree(Tree[NodeRef]):
         self._user_closed: set[str] = set()  # closed by hand while this filter is on
         self._lost_cursor: tuple[str, list[str]] | None = None  # see _restore_cursor
         self._populated: set[str] = set()  # tags whose step nodes exist (expanded once)
+        self._step_keys: dict[str, list[str]] = {}  # tag key → its step rows (_sync_steps)
+        self._nodes_made = 0  # since the last gc.freeze (see _freeze_new_nodes)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -245,35 +273,44 @@ class CheckpointTree(Tree[NodeRef]):
         key = cursor.data.key if cursor is not None and cursor.data else None
         return key, self.visible_keys() if key is not None else []
 
-    def set_catalog(self, catalog: Catalog, bpb: dict[str, float | None]) -> None:
-        """Show a new scan, keeping cursor, expansion and marks by key."""
+    def set_catalog(self, catalog: Catalog, bpb: dict[str, float | None],
+                    index: Index | None = None) -> None:
+        """Show a new scan (or a partial one, or the same with more val_bpb), keeping
+        cursor, expansion and marks by key. ``index``: :func:`index_rows` of the catalog,
+        made off the UI thread (20,000 rows: ~10 ms)."""
+        if catalog is self.catalog:
+            self.set_bpb(bpb)
+            return
         first = self.catalog is None
         self.catalog, self.bpb = catalog, bpb
-        self.objects = {}
+        self.objects = index_rows(catalog) if index is None else index
         self._labels.clear()
         self._best.clear()
-        self._default_tags = set()
-        for stage in catalog.stages:
-            self.objects[stage_key(stage)] = stage
-            if stage.default_tag:
-                self._default_tags.add(f"{stage.dirname}/{stage.default_tag}")
-            for tag in stage.tags:
-                self.objects[tag_key(tag)] = tag
-                for ck in tag.checkpoints:
-                    self.objects[ck.key] = ck
+        self._default_tags = {f"{s.dirname}/{s.default_tag}" for s in catalog.stages
+                              if s.default_tag}
         self.marks &= self.objects.keys()
-        if first:
-            many = len(catalog.checkpoints) > 400
+        if first:  # (a partial catalog: as many steps as its tags listed so far suggest)
+            many = _expected_steps(catalog) > 400
             for stage in catalog.stages:
                 for tag in stage.tags:
                     self._expand_state.setdefault(
                         tag_key(tag), not many or tag.name == stage.default_tag)
-        steps = [c.step for c in catalog.checkpoints]
-        self._step_w = max(4, len(str(max(steps))) if steps else 4)
+        last = max((t.checkpoints[-1].step for t in catalog.tags if t.checkpoints), default=0)
+        self._step_w = max(4, len(str(last)))  # (a tag's steps are in step order)
         self._sync()
         lines = self._tree_lines
         if lines and (self.cursor_line < 0 or self.cursor_node is None):
             self.move_cursor(lines[0].node)  # first rows (or the first after an empty dir)
+
+    def set_bpb(self, bpb: dict[str, float | None]) -> None:
+        """Show these val_bpb (more of the same scan's metas were read)."""
+        self.bpb = bpb
+        self._best.clear()
+        if self.sort_key == "val_bpb":
+            self._labels.clear()
+            self._sync()
+        else:
+            self.relabel()
 
     def set_filter(self, text: str) -> None:
         text = text.strip()
@@ -288,6 +325,7 @@ class CheckpointTree(Tree[NodeRef]):
         """Sort the steps by ``key``, descending or not (None: the key's natural order)."""
         self.sort_key = key
         self.sort_desc = SORT_NATURAL_DESC[key] if descending is None else descending
+        self._step_keys.clear()
         self._sync()
         self.post_message(self.ViewChanged())
 
@@ -349,17 +387,21 @@ class CheckpointTree(Tree[NodeRef]):
             "age": lambda c: (c.mtime, c.step)}
         return sorted(cks, key=keys[key], reverse=desc)
 
-    def _wanted(self) -> list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]:
-        """Every row of the catalog, checkpoints in the sort order (the filter only hides);
-        the steps of tags never expanded are left out (:meth:`_populate` adds them)."""
-        assert self.catalog is not None
-        return [(NodeRef("stage", stage_key(stage)),
-                 [(NodeRef("tag", key), self._step_refs(tag) if key in self._populated else [])
-                  for tag in stage.tags for key in (tag_key(tag),)])
-                for stage in self.catalog.stages]
-
     def _step_refs(self, tag: Tag) -> list[NodeRef]:
         return [NodeRef("ck", c.key) for c in self._sorted(tag.checkpoints)]
+
+    def _sync_steps(self, node: TreeNode[NodeRef], tag: Tag) -> None:
+        """Give a tag node its step nodes in the sort order. In step order, a tag whose steps
+        are the ones shown (most tags, in a rescan) is left as it is without sorting or
+        making a reference per step (20,000 of them cost ~25 ms)."""
+        if self.sort_key == "step":
+            cks = tag.checkpoints
+            keys = [c.key for c in (reversed(cks) if self.sort_desc else cks)]
+            key = tag_key(tag)
+            if keys == self._step_keys.get(key):
+                return
+            self._step_keys[key] = keys
+        self._sync_children(node, self._step_refs(tag))
 
     def _populate(self, node: TreeNode[NodeRef]) -> None:
         """Give a tag node its step nodes, the first time it is expanded. A big base dir
@@ -370,7 +412,7 @@ class CheckpointTree(Tree[NodeRef]):
         self._populated.add(ref.key)
         tag = self.objects.get(ref.key)
         if isinstance(tag, Tag):  # (new leaves only: no per-node invalidation to suppress)
-            self._sync_children(node, self._step_refs(tag))
+            self._sync_steps(node, tag)
 
     def _filter_view(self) -> tuple[set[str] | None, dict[str, int], list[str]]:
         """The keys of the rows the filter lets through (None: no filter, all of them), the
@@ -426,21 +468,23 @@ class CheckpointTree(Tree[NodeRef]):
         if self.catalog is None:
             return
         cursor_key, before = self._cursor_rows()
-        wanted = self._wanted()
+        stages = self.catalog.stages
+        populated, by_key = self._populated, self._by_key
         # Tree.add invalidates the whole tree (and schedules a layout) per node; with
         # 20,000 rows that alone took ~0.4 s, so invalidate once, after the batch.
         self._invalidate = _no_invalidate  # type: ignore[method-assign]
         try:
-            self._sync_children(self.root, [s for s, _ in wanted])
-            for sref, tags in wanted:
-                snode = self._by_key[sref.key]
-                self._sync_children(snode, [t for t, _ in tags])
-                for tref, cks in tags:
-                    if tref.key in self._populated:
-                        self._sync_children(self._by_key[tref.key], cks)
+            self._sync_children(self.root, [NodeRef("stage", stage_key(s)) for s in stages])
+            for stage in stages:
+                self._sync_children(by_key[stage_key(stage)],
+                                    [NodeRef("tag", tag_key(t)) for t in stage.tags])
+                for tag in stage.tags:
+                    if (key := tag_key(tag)) in populated:
+                        self._sync_steps(by_key[key], tag)
         finally:
             del self._invalidate
         self._apply_filter(cursor_key, before)
+        self._freeze_new_nodes()
 
     def _apply_filter(self, cursor_key: str | None, before: list[str]) -> None:
         shown, counts, opening = self._filter_view()
@@ -521,9 +565,11 @@ class CheckpointTree(Tree[NodeRef]):
                 child.remove()
         have = {c.data.key for c in parent._children if c.data}
         by_key, add_node, leaves = self._by_key, self._add_node, parent._children
+        made = 0
         for ref in wanted:
             if ref.key in have:
                 continue
+            made += 1
             if ref.kind == "ck":  # (TreeNode.add_leaf, minus its per-call checks and label)
                 node = add_node(parent, _NO_LABEL, ref)
                 node._allow_expand = False
@@ -531,6 +577,7 @@ class CheckpointTree(Tree[NodeRef]):
             else:
                 node = parent.add(ref.key, ref, expand=self._expand_state.get(ref.key, True))
             by_key[ref.key] = node
+        self._nodes_made += made
         parent._updates += 1
         parent._children.sort(key=lambda c: order[c.data.key] if c.data else 0)
 
@@ -539,6 +586,18 @@ class CheckpointTree(Tree[NodeRef]):
             self._forget(child)
         if node.data is not None:
             self._by_key.pop(node.data.key, None)
+            self._step_keys.pop(node.data.key, None)
+
+    def _freeze_new_nodes(self) -> None:
+        """Move the objects alive now out of the cyclic GC's reach (``gc.freeze``) once
+        thousands of nodes were made since the last time. 20,000 step nodes are ~60,000
+        objects; left in the oldest generation, every full collection walks them all, and
+        Textual's rendering (its strips refer to themselves) makes full collections frequent
+        while scrolling: ~10-20 ms more per collection idle, 50-100 ms on a busy machine.
+        Nodes are freed by reference counting when they go (:meth:`_forget`)."""
+        if self._nodes_made >= FREEZE_AFTER:
+            self._nodes_made = 0
+            gc.freeze()
 
     def _build(self) -> None:
         """Tree._build for big trees: the lines are a flat list of the nodes the filter lets
@@ -578,6 +637,7 @@ class CheckpointTree(Tree[NodeRef]):
             node._line = i
         lines = Lines(nodes, lasts)
         self._tree_lines_cached = lines  # type: ignore[assignment]
+        self._freeze_new_nodes()  # (expanded tags were given their step nodes)
         self.virtual_size = Size(self._virtual_width(), len(nodes))
         if self.cursor_line != -1 and self.cursor_node is not None:
             if self.cursor_node._line != -1:
@@ -700,24 +760,29 @@ class CheckpointTree(Tree[NodeRef]):
 
     def _stage_label(self, stage: Stage) -> Text:
         cks = sum(len(t.checkpoints) for t in stage.tags)
-        return self._fitted(stage.label, "",
-                            [(plural(len(stage.tags), "tag"), 0), (plural(cks, "ckpt"), 1),
-                             (human_bytes(stage.total_bytes), 2)], self._room("stage"))
+        waiting = sum(t.scanning for t in stage.tags)
+        parts = [(plural(len(stage.tags), "tag"), 0), (plural(cks, "ckpt"), 1),
+                 (human_bytes(stage.total_bytes), 2)]
+        if waiting:
+            parts.insert(1, (f"{waiting} scanning…", 0))
+        return self._fitted(stage.label, "", parts, self._room("stage"))
 
     def best(self, tag: Tag) -> tuple[float, int] | None:
         """The tag's lowest val_bpb and its step (cached per scan)."""
         key = tag_key(tag)
-        if key not in self._best:
-            self._best[key] = best_bpb(tag, self.bpb)
+        if key not in self._best:  # (none read yet: no step to look through)
+            self._best[key] = best_bpb(tag, self.bpb) if self.bpb else None
         return self._best[key]
 
     def _tag_label(self, tag: Tag) -> Text:
         mark = "*" if tag_key(tag) in self._default_tags else ""
+        if tag.scanning:
+            return self._fitted(tag.name, mark, [("scanning…", 0)], self._room("tag"))
         n = len(tag.checkpoints)
         k = self.filter_counts.get(tag_key(tag)) if self._shown is not None else None
         parts = [(plural(n, "step") if k is None else f"{k}/{n} steps", 0),
                  (human_bytes(tag.total_bytes), 3)]
-        latest = latest_bpb_at(tag, self.bpb)
+        latest = latest_bpb_at(tag, self.bpb) if self.bpb else None
         best = self.best(tag)
         if latest is not None:  # (ranks: the size goes first, then the best, then bpb)
             v, step = latest
