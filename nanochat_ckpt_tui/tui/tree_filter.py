@@ -4,7 +4,7 @@ rows it lets through, how many steps per tag, which tags it opens. No Textual in
 from __future__ import annotations
 
 from ..fmt import plural
-from ..store.layout import Catalog, Checkpoint
+from ..store.layout import Catalog, Checkpoint, Tag
 from .tree_rows import stage_key, tag_key
 
 OPS = (">=", "<=", ">", "<", "=")
@@ -63,7 +63,7 @@ def filter_view(catalog: Catalog | None, text: str) -> FilterView:
         skey = stage_key(stage)
         for tag in stage.tags:
             hay = f"{stage.label} {stage.dirname} {tag.name}".lower()
-            keys = [c.key for c in tag.checkpoints if matches(terms, hay, c)]
+            keys = _matching_steps(terms, hay, tag)
             if keys or (not tag.checkpoints and matches(terms, hay, None)):
                 update(keys)
                 tkey = tag_key(tag)
@@ -73,6 +73,23 @@ def filter_view(catalog: Catalog | None, text: str) -> FilterView:
                 if keys and not all(op is None and term in hay for op, _, term in terms):
                     opening.append(tkey)
     return shown, counts, opening
+
+
+def _matching_steps(terms: list[Term], hay: str, tag: Tag) -> list[str]:
+    """The keys of the tag's steps :func:`matches` keeps, without asking it of every step
+    when the names settle it: a word in the names holds for every step, and a word that is
+    neither in the names nor made of digits holds for none (typing ``d17`` over 20,000 steps
+    looks at d17's only)."""
+    rest = [t for t in terms if not (t[0] is None and t[2] in hay)]
+    if not rest:
+        return [c.key for c in tag.checkpoints]
+    if any(op is None and any(ch not in DIGITS for ch in term.lstrip("@"))
+           for op, _, term in rest):
+        return []
+    return [c.key for c in tag.checkpoints if matches(rest, hay, c)]
+
+
+DIGITS = frozenset("0123456789")  # (a step's number is written with these)
 
 
 def summary(text: str, shown: set[str] | None, counts: dict[str, int]) -> str:
