@@ -882,7 +882,8 @@ def _listing_order(jobs: list[tuple[Stage, Any, Row]]) -> list[int]:
     first = [next(i for i in order if jobs[i][0].dirname == s.dirname
                   and jobs[i][1].name == s.default_tag)
              for s in stages.values() if s.default_tag is not None]
-    return first + [i for i in order if i not in set(first)]
+    chosen = set(first)
+    return first + [i for i in order if i not in chosen]
 
 
 def _scan(storage: Storage, now: float, feed: _Partials | None = None) -> Catalog:
@@ -956,7 +957,8 @@ def _scan(storage: Storage, now: float, feed: _Partials | None = None) -> Catalo
         stage.tags.append(tag)  # type: ignore[arg-type]  # (every job was listed)
         cat.notes += notes
     # (load_tag_pins notes a sidecar it cannot read as the tag's pins_error)
-    cat.notes += [e for i in sorted(with_pins) if (e := tags[i].pins_error) is not None]  # type: ignore[union-attr]
+    pinned = [tags[i] for i in sorted(with_pins)]
+    cat.notes += [t.pins_error for t in pinned if t is not None and t.pins_error is not None]
     for stage in cat.stages:
         stage.tags.sort(key=_tag_order)
     cat.stages.sort(key=lambda s: _stage_order(s.dirname))

@@ -319,8 +319,9 @@ class CkptApp(CheckActions, ManageActions, App[None]):
             assess_metas(cks)  # (a meta nanochat cannot load: "bad meta")
             return {ck.key: val_bpb_of(ck) for ck in cks}
         defaults = [t for s in cat.stages for t in s.tags if t.name == s.default_tag]
+        first = {id(t) for t in defaults}
         cks = [c for t in defaults for c in t.checkpoints] + [
-            c for t in cat.tags if t not in defaults for c in t.checkpoints]
+            c for t in cat.tags if id(t) not in first for c in t.checkpoints]
         bpb: dict[str, float | None] = {}
         due = time.monotonic() + META_EVERY
         for i in range(0, len(cks), META_CHUNK):
