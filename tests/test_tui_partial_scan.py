@@ -79,6 +79,8 @@ async def test_tree_shows_before_the_scan_ends_and_keeps_the_cursor(
         assert "scanning…" in label(tree, "base_checkpoints/d4")
         assert "2 scanning…" in label(tree, "stage:base_checkpoints")
         assert "scanning…" not in label(tree, "base_checkpoints/d6")
+        assert tree.current is not None and tree.current.key == "stage:base_checkpoints"
+        assert await wait_for(pilot, lambda: "d4 … -" in pane(app))  # the stage's table
         # the user closes a tag and sits on one still being scanned
         tree.node_for("mid_checkpoints/d4").collapse()
         goto(tree, "base_checkpoints/d4")

@@ -166,7 +166,8 @@ def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
     that does not fit ``width``, each tag takes two lines instead."""
     default = stage.default_tag
     heads = ("steps", "latest", "val_bpb", "size")
-    rows = [(tag, (str(len(tag.checkpoints)), str(tag.latest_step or "-"),
+    rows = [(tag, ("…" if tag.scanning else str(len(tag.checkpoints)),
+                   str(tag.latest_step or "-"),
                    fmt_metric(latest_bpb(tag, bpb) if bpb else None),
                    human_bytes(tag.total_bytes)))
             for tag in stage.tags]  # (no val_bpb read yet: no step to look through)
