@@ -403,9 +403,9 @@ async def test_label_cache_stays_bounded(demo_master: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Labels drawn while scrolling are cached up to a bound (unbounded, 20,000 rows of
     labels kept the GC busy); rows drawn after a clear are still right."""
-    from nanochat_ckpt_tui.tui import tree as tree_module
+    from nanochat_ckpt_tui.tui import tree_labels
 
-    monkeypatch.setattr(tree_module, "LABEL_CACHE", 8)
+    monkeypatch.setattr(tree_labels, "LABEL_CACHE", 8)
     app = make_app(demo_master)
     async with app.run_test(size=(120, 12)) as pilot:
         await settle(pilot)

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
 STALL_WINDOW = 120.0  # seconds: an unreadable zip this recent is still being written
+FIRST_PARTIAL = 0.25  # seconds: a scan still running then shows what it has
+PARTIAL_EVERY = 0.75  # seconds between partial catalogs after the first
 
 STAGE_DIRS: dict[str, str] = {
     "base_checkpoints": "base",
@@ -269,19 +271,22 @@ class Checkpoint(Record):
 class Tag(Record):
     """One model tag dir. Its byte totals are computed once, on first use (a catalog is not
     changed after its scan; a new scan builds new objects): a tag of 400 steps × 10 files
-    costs ~4 ms to sum, a stage of 50 such tags 0.2 s."""
+    costs ~4 ms to sum, a stage of 50 such tags 0.2 s. In a partial catalog (see
+    :func:`scan`), a tag not listed yet is a stand-in with ``scanning`` set and no steps."""
 
     _fields = ("stage", "name", "path", "checkpoints", "other_files", "mtime", "is_link",
-               "pins_error", "error")
+               "pins_error", "error", "scanning")
 
     def __init__(self, stage: str, name: str, path: Path,
                  checkpoints: list[Checkpoint] | None = None,
                  other_files: list[FileEntry] | None = None, mtime: float = 0.0,
                  is_link: bool = False, pins_error: str | None = None,
-                 storage: Storage = LOCAL, error: str | None = None) -> None:
+                 storage: Storage = LOCAL, error: str | None = None,
+                 scanning: bool = False) -> None:
         self.stage = stage
         self.name = name
         self.path = path
+        # (in step order: the scan sorts them)
         self.checkpoints: list[Checkpoint] = [] if checkpoints is None else checkpoints
         self.other_files: list[FileEntry] = [] if other_files is None else other_files
         self.mtime = mtime
@@ -289,14 +294,21 @@ class Tag(Record):
         self.pins_error = pins_error  # the sidecar is corrupt: pins unknown, prune protects all
         self.storage = storage
         self.error = error  # the tag dir could not be listed (e.g. "permission denied")
+        self.scanning = scanning  # not listed yet: its steps come with a later catalog
 
     @property
     def latest_step(self) -> int | None:
-        """What nanochat's ``find_last_step`` returns: the largest step of any model_N.pt."""
-        steps = [c.step for c in self.checkpoints if c.model is not None]
-        if not steps:  # older layout: only step_N.pt files
-            steps = [c.step for c in self.checkpoints if c.legacy is not None]
-        return max(steps) if steps else None
+        """What nanochat's ``find_last_step`` returns: the largest step of any model_N.pt.
+        (The checkpoints are in step order, as the scan sorts them: looked for from the end,
+        a stage's view asks it of every tag.)"""
+        cks = self.checkpoints
+        for ck in reversed(cks):
+            if ck.model is not None:
+                return ck.step
+        for ck in reversed(cks):  # older layout: only step_N.pt files
+            if ck.legacy is not None:
+                return ck.step
+        return None
 
     @property
     def latest(self) -> Checkpoint | None:
@@ -394,15 +406,16 @@ class Stage(Record):
 
 
 class Catalog(Record):
-    """Everything found under one base dir at one moment."""
+    """Everything found under one base dir at one moment (``complete`` False: a partial
+    catalog of a scan still running, some of its tags stand-ins still ``scanning``)."""
 
     _fields = ("base_dir", "stages", "notes", "free_bytes", "disk_bytes", "scanned_at",
-               "exists")
+               "exists", "complete")
 
     def __init__(self, base_dir: Path, stages: list[Stage] | None = None,
                  notes: list[str] | None = None, free_bytes: int | None = None,
                  disk_bytes: int | None = None, scanned_at: float = 0.0, exists: bool = True,
-                 storage: Storage = LOCAL) -> None:
+                 storage: Storage = LOCAL, complete: bool = True) -> None:
         self.base_dir = base_dir
         self.stages: list[Stage] = [] if stages is None else stages
         self.notes: list[str] = [] if notes is None else notes
@@ -411,6 +424,7 @@ class Catalog(Record):
         self.scanned_at = scanned_at
         self.exists = exists
         self.storage = storage
+        self.complete = complete
 
     @property
     def read_only(self) -> bool:
@@ -777,12 +791,21 @@ def _assign_states(tag: Tag, bad_zips: set[int], now: float,
 
 
 def scan(base: str | os.PathLike[str] | Storage | None = None, *, now: float | None = None,
-         storage_options: dict[str, Any] | None = None) -> Catalog:
+         storage_options: dict[str, Any] | None = None,
+         partial: Callable[[Catalog], object] | None = None,
+         first: float | None = None, every: float | None = None) -> Catalog:
     """Scan a base dir: a local path (default ``$NANOCHAT_BASE_DIR`` or ``~/.cache/nanochat``),
     an fsspec URL, or an open :class:`Storage` (a rescan reuses its connection).
 
     Never raises for what it finds; problems go to ``Catalog.notes``. Raises
     :class:`.storage.StorageError` only when a URL cannot be opened or its root not listed.
+
+    ``partial``: called (in the scanning thread) with partial catalogs while a long scan goes
+    on: the first once ``first`` seconds have passed and a tag is listed, then at most every
+    ``every`` seconds (defaults: FIRST_PARTIAL, PARTIAL_EVERY). A partial catalog (``complete`` False) has every stage and every tag;
+    the tags not listed yet are stand-ins (``Tag.scanning``, no steps), the others are the
+    final catalog's own objects, pins included. Each stage's default tag (the one a UI opens)
+    is listed first, then the others in their order; the result is the same either way.
     """
     if isinstance(base, Storage):
         storage = base
@@ -796,13 +819,77 @@ def scan(base: str | os.PathLike[str] | Storage | None = None, *, now: float | N
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan(storage, time.time() if now is None else now)
+        feed = None if partial is None else _Partials(
+            partial, FIRST_PARTIAL if first is None else first,
+            PARTIAL_EVERY if every is None else every)
+        return _scan(storage, time.time() if now is None else now, feed)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _scan(storage: Storage, now: float) -> Catalog:
+class _Partials:
+    """When a scan hands out a partial catalog, and making one."""
+
+    def __init__(self, post: Callable[[Catalog], object], first: float, every: float) -> None:
+        self.post, self.every = post, every
+        self.due = time.monotonic() + first
+        self.stand_ins: dict[int, Tag] = {}  # job index → its stand-in
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now < self.due:
+            return False
+        self.due = now + self.every
+        return True
+
+    def send(self, cat: Catalog, jobs: list[tuple[Stage, Any, Row]], tags: list[Tag | None],
+             notes: list[list[str]]) -> None:
+        """A catalog of ``cat``'s stages, with the tags listed so far (the others stand-ins)
+        and the notes so far; new Stage objects, so that no byte total is cached early."""
+        stand_ins, storage = self.stand_ins, cat.storage
+        by_stage: dict[int, list[Tag]] = {}
+        for i, (stage, path, row) in enumerate(jobs):
+            tag = tags[i]
+            if tag is None:
+                tag = stand_ins.get(i)
+                if tag is None:
+                    tag = stand_ins[i] = Tag(stage.dirname, path.name, path, storage=storage,
+                                             mtime=row[3], is_link=row[4], scanning=True)
+            by_stage.setdefault(id(stage), []).append(tag)
+        out = Catalog(cat.base_dir, notes=cat.notes + [n for ns in notes for n in ns],
+                      free_bytes=cat.free_bytes, disk_bytes=cat.disk_bytes,
+                      scanned_at=cat.scanned_at, storage=storage, complete=False)
+        for stage in cat.stages:
+            out.stages.append(Stage(stage.dirname, stage.path,
+                                    sorted(by_stage.get(id(stage), []), key=_tag_order),
+                                    stage.other_files, stage.error))
+        out.stages.sort(key=lambda s: _stage_order(s.dirname))
+        self.post(out)
+
+
+def _tag_order(tag: Tag) -> list[object]:
+    return natural_key(tag.name)
+
+
+def _listing_order(jobs: list[tuple[Stage, Any, Row]]) -> list[int]:
+    """The order a scan with partial catalogs lists the tag dirs in: each stage's default tag
+    first (a UI shows it open), then every tag as the tree shows them."""
+    order = sorted(range(len(jobs)), key=lambda i: (_stage_order(jobs[i][0].dirname),
+                                                    natural_key(jobs[i][1].name)))
+    stages: dict[int, Stage] = {}
+    for i in order:
+        stage = jobs[i][0]
+        probe = stages.setdefault(id(stage), Stage(stage.dirname, stage.path))
+        probe.tags.append(Tag(stage.dirname, jobs[i][1].name, jobs[i][1], mtime=jobs[i][2][3]))
+    first = [next(i for i in order if jobs[i][0].dirname == s.dirname
+                  and jobs[i][1].name == s.default_tag)
+             for s in stages.values() if s.default_tag is not None]
+    chosen = set(first)
+    return first + [i for i in order if i not in chosen]
+
+
+def _scan(storage: Storage, now: float, feed: _Partials | None = None) -> Catalog:
     storage.invalidate()
     root = storage.root
     cat = Catalog(root, scanned_at=now, storage=storage)
@@ -840,23 +927,42 @@ def _scan(storage: Storage, now: float) -> Catalog:
                 stage.other_files.append(FileEntry(storage.join(path, name), FileKind.OTHER,
                                                    size, mtime, None, None, is_link,
                                                    mtime_ns or None))
-    tag_lists = storage.map(_try_list(storage), [p for _, p, _ in tag_jobs])
-    with_pins: list[Tag] = []
-    for (stage, path, row), listing in zip(tag_jobs, tag_lists, strict=True):
+    # Each tag's notes are kept apart and joined in the listing's order at the end, so the
+    # catalog is the same whatever order the tags were listed in.
+    order = list(range(len(tag_jobs))) if feed is None else _listing_order(tag_jobs)
+    tags: list[Tag | None] = [None] * len(tag_jobs)
+    tag_notes: list[list[str]] = [[] for _ in tag_jobs]
+    with_pins: list[int] = []  # the jobs whose tag has a pins sidecar
+    unpinned: list[Tag] = []  # pins not read yet
+    listings = storage.imap(_try_list(storage), [tag_jobs[i][1] for i in order])
+    for i, listing in zip(order, listings, strict=True):
+        stage, path, row = tag_jobs[i]
         if isinstance(listing, BaseException):
             tag = Tag(stage.dirname, path.name, path, storage=storage, mtime=row[3],
                       is_link=row[4], error=describe_error(listing))
-            cat.notes.append(f"{storage.display(path)}: {tag.error}")
+            tag_notes[i].append(f"{storage.display(path)}: {tag.error}")
         else:
-            tag = tag_from_rows(storage, stage.dirname, path, listing, cat.notes, now,
+            tag = tag_from_rows(storage, stage.dirname, path, listing, tag_notes[i], now,
                                 mtime=row[3], is_link=row[4])
             if SIDECAR in [r[0] for r in listing] and any(
                     r[0] == SIDECAR and not r[1] for r in listing):
-                with_pins.append(tag)
-        stage.tags.append(tag)
-    if with_pins:
-        load_tag_pins(storage, with_pins, cat.notes)
+                with_pins.append(i)
+                unpinned.append(tag)
+        tags[i] = tag
+        if feed is not None and feed.ready() and None in tags:
+            if unpinned:  # (a pins error is the tag's own note: see below)
+                load_tag_pins(storage, unpinned, [])
+                unpinned = []
+            feed.send(cat, tag_jobs, tags, tag_notes)
+    if unpinned:
+        load_tag_pins(storage, unpinned, [])
+    for (stage, _, _), tag, notes in zip(tag_jobs, tags, tag_notes, strict=True):
+        stage.tags.append(tag)  # type: ignore[arg-type]  # (every job was listed)
+        cat.notes += notes
+    # (load_tag_pins notes a sidecar it cannot read as the tag's pins_error)
+    pinned = [tags[i] for i in sorted(with_pins)]
+    cat.notes += [t.pins_error for t in pinned if t is not None and t.pins_error is not None]
     for stage in cat.stages:
-        stage.tags.sort(key=lambda t: natural_key(t.name))
+        stage.tags.sort(key=_tag_order)
     cat.stages.sort(key=lambda s: _stage_order(s.dirname))
     return cat

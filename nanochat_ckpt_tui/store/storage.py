@@ -206,6 +206,10 @@ class Storage:
         """``[fn(x) for x in items]``, overlapped where requests have latency to hide."""
         return [fn(x) for x in items]
 
+    def imap(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+        """:meth:`map`'s results one by one, in order, each as soon as it is ready."""
+        return (fn(x) for x in items)
+
     def exists(self, path: Any) -> bool:
         raise NotImplementedError
 
@@ -708,10 +712,19 @@ class FsspecStorage(Storage):
     def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
         if len(items) <= 1 or not self.concurrent_reads:
             return [fn(x) for x in items]
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+        if len(items) <= 1 or not self.concurrent_reads:
+            yield from (fn(x) for x in items)
+            return
         from concurrent.futures import ThreadPoolExecutor  # (not at import: CLI start-up)
 
-        with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(items))) as pool:
-            return list(pool.map(fn, items))
+        pool = ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(items)))
+        try:
+            yield from pool.map(fn, items)
+        finally:  # (a caller that stops early: the requests not started are dropped)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def exists(self, path: Any) -> bool:
         try:

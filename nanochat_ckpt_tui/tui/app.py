@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -31,6 +31,7 @@ from textual.worker import Worker, WorkerState
 
 from ..fmt import human_bytes
 from ..store.layout import Catalog, resolve_base_dir, scan
+from ..store.storage import Storage
 from ..store.summary import assess_metas, val_bpb_of
 from ..store.trash import TrashUsage, trash_usage
 from ..store.watch import recheck_delay, watch_base
@@ -38,19 +39,30 @@ from .checks import CheckActions
 from .detail import DetailPane
 from .disposer import Disposer
 from .footer import Footer  # (rebuilt only when its keys change: bytes over SSH)
+from .gc_pause import pause_gc
 from .help import HelpScreen, key_rows
 from .manage import ManageActions
 from .palette import Palette
 from .ssh import animation_level
 from .status import StatusBar, StatusInfo
-from .tree import SORT_KEYS, SORT_NATURAL_DESC, CheckpointTree, NodeRef, sort_name
+from .tree import (
+    SORT_KEYS,
+    SORT_NATURAL_DESC,
+    CheckpointTree,
+    Index,
+    NodeRef,
+    index_rows,
+    sort_name,
+)
 from .verdict_memo import VerdictMemo
 from .welcome import WelcomeScreen, default_demo_root, write_fresh_demo
 
 AGE_REFRESH = 30.0  # seconds between redraws of the ages in the tree
 MAX_RECHECK = 30.0
-SWITCH_INTERVAL = 0.001
-EARLY_AT = 2000  # checkpoints: a first scan of more shows the tree before reading val_bpb  # seconds (Python's default is 0.005)
+SWITCH_INTERVAL = 0.001  # seconds (Python's default is 0.005)
+EARLY_AT = 2000  # checkpoints: a first scan of more shows the tree before reading val_bpb
+META_CHUNK = 2000  # metas read between two looks at the clock (val_bpb shown as it comes)
+META_EVERY = 0.5  # seconds between val_bpb updates while a first scan reads its metas
 
 
 def pretty_path(path: Path) -> str:
@@ -61,15 +73,19 @@ def pretty_path(path: Path) -> str:
 
 
 class Scanned(Message):
-    """A scan finished in a worker."""
+    """A scan finished in a worker (``early``: a first scan shows what it has so far: a
+    partial catalog, or the whole one with the val_bpb read until now)."""
 
     def __init__(self, base: Path, catalog: Catalog | None, bpb: dict[str, float | None],
                  error: str | None = None, early: bool = False,
-                 trash: TrashUsage | None = None) -> None:
+                 trash: TrashUsage | None = None, index: Index | None = None,
+                 recheck: float | None = None) -> None:
         super().__init__()
         self.base, self.catalog, self.bpb, self.error = base, catalog, bpb, error
-        self.early = early  # the catalog, shown before its metas are read; more follows
+        self.early = early  # shown before the scan and its metas are done; more follows
         self.trash = trash  # the base dir's trash (None: none, or not writable)
+        self.index = index  # the catalog's rows by key (made off the UI thread)
+        self.recheck = recheck  # seconds until a "writing" verdict can change (a rescan)
 
 
 class DemoReady(Message):
@@ -82,7 +98,11 @@ class CkptApp(CheckActions, ManageActions, App[None]):
     """See, compare and prune nanochat checkpoints."""
 
     TITLE = "nanochat-ckpt"
-    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    # (absolute: subclasses live elsewhere). The dialogs' and the diff screen's own CSS is
+    # read now too: read when the first of them opens, new CSS makes Textual parse every
+    # sheet again and restyle every widget of the app, ~60-100 ms on that key.
+    CSS_PATH: ClassVar[list[str | os.PathLike[str]]] = [
+        Path(__file__).with_name(name) for name in ("app.tcss", "dialogs.tcss", "diff.tcss")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         # Textual's default ctrl+c only says which key quits (help lists ctrl+c: EXTRA_KEYS)
@@ -256,44 +276,72 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            cat = self._scan_remote() if self.remote_url else scan(base, now=self.clock())
-            cat.warm()  # byte totals summed here, not on the UI thread
-            cks = cat.checkpoints
-            if early and len(cks) > EARLY_AT:
-                # a first scan of a big base dir: show the tree now, val_bpb in ~0.5 s
+            shown: list[bool] = []  # partial catalogs posted
+
+            def partial(cat: Catalog) -> None:  # (a first scan that takes a while)
+                cat.warm()  # byte totals summed here, not on the UI thread
+                shown.append(True)
                 gc.freeze()
-                self.post_message(Scanned(base, cat, {}, early=True))
-            assess_metas(cks)  # (a meta nanochat cannot load: "bad meta")
-            bpb = {ck.key: val_bpb_of(ck) for ck in cks}
+                self.post_message(Scanned(base, cat, {}, early=True, index=index_rows(cat)))
+
+            where = self._remote_storage() if self.remote_url else base
+            cat = scan(where, now=self.clock(), partial=partial if early else None)  # type: ignore[arg-type]
+            cat.warm()
+            index = index_rows(cat)
+            early = early and (bool(shown) or len(cat.checkpoints) > EARLY_AT)
+            if early:  # a big first scan: the whole tree now, then val_bpb as it is read
+                gc.freeze()
+                self.post_message(Scanned(base, cat, {}, early=True, index=index))
+            bpb = self._read_metas(base, cat, early)
             trash = None
             with contextlib.suppress(OSError):  # (an unreadable trash: not shown)
                 trash = trash_usage(cat.storage, cat.base_dir)
             gc.freeze()
-            self.post_message(Scanned(base, cat, bpb, trash=trash))
+            self.post_message(Scanned(base, cat, bpb, trash=trash, index=index,
+                                      recheck=recheck_delay(cat, self.clock())))
         except Exception as e:  # noqa: BLE001 - a scan must never take the app down
             self.post_message(Scanned(base, None, {}, f"{type(e).__name__}: {e}"))
         finally:
             if gc_was_enabled:
                 gc.enable()
 
-    def _scan_remote(self) -> Catalog:
-        """List the remote base dir (in the scan worker; its storage, and so its connection,
-        is opened once and kept) and fetch its metas concurrently."""
+    def _remote_storage(self) -> Storage:
+        """The remote base dir's storage, opened once (in the scan worker) and kept: its
+        connection serves every rescan."""
         from ..store.storage import open_storage
-        from ..store.summary import prefetch_metas
 
         if self._remote_fs is None:
             self._remote_fs = open_storage(self.remote_url, self.storage_options)  # type: ignore[arg-type]
-        cat = scan(self._remote_fs, now=self.clock())  # type: ignore[arg-type]
-        prefetch_metas(cat.checkpoints)
-        return cat
+        return self._remote_fs  # type: ignore[return-value]
+
+    def _read_metas(self, base: Path, cat: Catalog, early: bool) -> dict[str, float | None]:
+        """Judge every step's meta and read its val_bpb (concurrently where the storage
+        allows); ``early``: the default tags first, posting what is read every META_EVERY."""
+        cks = cat.checkpoints
+        if not early:
+            assess_metas(cks)  # (a meta nanochat cannot load: "bad meta")
+            return {ck.key: val_bpb_of(ck) for ck in cks}
+        defaults = [t for s in cat.stages for t in s.tags if t.name == s.default_tag]
+        first = {id(t) for t in defaults}
+        cks = [c for t in defaults for c in t.checkpoints] + [
+            c for t in cat.tags if id(t) not in first for c in t.checkpoints]
+        bpb: dict[str, float | None] = {}
+        due = time.monotonic() + META_EVERY
+        for i in range(0, len(cks), META_CHUNK):
+            chunk = cks[i:i + META_CHUNK]
+            assess_metas(chunk)
+            bpb.update({ck.key: val_bpb_of(ck) for ck in chunk})
+            if time.monotonic() >= due and i + META_CHUNK < len(cks):
+                due = time.monotonic() + META_EVERY
+                self.post_message(Scanned(base, cat, dict(bpb), early=True))
+        return bpb
 
     @on(Scanned)
     def _scanned(self, message: Scanned) -> None:
         if message.early:
             if message.base == self.base_dir and message.catalog is not None:
-                self._metas_pending = True
-                self._show_catalog(message.catalog, message.bpb)
+                self._metas_pending = message.catalog.complete
+                self._show_catalog(message.catalog, message.bpb, message.index)
             return
         self._scanning = False
         self._metas_pending = False
@@ -316,8 +364,8 @@ class CkptApp(CheckActions, ManageActions, App[None]):
                 else "not watching"
         self.trash_usage = message.trash
         self.detail_pane.context.trash = message.trash
-        self._show_catalog(cat, message.bpb)
-        self._schedule_recheck(cat)
+        self._show_catalog(cat, message.bpb, message.index)
+        self._schedule_recheck(message.recheck)
         self.lookup_verdicts()  # the tree's check badges, off this thread
         self.load_archived()
         if not cat.exists and was_there:
@@ -339,28 +387,35 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         elif cat.exists and self._welcome is not None and self.screen is self._welcome:
             self._welcome.dismiss(None)
 
-    def _show_catalog(self, cat: Catalog, bpb: dict[str, float | None]) -> None:
+    def _show_catalog(self, cat: Catalog, bpb: dict[str, float | None],
+                      index: Index | None = None) -> None:
         ctx = self.detail_pane.context
         again = ctx.catalog is cat  # the same scan, now with its val_bpb (after an early one)
         old = self.catalog
         self.catalog = cat
-        self.tree_view.set_catalog(cat, bpb)
+        self.tree_view.set_catalog(cat, bpb, index)
         ctx.catalog, ctx.bpb, ctx.display = cat, bpb, self.display_label
         ctx.default_tags = {f"{s.dirname}/{s.default_tag}" for s in cat.stages if s.default_tag}
-        self._show_current()
-        if again:
-            self.detail_pane.rerender()
+        # The detail pane after the tree's next frame: a stage's view reads every step of its
+        # tags (~30 ms for 20,000), which would make one long stall with the tree's update;
+        # while a first scan's val_bpb come in, it is drawn again only once they are all read.
+        self.call_after_refresh(self._show_detail, again and not self._metas_pending)
         self._update_status()
         if old is not None and old is not cat:
             self._disposer.drop(old)  # freed off this thread (disposer.py)
             del old
 
-    def _schedule_recheck(self, cat: Catalog) -> None:
-        """Rescan when a "writing" badge can clear, since no file event will say so."""
+    def _show_detail(self, again: bool) -> None:
+        self._show_current()
+        if again and self.detail_pane.is_attached:
+            self.detail_pane.rerender()
+
+    def _schedule_recheck(self, delay: float | None) -> None:
+        """Rescan when a "writing" badge can clear, since no file event will say so
+        (``delay``: from recheck_delay, in the scan's worker)."""
         if self._recheck is not None:
             self._recheck.stop()
             self._recheck = None
-        delay = recheck_delay(cat, self.clock())
         if delay is not None:
             self._recheck = self.set_timer(min(delay, MAX_RECHECK), self.request_scan)
 
@@ -440,6 +495,8 @@ class CkptApp(CheckActions, ManageActions, App[None]):
     # -- tree ↔ detail ----------------------------------------------------------------------
 
     def _show_current(self) -> None:
+        if not self.detail_pane.is_attached:
+            return  # (the app is closing: a late message)
         ref = self.tree_view.current
         self.detail_pane.show(ref, self.tree_view.obj(ref))
 
@@ -465,13 +522,23 @@ class CkptApp(CheckActions, ManageActions, App[None]):
             self._tree_header.update(Text(summary, style="italic"))
         else:
             self._tree_header.update(tree.header_text())
-        mode = "reading metas…" if self._metas_pending else self._mode
+        mode = self._mode
+        if self.catalog is not None and not self.catalog.complete:
+            tags = self.catalog.tags
+            mode = f"scanning… {sum(not t.scanning for t in tags)}/{len(tags)} tags"
+        elif self._metas_pending:
+            mode = "reading metas…"
         self._status.show_info(StatusInfo(
             display=self.display_label, catalog=self.catalog, mode=mode,
             read_only=self.read_only, sort=tree.sort_label, sort_words=tree.sort_words,
             filter=tree.filter_text,
             marks=len(tree.marks), trash=self.trash_usage,
             job=" · ".join(self.jobs.values())))
+
+    def push_screen(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """(No garbage collection during a new screen's first frames: see gc_pause.)"""
+        pause_gc(self)
+        return super().push_screen(*args, **kwargs)
 
     # -- filter -----------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ def signature(obj: Target, archived: set[str] | frozenset[str] = frozenset(),
     if isinstance(obj, Checkpoint):
         return (_files_sig(obj), obj.key in archived, (verdicts or {}).get(obj.key))
     if isinstance(obj, Tag):
-        return (tuple((c.step, _files_sig(c)) for c in obj.checkpoints),
+        return (obj.scanning, tuple((c.step, _files_sig(c)) for c in obj.checkpoints),
                 tuple((f.name, f.size) for f in obj.other_files))
     return id(obj)
 

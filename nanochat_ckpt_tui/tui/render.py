@@ -166,9 +166,11 @@ def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
     that does not fit ``width``, each tag takes two lines instead."""
     default = stage.default_tag
     heads = ("steps", "latest", "val_bpb", "size")
-    rows = [(tag, (str(len(tag.checkpoints)), str(tag.latest_step or "-"),
-                   fmt_metric(latest_bpb(tag, bpb)), human_bytes(tag.total_bytes)))
-            for tag in stage.tags]
+    rows = [(tag, ("…" if tag.scanning else str(len(tag.checkpoints)),
+                   str(tag.latest_step or "-"),
+                   fmt_metric(latest_bpb(tag, bpb) if bpb else None),
+                   human_bytes(tag.total_bytes)))
+            for tag in stage.tags]  # (no val_bpb read yet: no step to look through)
     fixed = [max(len(h), *(len(r[1][i]) for r in rows)) if rows else len(h)
              for i, h in enumerate(heads)]
     marks = {tag.name: "*" if tag.name == default else "" for tag, _ in rows}
@@ -190,7 +192,8 @@ def stage_view(stage: Stage, bpb: dict[str, float | None], pal: Palette,
             mark = marks[tag.name]
             name = Text(ellipsize(tag.name, name_w - len(mark)))
             name.append(mark, style=pal.accent)
-            trend = sparkline([bpb.get(c.key) for c in tag.checkpoints], width=trend_w)
+            trend = sparkline([bpb.get(c.key) for c in tag.checkpoints], width=trend_w) \
+                if bpb else ""
             _cells(table, [(name, name_w, False),
                            *((v, w, True) for v, w in zip(values, fixed, strict=True)),
                            (Text(trend if trend.strip() else "", style=pal.accent), trend_w,
@@ -281,7 +284,8 @@ def tag_header(tag: Tag, pal: Palette, default: bool,
     if name != tag.name:
         rows.append(("tag", Text(tag.name, overflow="fold")))
     rows += [
-        ("steps", f"{len(steps)}" + (f" ({steps[0]} … {steps[-1]})" if steps else "")),
+        ("steps", "scanning… (this tag's dir is not listed yet)" if tag.scanning else
+         f"{len(steps)}" + (f" ({steps[0]} … {steps[-1]})" if steps else "")),
         ("latest step", str(tag.latest_step) if tag.latest_step is not None else "-"),
     ]
     if bpb is not None:

@@ -8,34 +8,31 @@ from the current catalog, so a rescan only has to invalidate them.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
-from collections.abc import Callable, Sequence
-from typing import ClassVar, NamedTuple, overload
+from collections.abc import Callable
+from typing import ClassVar
 
-from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Tree
-from textual.widgets._tree import _TreeLine
 from textual.widgets.tree import TreeNode
 
-from ..fmt import ellipsize, fmt_metric, human_age, human_bytes
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
-from .palette import Palette, badges, fit_badges
-from .render import best_bpb, latest_bpb_at, plural
+from .palette import Palette
+from .tree_filter import filter_view, summary
+from .tree_labels import NAME_MIN, RowLabels
+from .tree_lines import Lines, flatten
+from .tree_rows import Index, NodeRef, expected_steps, index_rows, stage_key, tag_key
+
+__all__ = ["CheckpointTree", "Index", "NodeRef", "index_rows", "sort_name", "stage_key",
+           "tag_key"]
 
 Clock = Callable[[], float]
-
-
-class NodeRef(NamedTuple):
-    """What a tree node stands for: ``kind`` is "stage", "tag" or "ck"."""
-
-    kind: str
-    key: str
 
 
 # The sort keys in the order ``s`` cycles them, each first in its natural direction.
@@ -57,84 +54,13 @@ def sort_name(key: str, desc: bool) -> str:
     return f"{key} {SORT_ARROWS[desc]} {SORT_WORDS[key, desc]}"
 
 
-# Labels drawn since the last clear: a screenful is ~40. Unbounded, scrolling through 20,000
-# rows kept ~200,000 small objects alive, and each full GC pass over them took 0.1-0.15 s.
-LABEL_CACHE = 1024
 LINE_CACHE = 256  # rendered lines (at least 4 screenfuls: see on_resize)
 NARROW = 58  # below this width the tree shows one size column instead of model / optim
-NAME_MIN = 12  # cells a stage or tag name keeps (…-shortened) before its counts go
 # A filter opens the tags that hold matching steps; the step rows of tags never expanded
 # are made then, up to this many per filter change (the others stay closed, their row
 # saying how many of their steps match), so a keystroke never makes 20,000 rows at once.
 AUTO_POPULATE = 2000
-
-
-_OPS = (">=", "<=", ">", "<", "=")
-Term = tuple[str | None, int, str]  # (comparison or None, number, word)
-
-
-def _parse_filter(text: str) -> list[Term]:
-    """``"d20 >1000"`` → ``[(None, 0, "d20"), (">", 1000, ">1000")]``."""
-    out: list[Term] = []
-    for term in text.lower().split():
-        op = next((o for o in _OPS if term.startswith(o)), None)
-        if op and term[len(op):].isdigit():
-            out.append((op, int(term[len(op):]), term))
-        else:
-            out.append((None, 0, term))
-    return out
-
-
-def _matches(terms: list[Term], hay: str, ck: Checkpoint | None) -> bool:
-    """Every term matches: a step comparison, a word in the stage/tag names, or a word in
-    the step number (``@3000`` or ``3000``)."""
-    for op, n, term in terms:
-        if op is not None:
-            if ck is None:
-                return False
-            step = ck.step
-            ok = (step >= n if op == ">=" else step <= n if op == "<=" else step > n
-                  if op == ">" else step < n if op == "<" else step == n)
-            if not ok:
-                return False
-        elif term in hay:
-            continue
-        elif ck is None or term.lstrip("@") not in str(ck.step):
-            return False
-    return True
-
-
-class Lines(Sequence[_TreeLine[NodeRef]]):
-    """The tree's lines, held as the flat list of their nodes; Textual's line object (the
-    node's path from the top, and whether it is its parent's last child) is made when a line
-    is read. A frame reads the ~40 lines on screen, of up to 20,000."""
-
-    __slots__ = ("lasts", "nodes")
-
-    def __init__(self, nodes: list[TreeNode[NodeRef]], lasts: set[int]) -> None:
-        self.nodes, self.lasts = nodes, lasts
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-    @overload
-    def __getitem__(self, i: int) -> _TreeLine[NodeRef]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[_TreeLine[NodeRef]]: ...
-
-    def __getitem__(self, i: int | slice) -> _TreeLine[NodeRef] | list[_TreeLine[NodeRef]]:
-        if isinstance(i, slice):
-            return [self._line(n) for n in self.nodes[i]]
-        return self._line(self.nodes[i])
-
-    def _line(self, node: TreeNode[NodeRef]) -> _TreeLine[NodeRef]:
-        path = [node]
-        parent = node._parent
-        while parent is not None and parent._parent is not None:  # up to the hidden root
-            path.append(parent)
-            parent = parent._parent
-        path.reverse()
-        return _TreeLine(path, id(node) in self.lasts)
+FREEZE_AFTER = 2000  # nodes made: then the objects alive are frozen (_freeze_new_nodes)
 
 
 _NO_LABEL = Text()  # checkpoint nodes' own label (never drawn: see render_label)
@@ -144,15 +70,7 @@ def _no_invalidate() -> None:
     """Stands in for Tree._invalidate while nodes are added in a batch."""
 
 
-def stage_key(stage: Stage) -> str:
-    return f"stage:{stage.dirname}"
-
-
-def tag_key(tag: Tag) -> str:
-    return f"{tag.stage}/{tag.name}"
-
-
-class CheckpointTree(Tree[NodeRef]):
+class CheckpointTree(RowLabels, Tree[NodeRef]):
     """Tree of the catalog with vim keys, marks, a sort order and a filter."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -210,6 +128,8 @@ class CheckpointTree(Tree[NodeRef]):
         self._user_closed: set[str] = set()  # closed by hand while this filter is on
         self._lost_cursor: tuple[str, list[str]] | None = None  # see _restore_cursor
         self._populated: set[str] = set()  # tags whose step nodes exist (expanded once)
+        self._step_keys: dict[str, list[str]] = {}  # tag key → its step rows (_sync_steps)
+        self._nodes_made = 0  # since the last gc.freeze (see _freeze_new_nodes)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -245,35 +165,44 @@ class CheckpointTree(Tree[NodeRef]):
         key = cursor.data.key if cursor is not None and cursor.data else None
         return key, self.visible_keys() if key is not None else []
 
-    def set_catalog(self, catalog: Catalog, bpb: dict[str, float | None]) -> None:
-        """Show a new scan, keeping cursor, expansion and marks by key."""
+    def set_catalog(self, catalog: Catalog, bpb: dict[str, float | None],
+                    index: Index | None = None) -> None:
+        """Show a new scan (or a partial one, or the same with more val_bpb), keeping
+        cursor, expansion and marks by key. ``index``: :func:`index_rows` of the catalog,
+        made off the UI thread (20,000 rows: ~10 ms)."""
+        if catalog is self.catalog:
+            self.set_bpb(bpb)
+            return
         first = self.catalog is None
         self.catalog, self.bpb = catalog, bpb
-        self.objects = {}
+        self.objects = index_rows(catalog) if index is None else index
         self._labels.clear()
         self._best.clear()
-        self._default_tags = set()
-        for stage in catalog.stages:
-            self.objects[stage_key(stage)] = stage
-            if stage.default_tag:
-                self._default_tags.add(f"{stage.dirname}/{stage.default_tag}")
-            for tag in stage.tags:
-                self.objects[tag_key(tag)] = tag
-                for ck in tag.checkpoints:
-                    self.objects[ck.key] = ck
+        self._default_tags = {f"{s.dirname}/{s.default_tag}" for s in catalog.stages
+                              if s.default_tag}
         self.marks &= self.objects.keys()
-        if first:
-            many = len(catalog.checkpoints) > 400
+        if first:  # (a partial catalog: as many steps as its tags listed so far suggest)
+            many = expected_steps(catalog) > 400
             for stage in catalog.stages:
                 for tag in stage.tags:
                     self._expand_state.setdefault(
                         tag_key(tag), not many or tag.name == stage.default_tag)
-        steps = [c.step for c in catalog.checkpoints]
-        self._step_w = max(4, len(str(max(steps))) if steps else 4)
+        last = max((t.checkpoints[-1].step for t in catalog.tags if t.checkpoints), default=0)
+        self._step_w = max(4, len(str(last)))  # (a tag's steps are in step order)
         self._sync()
         lines = self._tree_lines
         if lines and (self.cursor_line < 0 or self.cursor_node is None):
             self.move_cursor(lines[0].node)  # first rows (or the first after an empty dir)
+
+    def set_bpb(self, bpb: dict[str, float | None]) -> None:
+        """Show these val_bpb (more of the same scan's metas were read)."""
+        self.bpb = bpb
+        self._best.clear()
+        if self.sort_key == "val_bpb":
+            self._labels.clear()
+            self._sync()
+        else:
+            self.relabel()
 
     def set_filter(self, text: str) -> None:
         text = text.strip()
@@ -288,6 +217,7 @@ class CheckpointTree(Tree[NodeRef]):
         """Sort the steps by ``key``, descending or not (None: the key's natural order)."""
         self.sort_key = key
         self.sort_desc = SORT_NATURAL_DESC[key] if descending is None else descending
+        self._step_keys.clear()
         self._sync()
         self.post_message(self.ViewChanged())
 
@@ -318,13 +248,6 @@ class CheckpointTree(Tree[NodeRef]):
             if node.data is not None and self._label(node.data) != old.get(node.data.key):
                 self._refresh_line(y)
 
-    def header_text(self) -> Text:
-        """Column titles aligned with the checkpoint rows."""
-        indent = 2 * self.guide_depth + 2
-        sizes = f" {'size':>8}" if self._narrow else f" {'model':>8}/{'optim':<8}"
-        return Text(f"{'':{indent}}{'step':>{self._step_w}}{sizes} {'val_bpb':>7} {'age':>4}",
-                    style="bold")
-
     @property
     def sort_label(self) -> str:
         """``"size ↓"``."""
@@ -334,6 +257,15 @@ class CheckpointTree(Tree[NodeRef]):
     def sort_words(self) -> str:
         """What the arrow means for this key: ``"largest first"``."""
         return SORT_WORDS[self.sort_key, self.sort_desc]
+
+    @property
+    def filter_matches(self) -> int | None:
+        """Steps the filter shows (None: no filter)."""
+        return None if self._shown is None else sum(self.filter_counts.values())
+
+    def filter_summary(self) -> str:
+        """``"6 matches in 3 tags"``, ``"no matches for 'foo'"`` or "" (no filter)."""
+        return summary(self.filter_text, self._shown, self.filter_counts)
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -359,17 +291,21 @@ class CheckpointTree(Tree[NodeRef]):
             "age": lambda c: (c.mtime, c.step)}
         return sorted(cks, key=keys[key], reverse=desc)
 
-    def _wanted(self) -> list[tuple[NodeRef, list[tuple[NodeRef, list[NodeRef]]]]]:
-        """Every row of the catalog, checkpoints in the sort order (the filter only hides);
-        the steps of tags never expanded are left out (:meth:`_populate` adds them)."""
-        assert self.catalog is not None
-        return [(NodeRef("stage", stage_key(stage)),
-                 [(NodeRef("tag", key), self._step_refs(tag) if key in self._populated else [])
-                  for tag in stage.tags for key in (tag_key(tag),)])
-                for stage in self.catalog.stages]
-
     def _step_refs(self, tag: Tag) -> list[NodeRef]:
         return [NodeRef("ck", c.key) for c in self._sorted(tag.checkpoints)]
+
+    def _sync_steps(self, node: TreeNode[NodeRef], tag: Tag) -> None:
+        """Give a tag node its step nodes in the sort order. In step order, a tag whose steps
+        are the ones shown (most tags, in a rescan) is left as it is without sorting or
+        making a reference per step (20,000 of them cost ~25 ms)."""
+        if self.sort_key == "step":
+            cks = tag.checkpoints
+            keys = [c.key for c in (reversed(cks) if self.sort_desc else cks)]
+            key = tag_key(tag)
+            if keys == self._step_keys.get(key):
+                return
+            self._step_keys[key] = keys
+        self._sync_children(node, self._step_refs(tag))
 
     def _populate(self, node: TreeNode[NodeRef]) -> None:
         """Give a tag node its step nodes, the first time it is expanded. A big base dir
@@ -380,52 +316,7 @@ class CheckpointTree(Tree[NodeRef]):
         self._populated.add(ref.key)
         tag = self.objects.get(ref.key)
         if isinstance(tag, Tag):  # (new leaves only: no per-node invalidation to suppress)
-            self._sync_children(node, self._step_refs(tag))
-
-    def _filter_view(self) -> tuple[set[str] | None, dict[str, int], list[str]]:
-        """The keys of the rows the filter lets through (None: no filter, all of them), the
-        number of matching steps per tag, and the tags to open: those where the filter
-        picks steps (a step term), not where the tag's name alone matches. A tag or stage
-        shows when something under it does; a tag without checkpoints when its name
-        matches."""
-        terms = _parse_filter(self.filter_text)
-        if not terms or self.catalog is None:
-            return None, {}, []
-        shown: set[str] = set()
-        counts: dict[str, int] = {}
-        opening: list[str] = []
-        add, update = shown.add, shown.update
-        for stage in self.catalog.stages:
-            skey = stage_key(stage)
-            for tag in stage.tags:
-                hay = f"{stage.label} {stage.dirname} {tag.name}".lower()
-                keys = [c.key for c in tag.checkpoints if _matches(terms, hay, c)]
-                if keys or (not tag.checkpoints and _matches(terms, hay, None)):
-                    update(keys)
-                    tkey = tag_key(tag)
-                    add(tkey)
-                    add(skey)
-                    counts[tkey] = len(keys)
-                    if keys and not all(op is None and term in hay for op, _, term in terms):
-                        opening.append(tkey)
-        return shown, counts, opening
-
-    @property
-    def filter_matches(self) -> int | None:
-        """Steps the filter shows (None: no filter)."""
-        return None if self._shown is None else sum(self.filter_counts.values())
-
-    def filter_summary(self) -> str:
-        """``"6 matches in 3 tags"``, ``"no matches for 'foo'"`` or "" (no filter)."""
-        n = self.filter_matches
-        if n is None:
-            return ""
-        if not self._shown:
-            return f"no matches for {self.filter_text!r}"
-        tags = sum(1 for v in self.filter_counts.values() if v) if n else \
-            len(self.filter_counts)
-        return f"{n} match{'' if n == 1 else 'es'}" + \
-            (f" in {plural(tags, 'tag')}" if n else f"; {plural(tags, 'empty tag')}")
+            self._sync_steps(node, tag)
 
     def _sync(self) -> None:
         """Make the nodes match the catalog and the sort order, and apply the filter.
@@ -436,24 +327,26 @@ class CheckpointTree(Tree[NodeRef]):
         if self.catalog is None:
             return
         cursor_key, before = self._cursor_rows()
-        wanted = self._wanted()
+        stages = self.catalog.stages
+        populated, by_key = self._populated, self._by_key
         # Tree.add invalidates the whole tree (and schedules a layout) per node; with
         # 20,000 rows that alone took ~0.4 s, so invalidate once, after the batch.
         self._invalidate = _no_invalidate  # type: ignore[method-assign]
         try:
-            self._sync_children(self.root, [s for s, _ in wanted])
-            for sref, tags in wanted:
-                snode = self._by_key[sref.key]
-                self._sync_children(snode, [t for t, _ in tags])
-                for tref, cks in tags:
-                    if tref.key in self._populated:
-                        self._sync_children(self._by_key[tref.key], cks)
+            self._sync_children(self.root, [NodeRef("stage", stage_key(s)) for s in stages])
+            for stage in stages:
+                self._sync_children(by_key[stage_key(stage)],
+                                    [NodeRef("tag", tag_key(t)) for t in stage.tags])
+                for tag in stage.tags:
+                    if (key := tag_key(tag)) in populated:
+                        self._sync_steps(by_key[key], tag)
         finally:
             del self._invalidate
         self._apply_filter(cursor_key, before)
+        self._freeze_new_nodes()
 
     def _apply_filter(self, cursor_key: str | None, before: list[str]) -> None:
-        shown, counts, opening = self._filter_view()
+        shown, counts, opening = filter_view(self.catalog, self.filter_text)
         if counts or self.filter_counts:  # tag rows say "k/n steps" under a filter
             for key in counts.keys() | self.filter_counts.keys():
                 self._labels.pop(key, None)
@@ -531,9 +424,11 @@ class CheckpointTree(Tree[NodeRef]):
                 child.remove()
         have = {c.data.key for c in parent._children if c.data}
         by_key, add_node, leaves = self._by_key, self._add_node, parent._children
+        made = 0
         for ref in wanted:
             if ref.key in have:
                 continue
+            made += 1
             if ref.kind == "ck":  # (TreeNode.add_leaf, minus its per-call checks and label)
                 node = add_node(parent, _NO_LABEL, ref)
                 node._allow_expand = False
@@ -541,6 +436,7 @@ class CheckpointTree(Tree[NodeRef]):
             else:
                 node = parent.add(ref.key, ref, expand=self._expand_state.get(ref.key, True))
             by_key[ref.key] = node
+        self._nodes_made += made
         parent._updates += 1
         parent._children.sort(key=lambda c: order[c.data.key] if c.data else 0)
 
@@ -549,45 +445,28 @@ class CheckpointTree(Tree[NodeRef]):
             self._forget(child)
         if node.data is not None:
             self._by_key.pop(node.data.key, None)
+            self._step_keys.pop(node.data.key, None)
+
+    def _freeze_new_nodes(self) -> None:
+        """Move the objects alive now out of the cyclic GC's reach (``gc.freeze``) once
+        thousands of nodes were made since the last time. 20,000 step nodes are ~60,000
+        objects; left in the oldest generation, every full collection walks them all, and
+        Textual's rendering (its strips refer to themselves) makes full collections frequent
+        while scrolling: ~10-20 ms more per collection idle, 50-100 ms on a busy machine.
+        Nodes are freed by reference counting when they go (:meth:`_forget`)."""
+        if self._nodes_made >= FREEZE_AFTER:
+            self._nodes_made = 0
+            gc.freeze()
 
     def _build(self) -> None:
-        """Tree._build for big trees: the lines are a flat list of the nodes the filter lets
-        through (a tag's checkpoints added in one ``extend``), made into Textual's line objects
-        only when read; every node gets its line number, -1 when it has none."""
+        """Tree._build for big trees (:func:`.tree_lines.flatten`): every node gets its line
+        number, -1 when it has none."""
         for node in self._by_key.values():
             node._line = -1
-        shown = self._shown
-        nodes: list[TreeNode[NodeRef]] = []
-        lasts: set[int] = set()  # id() of each parent's last shown child
-
-        def kids(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
-            self._populate(node)
-            children = node._children
-            if shown is None:
-                return children
-            return [c for c in children if c.data is not None and c.data.key in shown]
-
-        def add(children: list[TreeNode[NodeRef]]) -> None:
-            for node in children:
-                nodes.append(node)
-                if not node._expanded:
-                    continue
-                under = kids(node)
-                if not under:
-                    continue
-                lasts.add(id(under[-1]))
-                if any(c._allow_expand for c in under):
-                    add(under)
-                else:  # checkpoint rows: one extend
-                    nodes.extend(under)
-
-        top = kids(self.root)
-        lasts.update(id(n) for n in top)  # (Tree draws top-level rows as last children)
-        add(top)
-        for i, node in enumerate(nodes):
-            node._line = i
-        lines = Lines(nodes, lasts)
+        lines = flatten(self.root, self._shown, self._populate)
+        nodes = lines.nodes
         self._tree_lines_cached = lines  # type: ignore[assignment]
+        self._freeze_new_nodes()  # (expanded tags were given their step nodes)
         self.virtual_size = Size(self._virtual_width(), len(nodes))
         if self.cursor_line != -1 and self.cursor_node is not None:
             if self.cursor_node._line != -1:
@@ -630,138 +509,6 @@ class CheckpointTree(Tree[NodeRef]):
         self._cursor_node = node
         if node is not None:
             self.move_cursor(node)
-
-    # -- labels -----------------------------------------------------------------------------
-
-    def process_label(self, label: str | Text) -> Text:
-        """Node labels are only the keys (rows are drawn by :meth:`render_label`): no markup
-        parse, which cost ~20 µs a node when 20,000 nodes are added at once."""
-        return Text(label) if isinstance(label, str) else label
-
-    def render_label(self, node: TreeNode[NodeRef], base_style: Style, style: Style) -> Text:
-        ref = node.data
-        label = self._label(ref) if ref is not None else Text()
-        label = label.copy()
-        label.stylize(style)
-        if node.allow_expand:
-            icon = self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE
-            return Text.assemble((icon, base_style + Style.from_meta({"toggle": True})), label)
-        return label
-
-    def get_label_width(self, node: TreeNode[NodeRef]) -> int:
-        """(Tree asks it for a row's clickable region.)"""
-        ref = node.data
-        width = self._label(ref).cell_len if ref is not None else 0
-        return width + (2 if node.allow_expand else 0)
-
-    def _ck_fixed(self) -> int:
-        """The cells of a checkpoint row before its val_bpb: every column is padded to a
-        width its value never exceeds (steps to the catalog's widest, sizes ≤ 8 cells below
-        1 EB, ages ≤ 4)."""
-        return 2 + self._step_w + (9 if self._narrow else 18) + 1 + 5
-
-    def _room(self, kind: str) -> int | None:
-        """The cells a stage, tag or checkpoint row's label has, right of the tree's guides
-        and the expand icon (None before the tree is laid out: labels are not fitted)."""
-        if self._width <= 0:
-            return None
-        indent = {"stage": 2, "tag": self.guide_depth + 2}.get(kind, 2 * self.guide_depth)
-        return self._width - indent
-
-    def _label(self, ref: NodeRef) -> Text:
-        cached = self._labels.get(ref.key)
-        if cached is None:
-            obj = self.objects.get(ref.key)
-            if isinstance(obj, Checkpoint):
-                cached = self._ck_label(obj)
-            elif isinstance(obj, Tag):
-                cached = self._tag_label(obj)
-            elif isinstance(obj, Stage):
-                cached = self._stage_label(obj)
-            else:
-                cached = Text(ref.key)
-            if len(self._labels) >= LABEL_CACHE:
-                self._labels.clear()
-            if self._width > 0:  # (fitted to a width, not to "unknown")
-                self._labels[ref.key] = cached
-        return cached
-
-    def _fitted(self, name: str, mark: str, parts: list[tuple[str, int]],
-                room: int | None) -> Text:
-        """``name* part · part · part`` in ``room`` cells: when too wide, parts go, highest
-        rank first, then the name is shortened with an ellipsis down to NAME_MIN cells; a
-        word is never cut. ``mark``: the default tag's star."""
-        def width(kept: list[tuple[str, int]], name_w: int) -> int:
-            return name_w + len(mark) + (2 + sum(len(p) for p, _ in kept)
-                                         + 3 * (len(kept) - 1) if kept else 0)
-
-        kept = list(parts)
-        if room is not None:
-            least = min(len(name), NAME_MIN)
-            while kept and width(kept, least) > room:
-                kept.remove(max(kept, key=lambda p: p[1]))
-            name = ellipsize(name, max(least, room - width(kept, 0)))
-        out = Text(name, style="bold")
-        if mark:
-            out.append(mark, style=self.palette.accent)
-        if kept:
-            out.append("  " + " · ".join(p for p, _ in kept), style="dim")
-        return out
-
-    def _stage_label(self, stage: Stage) -> Text:
-        cks = sum(len(t.checkpoints) for t in stage.tags)
-        return self._fitted(stage.label, "",
-                            [(plural(len(stage.tags), "tag"), 0), (plural(cks, "ckpt"), 1),
-                             (human_bytes(stage.total_bytes), 2)], self._room("stage"))
-
-    def best(self, tag: Tag) -> tuple[float, int] | None:
-        """The tag's lowest val_bpb and its step (cached per scan)."""
-        key = tag_key(tag)
-        if key not in self._best:
-            self._best[key] = best_bpb(tag, self.bpb)
-        return self._best[key]
-
-    def _tag_label(self, tag: Tag) -> Text:
-        mark = "*" if tag_key(tag) in self._default_tags else ""
-        n = len(tag.checkpoints)
-        k = self.filter_counts.get(tag_key(tag)) if self._shown is not None else None
-        parts = [(plural(n, "step") if k is None else f"{k}/{n} steps", 0),
-                 (human_bytes(tag.total_bytes), 3)]
-        latest = latest_bpb_at(tag, self.bpb)
-        best = self.best(tag)
-        if latest is not None:  # (ranks: the size goes first, then the best, then bpb)
-            v, step = latest
-            if best is not None and best[1] == step:
-                parts.append((f"bpb {fmt_metric(v)} (best)", 1))
-            else:
-                parts.append((f"bpb {fmt_metric(v)}", 1))
-                if best is not None:
-                    parts.append((f"best {fmt_metric(best[0])}@{best[1]}", 2))
-        return self._fitted(tag.name, mark, parts, self._room("tag"))
-
-    def _ck_label(self, ck: Checkpoint) -> Text:
-        pal = self.palette
-        text = Text()
-        text.append("● " if ck.key in self.marks else "  ", style=pal.accent)
-        text.append(f"{ck.step:>{self._step_w}}", style="bold")
-        if self._narrow:
-            text.append(f" {human_bytes(ck.total_bytes):>8}")
-        else:
-            optim = human_bytes(ck.optim_bytes) if ck.optim else "-"
-            text.append(f" {human_bytes(ck.model_bytes):>8}")
-            text.append("/", style="dim")
-            text.append(f"{optim:<8}", style="dim")
-        v = self.bpb.get(ck.key)
-        text.append(f" {fmt_metric(v) if v is not None else '-':>7}")
-        text.append(f" {human_age(self.clock() - ck.mtime):>4}", style="dim")
-        words = badges(ck, pal, ck.key in self.archived, self.verdicts.get(ck.key))
-        room = self._room("ck")
-        if words and room is not None:
-            words = fit_badges(words, room - text.cell_len, pal.muted)
-        for word, style in words:
-            text.append(" ")
-            text.append(word, style=style)
-        return text
 
     # -- events and actions -----------------------------------------------------------------
 
