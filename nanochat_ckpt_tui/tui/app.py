@@ -446,7 +446,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
     @property
     def busy(self) -> bool:
         """A scan, demo write or detail load is pending (the watcher does not count)."""
-        if self._scanning or self.detail_pane.busy:
+        if self._scanning or self.detail_pane.busy or self.tree_view.expanding:
             return True
         return any(w.group != "watcher" and w.state in (WorkerState.PENDING,
                                                           WorkerState.RUNNING)
@@ -584,12 +584,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         self.notify("Rescanning…", timeout=1.5)
 
     def expand_all(self, expand: bool) -> None:
-        for node in list(self.tree_view.root.children):
-            for child in [node, *node.children]:
-                if child.allow_expand and expand:
-                    child.expand()
-                elif child.allow_expand:
-                    child.collapse()
+        self.tree_view.expand_all(expand)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
