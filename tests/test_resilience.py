@@ -19,7 +19,7 @@ from nanochat_ckpt_tui.store.prune import Rules, execute, plan_rules
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete
 from nanochat_ckpt_tui.tui.detail import DetailPane
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 from nanochat_ckpt_tui.tui.welcome import WelcomeScreen
 
@@ -49,10 +49,6 @@ def files_of(base: Path, step: int) -> set[str]:
     return {p.name for p in (base / D4).glob(f"*_{step:06d}*")}
 
 
-async def goto(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    tree.move_cursor(tree.node_for(key))
-    await settle(pilot)
 
 
 # -- unreadable subdirs -----------------------------------------------------------------------

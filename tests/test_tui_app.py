@@ -15,7 +15,7 @@ from nanochat_ckpt_tui.store.layout import State
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.detail import DetailPane
 from nanochat_ckpt_tui.tui.help import HelpScreen
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 pytestmark = pytest.mark.asyncio
@@ -36,13 +36,6 @@ def flat(app: CkptApp) -> str:
     return " ".join(body_text(app).split())
 
 
-async def goto(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
-    """Move the cursor to the row with ``key`` and wait for its details."""
-    tree = pilot.app.query_one(CheckpointTree)
-    node = tree.node_for(key)
-    assert node is not None, key
-    tree.move_cursor(node)
-    await settle(pilot)
 
 
 async def test_tree_lists_stages_tags_checkpoints(demo_master: Path) -> None:

@@ -20,7 +20,7 @@ from nanochat_ckpt_tui.tui import checks as checks_mod
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.detail import DetailPane
 from nanochat_ckpt_tui.tui.help import key_rows
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 NOW = 1_780_000_000.0  # the snapshots' clock
@@ -73,12 +73,6 @@ def make_app(base: Path, **kw: object) -> CkptApp:
     return CkptApp(base, watch=False, display_name="t", **kw)  # type: ignore[arg-type]
 
 
-async def goto(pilot, key: str) -> CheckpointTree:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    tree.move_cursor(tree.node_for(key))
-    tree.focus()
-    await settle(pilot)
-    return tree
 
 
 def messages(app: CkptApp) -> list[str]:

@@ -16,7 +16,7 @@ from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete
 from nanochat_ckpt_tui.tui.diff_screen import DiffScreen
 from nanochat_ckpt_tui.tui.note_dialog import NoteDialog
 from nanochat_ckpt_tui.tui.prune_form import PruneForm
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 pytestmark = pytest.mark.asyncio
@@ -28,10 +28,6 @@ def make_app(base: Path, **kw: object) -> CkptApp:
     return CkptApp(base, watch=False, display_name="demo", **kw)  # type: ignore[arg-type]
 
 
-async def goto(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    tree.move_cursor(tree.node_for(key))
-    await settle(pilot)
 
 
 def files_of(base: Path, step: int) -> set[str]:

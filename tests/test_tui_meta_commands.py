@@ -18,7 +18,7 @@ from nanochat_ckpt_tui.tui.command_menu import CommandMenu, choices
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete, ConfirmLatest
 from nanochat_ckpt_tui.tui.detail import DetailPane
 from nanochat_ckpt_tui.tui.diff_screen import DiffScreen
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.trash_dialog import EmptyTrashDialog
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
@@ -30,12 +30,6 @@ def make_app(base: Path, **kw: object) -> CkptApp:
     return CkptApp(base, watch=False, display_name="demo", **kw)  # type: ignore[arg-type]
 
 
-async def goto(pilot, key: str) -> CheckpointTree:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    tree.move_cursor(tree.node_for(key))
-    tree.focus()
-    await settle(pilot)
-    return tree
 
 
 def detail(app: CkptApp) -> str:

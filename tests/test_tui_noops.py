@@ -10,7 +10,7 @@ import pytest
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete
 from nanochat_ckpt_tui.tui.diff_screen import DiffScreen
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 pytestmark = pytest.mark.asyncio
@@ -22,12 +22,6 @@ def make_app(base: Path, **kw: object) -> CkptApp:
     return CkptApp(base, watch=False, display_name="demo", **kw)  # type: ignore[arg-type]
 
 
-async def goto(pilot, key: str) -> CheckpointTree:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    tree.move_cursor(tree.node_for(key))
-    tree.focus()
-    await settle(pilot)
-    return tree
 
 
 def messages(app: CkptApp) -> list[str]:

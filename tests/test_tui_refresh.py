@@ -13,7 +13,7 @@ from nanochat_ckpt_tui.tui.archive_dialog import ArchiveDialog
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete
 from nanochat_ckpt_tui.tui.detail import DetailPane
 from nanochat_ckpt_tui.tui.note_dialog import NoteDialog
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 pytestmark = pytest.mark.asyncio
@@ -34,11 +34,6 @@ def header(app: CkptApp) -> str:
     return " ".join(app.query_one(DetailPane).body.text.splitlines()[:4])
 
 
-async def goto(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    tree.move_cursor(tree.node_for(key))
-    tree.focus()
-    await settle(pilot)
 
 
 async def test_pin_unpin_and_note_repaint_the_detail_pane(demo_dir: Path) -> None:

@@ -13,7 +13,7 @@ from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.footer import Footer
 from nanochat_ckpt_tui.tui.help import HelpScreen
 from nanochat_ckpt_tui.tui.ssh import animation_level
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 SIZE = (120, 40)
@@ -23,12 +23,6 @@ def make_app(base: Path) -> CkptApp:
     return CkptApp(base, watch=False, display_name="demo")
 
 
-async def goto(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
-    tree = pilot.app.query_one(CheckpointTree)
-    node = tree.node_for(key)
-    assert node is not None, key
-    tree.move_cursor(node)
-    await settle(pilot)
 
 
 async def test_burst_of_j_repaints_the_detail_once(demo_master: Path) -> None:

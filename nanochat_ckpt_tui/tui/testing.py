@@ -9,6 +9,7 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from .app import CkptApp
+from .tree import CheckpointTree
 
 
 async def wait_for(pilot: Pilot[None], predicate: Callable[[], object],
@@ -35,3 +36,15 @@ async def settle(pilot: Pilot[None], timeout: float = 10.0) -> None:
         if not app.busy:
             break
     await asyncio.sleep(0)
+
+
+async def goto(pilot: Pilot[None], key: str) -> CheckpointTree:
+    """Move the tree's cursor to the row with ``key`` (which must exist), focus the tree and
+    wait for the row's details; returns the tree."""
+    tree = pilot.app.query_one(CheckpointTree)
+    node = tree.node_for(key)
+    assert node is not None, key
+    tree.move_cursor(node)
+    tree.focus()
+    await settle(pilot)
+    return tree
