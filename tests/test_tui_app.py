@@ -412,7 +412,7 @@ async def test_label_cache_stays_bounded(demo_master: Path,
         assert len(tree._labels) <= 8
 
 
-def _many_steps(base: Path, tags: int, steps: int) -> None:
+def many_steps(base: Path, tags: int, steps: int) -> None:
     """A base dir of empty-zip checkpoints (the tree only needs names, sizes and tails)."""
     empty_zip = b"PK\x05\x06" + b"\x00" * 18
     old = time.time() - 86400
@@ -433,7 +433,7 @@ async def test_collapsed_tags_get_their_step_rows_when_expanded(
     from nanochat_ckpt_tui.tui import tree as tree_module
 
     monkeypatch.setattr(tree_module, "AUTO_POPULATE", 0)  # the filter opens no new tag
-    _many_steps(tmp_path, tags=3, steps=150)
+    many_steps(tmp_path, tags=3, steps=150)
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tui_check import D3, detail, goto, make_app, messages, write_nan_base
+from test_tui_check import D3, detail, make_app, messages, write_nan_base
 from textual.app import App
 from textual.widgets import Static
 
@@ -21,7 +21,7 @@ from nanochat_ckpt_tui.store.prune import plan_selection
 from nanochat_ckpt_tui.store.summary import assess_metas
 from nanochat_ckpt_tui.tui.confirm_delete import ConfirmDelete, ConfirmLatest
 from nanochat_ckpt_tui.tui.prune_form import PruneForm
-from nanochat_ckpt_tui.tui.testing import settle, wait_for
+from nanochat_ckpt_tui.tui.testing import goto, settle, wait_for
 from nanochat_ckpt_tui.tui.trash_dialog import EmptyTrashDialog
 
 TRASH = ".nanochat-ckpt-trash"

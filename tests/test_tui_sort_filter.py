@@ -3,12 +3,11 @@ and counted) on the demo data (issue 14, items 6 and 10)."""
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from pathlib import Path
 
 import pytest
+from test_tui_app import many_steps
 
 from nanochat_ckpt_tui.tui.app import CkptApp
 from nanochat_ckpt_tui.tui.help import HelpScreen
@@ -106,20 +105,6 @@ async def test_status_help_and_readme_say_the_same(demo_master: Path) -> None:
     assert "↑ is ascending for every key" in row
 
 
-def _many_steps(base: Path, tags: int, steps: int) -> None:
-    """Empty-zip checkpoints with a val_bpb (as in test_tui_app), a day old."""
-    empty_zip = b"PK\x05\x06" + b"\x00" * 18
-    old = time.time() - 86400
-    for t in range(1, tags + 1):
-        d = base / "base_checkpoints" / f"d{t}"
-        d.mkdir(parents=True)
-        for s in range(1, steps + 1):
-            for name, data in ((f"model_{s:06d}.pt", empty_zip),
-                               (f"meta_{s:06d}.json", b'{"val_bpb": %f}' % (1 - s / 1000))):
-                (d / name).write_bytes(data)
-                os.utime(d / name, (old, old))
-
-
 def filter_count(app: CkptApp) -> str:
     return str(app.query_one("#filter-count").render())
 
@@ -212,7 +197,7 @@ async def test_filter_opens_tags_with_a_bounded_number_of_new_rows(
     from nanochat_ckpt_tui.tui import tree as tree_module
 
     monkeypatch.setattr(tree_module, "AUTO_POPULATE", 200)
-    _many_steps(tmp_path, tags=3, steps=150)
+    many_steps(tmp_path, tags=3, steps=150)
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
