@@ -14,7 +14,8 @@ in a fresh subprocess, warm (the file is read right before):
   (zlib-ng's, ~10x zlib's here: then it is about the read alone), on one thread and on as many
   threads as usable CPUs (chunks dealt round-robin);
 - ours: ``check([ck], use_cache=False)``: CRCs, NaN/Inf counts, norm, abs max, mean, std;
-  peak anonymous memory (``RssAnon``) sampled on every progress call;
+  peak anonymous memory (``Pss_Anon`` of the process and its worker processes) sampled on every
+  progress call;
 - re-check: ``check([ck])`` with the cache already holding the file's result.
 
 - ours, one core: the same with the whole process pinned to one CPU (as ``taskset -c 0``).
@@ -37,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_diff import _rss_anon_kb, warm, write_pair  # noqa: E402
+from bench_diff import _anon_all_kb, warm, write_pair  # noqa: E402
 
 
 def worker_baseline(path: str) -> dict:
@@ -86,11 +87,11 @@ def worker_ours(path: str, cached: bool) -> dict:
     from nanochat_ckpt_tui.store.refs import checkpoint_for_file
 
     ck = checkpoint_for_file(Path(path))
-    base = _rss_anon_kb()
+    base = _anon_all_kb()
     peak = [base]
 
     def progress(done: int, total: int) -> None:
-        peak[0] = max(peak[0], _rss_anon_kb())
+        peak[0] = max(peak[0], _anon_all_kb())
 
     t0 = time.perf_counter()
     rep = check([ck], progress=progress, use_cache=cached)[0]

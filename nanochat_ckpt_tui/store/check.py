@@ -27,7 +27,6 @@ NaN/Inf or inconsistent: nanochat would load garbage or fail), ``good``, or ``un
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
 import threading
@@ -36,13 +35,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import zipdir
+from . import workers, zipdir
 from .check_cache import CheckCache, default_cache
 from .layout import Checkpoint, FileEntry, FileKind, State
 from .ptfile import CheckpointError, TensorInfo, read_archive, tensors_and_problems
 from .storage import Storage
 from .stream import RAW_DTYPES, Cancelled, CancelLike, Progress, ProgressFn
 from .summary import meta_problem, read_meta
+from .workers import MIN_PROCESS_BYTES, WorkerPool, usable_cpus
 
 SCHEMA = "nanochat-ckpt.check/1"
 RESULT_VERSION = 1  # of the per-file documents in the cache
@@ -104,6 +104,15 @@ class TensorHealth:
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
+
+    def sums(self) -> tuple[Any, ...]:
+        """What streaming adds up (:meth:`set_sums` takes it back)."""
+        return (self.nan, self.posinf, self.neginf, self.finite, self.total, self.sumsq,
+                self.absmax)
+
+    def set_sums(self, sums: tuple[Any, ...]) -> None:
+        (self.nan, self.posinf, self.neginf, self.finite, self.total, self.sumsq,
+         self.absmax) = sums
 
     @property
     def nonfinite(self) -> int:
@@ -327,15 +336,15 @@ _WIDE_HEALTH = {"float64", "int32", "int64", "uint32", "uint64"}
 
 
 class _Pool:
-    """Threads for streaming records, each with its own kernel (buffers)."""
+    """Where records are streamed: threads of this process, each with its own kernel, or
+    worker processes (:mod:`.workers`) for files another process can read."""
 
-    def __init__(self, chunk_bytes: int, workers: int | None) -> None:
+    def __init__(self, chunk_bytes: int, workers: int | None, processes: bool) -> None:
         self.chunk_bytes = chunk_bytes
-        self.workers = max(1, workers or min(len(os.sched_getaffinity(0))
-                                             if hasattr(os, "sched_getaffinity")
-                                             else os.cpu_count() or 1, MAX_WORKERS))
+        self.workers = max(1, workers or min(usable_cpus(), MAX_WORKERS))
         self._local = threading.local()
         self._exec: Any = None
+        self.procs = WorkerPool(self.workers) if processes and self.workers > 1 else None
 
     def kernel(self) -> _Kernel:
         k = getattr(self._local, "kernel", None)
@@ -345,7 +354,17 @@ class _Pool:
             k = self._local.kernel = _Kernel(np, self.chunk_bytes)
         return k
 
-    def map(self, fn: Callable[[Any], Any], items: list[Any], parallel: bool) -> list[Any]:
+    def stream(self, jobs: list[_Job], reader: Any, prog: Progress) -> list[_Streamed]:
+        """Each record's CRC and tensor health, in the records' order."""
+        opener = reader.reopener() if self.procs is not None and len(jobs) > 1 else None
+        if opener is not None:
+            assert self.procs is not None
+            return self.procs.map(_stream_in_worker, [(opener, j) for j in jobs],
+                                  [j.size for j in jobs], prog)
+        return self._map(lambda j: _stream_record(j, reader, self.kernel(), prog), jobs,
+                         parallel=getattr(reader, "concurrent", False))
+
+    def _map(self, fn: Callable[[Any], Any], items: list[_Job], parallel: bool) -> list[Any]:
         if not parallel or self.workers == 1 or len(items) < 2:
             return [fn(x) for x in items]
         if self._exec is None:
@@ -353,7 +372,7 @@ class _Pool:
 
             self._exec = ThreadPoolExecutor(self.workers, thread_name_prefix="check")
         # biggest first, so one large record does not start last
-        order = sorted(range(len(items)), key=lambda i: -items[i].member.compress_size)
+        order = sorted(range(len(items)), key=lambda i: -items[i].size)
         futures = {i: self._exec.submit(fn, items[i]) for i in order}
         try:
             return [futures[i].result() for i in range(len(items))]
@@ -366,6 +385,8 @@ class _Pool:
         if self._exec is not None:
             self._exec.shutdown(wait=True)
             self._exec = None
+        if self.procs is not None:
+            self.procs.close()
 
 
 @dataclass
@@ -436,12 +457,19 @@ def _check_zip(storage: Storage, entry: FileEntry, pool: _Pool, prog: Progress,
         return fc
     crcs = {"ok": 0, "mismatch": 0, "none": 0}
     strided = [(t, rec) for rec in records for t in rec.tensors if not t.is_contiguous]
+    owners = [[t for t in rec.tensors if t.is_contiguous and t.dtype in RAW_DTYPES]
+              if do_health and rec.member.compress_type == zipdir.STORED else []
+              for rec in records]
+    jobs = [_Job(rec.start, rec.member.compress_size,
+                 [(t.storage_offset * t.itemsize, t.storage_offset * t.itemsize + t.nbytes,
+                   t.dtype) for t in ts], little, pool.chunk_bytes)
+            for rec, ts in zip(records, owners, strict=True)]
     try:
         with reader:
-            results = pool.map(lambda rec: _stream_record(rec, reader, pool.kernel(), health,
-                                                          little, prog, do_health),
-                               records, parallel=getattr(reader, "concurrent", False))
-            for rec, (crc, n) in zip(records, results, strict=True):
+            results = pool.stream(jobs, reader, prog)
+            for rec, ts, (crc, n, sums) in zip(records, owners, results, strict=True):
+                for t, x in zip(ts, sums, strict=True):
+                    health[id(t)].set_sums(x)
                 fc.bytes_read += n
                 m = rec.member
                 if m.crc == 0 and m.compress_size > 0 and crc != 0:
@@ -469,36 +497,66 @@ def _check_zip(storage: Storage, entry: FileEntry, pool: _Pool, prog: Progress,
     return fc
 
 
-def _stream_record(rec: _Record, reader: Any, kernel: _Kernel, health: dict[int, TensorHealth],
-                   little: bool, prog: Progress, do_health: bool) -> tuple[int, int]:
-    """Read one record once: its CRC-32 and the health of the contiguous tensors in it (each
-    tensor lives in one record, so threads never share a TensorHealth). Returns (crc, bytes)."""
-    m = rec.member
-    size = m.compress_size
-    spans = []  # (byte start, byte end) within the record, of each contiguous tensor
-    if do_health and m.compress_type == zipdir.STORED:
-        for t in rec.tensors:
-            if t.is_contiguous and t.dtype in RAW_DTYPES:
-                lo = t.storage_offset * t.itemsize
-                spans.append((lo, lo + t.nbytes, t))
+class _Job:
+    """One record to stream (picklable, for a worker process): where its bytes are, and the
+    byte spans of the contiguous tensors whose health is taken on the way."""
+
+    __slots__ = ("start", "size", "spans", "little", "chunk_bytes")
+
+    def __init__(self, start: int, size: int, spans: list[tuple[int, int, str]], little: bool,
+                 chunk_bytes: int) -> None:
+        self.start, self.size, self.spans = start, size, spans
+        self.little, self.chunk_bytes = little, chunk_bytes
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.start, self.size, self.spans, self.little, self.chunk_bytes
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.start, self.size, self.spans, self.little, self.chunk_bytes = state
+
+
+_Streamed = tuple[int, int, list[tuple[Any, ...]]]  # CRC, bytes, each span's health sums
+
+
+def _stream_record(job: _Job, reader: Any, kernel: _Kernel, prog: Any) -> _Streamed:
+    """Read one record once: its CRC-32 and the health sums of each span (a tensor lives in
+    one record, so a record's tensors are never shared between workers)."""
+    size = job.size
+    healths = [TensorHealth("", dtype, ()) for _, _, dtype in job.spans]
+    spans = [(lo, hi, dtype, h) for (lo, hi, dtype), h in zip(job.spans, healths, strict=True)]
     crc = 0
     pos = 0
     crc32 = kernel.crc32
+    little = job.little
     with memoryview(kernel.buf) as mv:
         while pos < size:
+            prog.check()
             n = min(len(mv), size - pos)
             with mv[:n] as view:
-                reader.read_into(view, rec.start + pos)
+                reader.read_into(view, job.start + pos)
                 crc = crc32(view, crc)
-                for lo, hi, t in spans:
+                for lo, hi, dtype, h in spans:
                     a, b = max(lo, pos), min(hi, pos + n)
                     if a < b:
                         with view[a - pos:b - pos] as part:
-                            kernel.add(health[id(t)], part, t.dtype, little)
+                            kernel.add(h, part, dtype, little)
             pos += n
             prog.add(n)
-            prog.check()
-    return crc, size
+    return crc, size, [h.sums() for h in healths]
+
+
+def _stream_in_worker(item: tuple[Any, _Job], prog: Any) -> _Streamed:
+    """One record, in a worker process (reader and kernel kept for the worker's life)."""
+    opener, job = item
+    reader = workers.cached(opener, opener)
+    kernel = workers.cached(("check", job.chunk_bytes), lambda: _new_kernel(job.chunk_bytes))
+    return _stream_record(job, reader, kernel, prog)
+
+
+def _new_kernel(chunk_bytes: int) -> _Kernel:
+    import numpy as np
+
+    return _Kernel(np, chunk_bytes)
 
 
 def _strided_health(t: TensorInfo, rec: _Record, reader: Any, kernel: _Kernel,
@@ -596,13 +654,17 @@ def check_bytes(checkpoints: Iterable[Checkpoint]) -> int:
 def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = None,
           cancel: CancelLike | None = None, cache: CheckCache | None = None,
           use_cache: bool = True, chunk_bytes: int = CHUNK_BYTES,
-          health: bool = True, workers: int | None = None) -> list[CheckReport]:
+          health: bool = True, workers: int | None = None,
+          processes: bool | None = None) -> list[CheckReport]:
     """Check each checkpoint (see the module doc); one :class:`CheckReport` each, in order.
 
     ``progress(done, total)`` counts bytes read; ``cancel`` raises :class:`CheckCancelled`.
     Files whose cached result matches their current version are not read. The records of a
-    file are streamed by ``workers`` threads (default: the usable CPUs, at most
-    ``MAX_WORKERS``) where its storage reads concurrently; results do not depend on how many.
+    file are streamed by ``workers`` at once (default: the usable CPUs, at most
+    ``MAX_WORKERS``) where its storage reads concurrently: in worker processes
+    (:mod:`.workers`) when ``processes`` is true, or by default when there are at least
+    ``MIN_PROCESS_BYTES`` to read; else in threads. Each record is streamed front to back by
+    one worker, so the results do not depend on how many there are, nor on where they run.
     """
     cks = list(checkpoints)
     cache = cache if cache is not None else (default_cache() if use_cache else None)
@@ -619,7 +681,8 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
         plans.append((ck, files))
     prog = Progress(progress, cancel, total, CheckCancelled)
     prog.check()
-    pool = _Pool(chunk_bytes, workers)
+    pool = _Pool(chunk_bytes, workers,
+                 processes if processes is not None else total >= MIN_PROCESS_BYTES)
     reports = []
     for ck, files in plans:
         t0 = time.perf_counter()

@@ -92,6 +92,7 @@ import threading
 import time
 from typing import Any
 
+from . import workers
 from .diff_report import (
     DEFAULT_CHUNK_ELEMS,
     ONE_THREAD_CHUNK_ELEMS,
@@ -115,11 +116,13 @@ from .stream import (
     Loader,
     Progress,
     ProgressFn,
+    SideBytes,
     StridedView,
     TensorFile,
     nd_blocks,
 )
 from .summary import kind_of, layer_of
+from .workers import MIN_PROCESS_BYTES, WorkerPool
 
 __all__ = ["SCHEMA", "DiffCancelled", "DiffReport", "GroupDiff", "KeyChange", "KeyInfo",
            "MetaChange", "SideInfo", "TensorDiff", "diff"]
@@ -228,7 +231,7 @@ _MASK_HI = 0xFFFF0000
 
 
 def _stream_bf16(np: Any, wa: ContiguousStream, wb: ContiguousStream, n_total: int,
-                 work: _Work, buf: _Buffers, prog: Progress, acc: _Acc) -> None:
+                 work: _Work, buf: _Buffers, prog: Any, acc: _Acc) -> None:
     """The hot path (nanochat saves bf16): both sides little-endian bf16, contiguous.
 
     Each chunk is read into one raw buffer and widened into float32 by two integer passes
@@ -278,8 +281,8 @@ def _stream_bf16(np: Any, wa: ContiguousStream, wb: ContiguousStream, n_total: i
         prog.add(4 * n)
 
 
-def _compare(ta: TensorInfo, tb: TensorInfo, sa: TensorFile, sb: TensorFile, work: _Work,
-             prog: Progress) -> _Acc:
+def _compare(ta: TensorInfo, tb: TensorInfo, sa: SideBytes, sb: SideBytes, work: _Work,
+             prog: Any) -> _Acc:
     """Stream one tensor pair through the kernel."""
     np = work.np
     wide = ta.dtype in WIDE or tb.dtype in WIDE
@@ -391,13 +394,17 @@ def _meta_changes(sa: TensorFile, sb: TensorFile, notes: list[str]) -> list[Meta
 
 def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLike[str], *,
          progress: ProgressFn | None = None, cancel: CancelLike | None = None,
-         chunk_elems: int | None = None, workers: int | None = None) -> DiffReport:
+         chunk_elems: int | None = None, workers: int | None = None,
+         processes: bool | None = None) -> DiffReport:
     """Compare checkpoint (or model file) ``a`` to ``b``; see the module docstring.
 
-    Tensor pairs are compared by ``workers`` threads (default: the usable CPUs, at most
-    ``MAX_WORKERS``) when both files read concurrently (local files); each pair's numbers do
-    not depend on the thread count. ``chunk_elems`` defaults to what is fastest for that
-    count (:data:`ONE_THREAD_CHUNK_ELEMS` on one thread, else ``DEFAULT_CHUNK_ELEMS``).
+    Tensor pairs are compared by ``workers`` at once (default: the usable CPUs, at most
+    ``MAX_WORKERS``) when both files can be read concurrently (local files): in worker
+    processes (:mod:`.workers`) when ``processes`` is true, or by default when there are at
+    least ``MIN_PROCESS_BYTES`` to read; else in threads. Each pair is streamed front to back
+    by one worker, so its numbers do not depend on how many there are, nor on where they run.
+    ``chunk_elems`` defaults to what is fastest per core: :data:`ONE_THREAD_CHUNK_ELEMS` on
+    one thread or in processes, else ``DEFAULT_CHUNK_ELEMS``.
     Raises :class:`CheckpointError` for unreadable files and :class:`DiffCancelled` when
     ``cancel`` is set before the end.
     """
@@ -430,47 +437,96 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
     report.bytes_total = total
     prog = Progress(progress, cancel, total, DiffCancelled)
     prog.check()
-    local = threading.local()
-    chunk = 0  # set once the files are open and the thread count is known
-
-    def one(pair: tuple[str, TensorInfo, TensorInfo]) -> TensorDiff:
-        name, ta, tb = pair
-        prog.check()
-        td = TensorDiff(name=name, kind=kind_of(name), layer=layer_of(name), shape=ta.shape,
-                        dtype_a=ta.dtype, dtype_b=tb.dtype, numel=ta.numel)
-        if ta.dtype not in RAW_DTYPES or tb.dtype not in RAW_DTYPES:
-            td.compared = False
-            td.note = f"not compared: no numpy conversion for {ta.dtype}/{tb.dtype}"
-            return td
-        work = getattr(local, "work", None)
-        if work is None:
-            work = local.work = _Work(np, chunk)
-        with np.errstate(over="ignore", invalid="ignore"):  # handled: float64 slow path
-            acc = _compare(ta, tb, sa, sb, work, prog)
-        td.finite_pairs = acc.finite
-        td.nan_a, td.inf_a, td.nan_b, td.inf_b = acc.nan_a, acc.inf_a, acc.nan_b, acc.inf_b
-        td.sum_sq_a, td.sum_sq_b, td.sum_sq_diff = acc.aa, acc.bb, acc.dd
-        td.sum_abs_diff, td.max_abs_diff = acc.sabs, acc.mx
-        if td.nonfinite_pairs:
-            td.note = f"{td.nonfinite_pairs} pairs with NaN/Inf left out of the statistics"
-        return td
-
     try:
         sa.open()
         sb.open()
-        threads = _threads(workers, len(pairs)) if sa.concurrent and sb.concurrent else 1
+        n = _threads(workers, len(supported)) if sa.concurrent and sb.concurrent else 1
+        pool = None
+        if n > 1 and (processes if processes is not None else total >= MIN_PROCESS_BYTES):
+            jobs = _shared_jobs(sa, sb, supported)
+            if jobs is not None:
+                pool = WorkerPool(n)
         if chunk_elems is None:
-            chunk_elems = ONE_THREAD_CHUNK_ELEMS if threads == 1 else DEFAULT_CHUNK_ELEMS
+            chunk_elems = ONE_THREAD_CHUNK_ELEMS if n == 1 or pool else DEFAULT_CHUNK_ELEMS
         chunk = report.chunk_elems = chunk_elems & ~1  # even, for the bf16 de-interleave
-        report.tensors = _map(one, pairs, threads, key=lambda p: -(p[1].nbytes + p[2].nbytes))
+        if pool is not None:
+            try:
+                accs = pool.map(_pair_job, [(*j, chunk) for j in jobs],
+                                [ta.nbytes + tb.nbytes for _, ta, tb in supported], prog)
+            finally:
+                pool.close()
+        else:
+            accs = _in_threads(np, supported, sa, sb, chunk, n, prog)
     finally:
         sa.close()
         sb.close()
+    by_name = {p[0]: acc for p, acc in zip(supported, accs, strict=True)}
+    report.tensors = [_tensor_diff(name, ta, tb, by_name.get(name)) for name, ta, tb in pairs]
     prog.finish()
     _roll_up(report)
     report.meta_changes = _meta_changes(sa, sb, report.notes)
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def _tensor_diff(name: str, ta: TensorInfo, tb: TensorInfo, acc: _Acc | None) -> TensorDiff:
+    td = TensorDiff(name=name, kind=kind_of(name), layer=layer_of(name), shape=ta.shape,
+                    dtype_a=ta.dtype, dtype_b=tb.dtype, numel=ta.numel)
+    if acc is None:
+        td.compared = False
+        td.note = f"not compared: no numpy conversion for {ta.dtype}/{tb.dtype}"
+        return td
+    td.finite_pairs = acc.finite
+    td.nan_a, td.inf_a, td.nan_b, td.inf_b = acc.nan_a, acc.inf_a, acc.nan_b, acc.inf_b
+    td.sum_sq_a, td.sum_sq_b, td.sum_sq_diff = acc.aa, acc.bb, acc.dd
+    td.sum_abs_diff, td.max_abs_diff = acc.sabs, acc.mx
+    if td.nonfinite_pairs:
+        td.note = f"{td.nonfinite_pairs} pairs with NaN/Inf left out of the statistics"
+    return td
+
+
+def _compare_pair(np: Any, ta: TensorInfo, tb: TensorInfo, sa: SideBytes, sb: SideBytes,
+                  work: _Work, prog: Any) -> _Acc:
+    prog.check()
+    with np.errstate(over="ignore", invalid="ignore"):  # handled: float64 slow path
+        return _compare(ta, tb, sa, sb, work, prog)
+
+
+def _in_threads(np: Any, pairs: list[tuple[str, TensorInfo, TensorInfo]], sa: SideBytes,
+                sb: SideBytes, chunk: int, n: int, prog: Progress) -> list[_Acc]:
+    local = threading.local()
+
+    def one(pair: tuple[str, TensorInfo, TensorInfo]) -> _Acc:
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = _Work(np, chunk)
+        return _compare_pair(np, pair[1], pair[2], sa, sb, work, prog)
+
+    return _map(one, pairs, n, key=lambda p: -(p[1].nbytes + p[2].nbytes))
+
+
+def _shared_jobs(sa: TensorFile, sb: TensorFile, pairs: list[tuple[str, TensorInfo, TensorInfo]]
+                 ) -> list[tuple[Any, ...]] | None:
+    """Each pair as a job for a worker process (the data offsets looked up here), or None
+    when a side's reader cannot be reopened by another process."""
+    jobs = []
+    for _, ta, tb in pairs:
+        xa, xb = sa.shared([ta.storage_key]), sb.shared([tb.storage_key])
+        if xa is None or xb is None:
+            return None
+        jobs.append((ta, tb, xa, xb))
+    return jobs
+
+
+def _pair_job(job: tuple[Any, ...], prog: Any) -> _Acc:
+    """One pair, in a worker process."""
+    import numpy as np
+
+    ta, tb, xa, xb, chunk = job
+    sa = xa.side(workers.cached(xa.opener, xa.opener))
+    sb = xb.side(workers.cached(xb.opener, xb.opener))
+    work = workers.cached(("diff", chunk), lambda: _Work(np, chunk))
+    return _compare_pair(np, ta, tb, sa, sb, work, prog)
 
 
 def _roll_up(report: DiffReport) -> None:

@@ -111,6 +111,9 @@ class CheckpointError(Exception):
         self.reason = message
         super().__init__(f"{Path(path).name}: {message}" if path is not None else message)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (from a worker process: the same exception)
+        return type(self), (self.reason, self.path)
+
 
 class _Record:
     """What ``@dataclass`` gave the classes below, without generating code at import (the

@@ -19,6 +19,7 @@ import io
 import mmap
 import os
 import threading
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ class Reader:
     def will_need(self, offset: int, length: int) -> None:
         """A hint: these bytes are read next."""
 
+    def reopener(self) -> Callable[[], Reader] | None:
+        """A picklable way for another process on this machine to read the same file (worker
+        processes of a diff or check), or None when there is none."""
+        return None
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -56,22 +62,67 @@ class Reader:
         self.close()
 
 
-def make_reader(f: IO[bytes], size: int) -> Reader:
+def make_reader(f: IO[bytes], size: int, path: str | None = None) -> Reader:
     """The best reader for an open file: an fd reader for a local file, else block reads."""
     if isinstance(f, io.FileIO):
-        return FdReader(f, size)
+        return FdReader(f, size, path)
     return BlockReader(f, size)
+
+
+class FdReopener:
+    """Opens, in another process, the very file an :class:`FdReader` reads: through the
+    reader's descriptor in ``/proc`` (the same file even if it was renamed or replaced since),
+    else by its path; either way checked to be the same file (device and inode)."""
+
+    __slots__ = ("pid", "fd", "path", "size", "ident")
+
+    def __init__(self, pid: int, fd: int, path: str | None, size: int,
+                 ident: tuple[int, int]) -> None:
+        self.pid, self.fd, self.path, self.size, self.ident = pid, fd, path, size, ident
+
+    def _key(self) -> tuple[Any, ...]:
+        return self.pid, self.fd, self.path, self.size, self.ident
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self._key()
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.pid, self.fd, self.path, self.size, self.ident = state
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FdReopener) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __call__(self) -> FdReader:
+        for where in (f"/proc/{self.pid}/fd/{self.fd}", self.path):
+            if where is None:
+                continue
+            try:
+                fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            except OSError:
+                continue
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == self.ident:
+                return FdReader(io.FileIO(fd, "rb", closefd=True), self.size, self.path)
+            os.close(fd)
+        raise OSError("replaced or removed while being read")
 
 
 class FdReader(Reader):
     concurrent = True  # preadv: positioned, no shared file offset
-    def __init__(self, f: io.FileIO, size: int) -> None:
+
+    def __init__(self, f: io.FileIO, size: int, path: str | None = None) -> None:
         self._file = f
         self.fd = f.fileno()
         self.size = size
+        self.path = path
         self.mm: mmap.mmap | None = None
         self._lock = threading.Lock()
-        actual = os.fstat(self.fd).st_size
+        st = os.fstat(self.fd)
+        self.ident = (st.st_dev, st.st_ino)
+        actual = st.st_size
         if actual != size:
             f.close()
             raise OSError(f"changed size while being opened ({size} -> {actual} bytes): "
@@ -115,6 +166,9 @@ class FdReader(Reader):
     def will_need(self, offset: int, length: int) -> None:
         if hasattr(os, "posix_fadvise") and length > 0:
             os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_WILLNEED)
+
+    def reopener(self) -> FdReopener:
+        return FdReopener(os.getpid(), self.fd, self.path, self.size, self.ident)
 
     def close(self) -> None:
         if self.mm is not None:

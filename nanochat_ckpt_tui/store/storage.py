@@ -413,6 +413,12 @@ class LocalStorage(Storage):
             os.close(fd)
             raise
 
+    def open_reader(self, path: Any, size: int) -> Reader:
+        from .readers import FdReader
+
+        # (its path lets a worker process reopen it: FdReader.reopener)
+        return FdReader(self.open(path, size), size, os.path.abspath(path))  # type: ignore[arg-type]
+
     def read_bytes(self, path: Any, limit: int | None = None) -> bytes:
         with self.open(path) as f:
             if limit is None:

@@ -17,7 +17,7 @@ import mmap
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,9 @@ class Cancelled(Exception):
         self.total_bytes = total_bytes
         super().__init__(f"cancelled after {done_bytes} of {total_bytes} bytes")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (from a worker process: the same exception)
+        return type(self), (self.done_bytes, self.total_bytes)
+
 
 
 @dataclass
@@ -83,7 +86,78 @@ RAW_DTYPES: dict[str, str] = {
 WIDE = {"float64", "int32", "int64", "uint32", "uint64"}  # compared in float64
 
 
-class TensorFile:
+class SideBytes:
+    """One model file's bytes as the tensor streams read them: through a reader, at the data
+    offsets of its storages. A worker process gets one with every offset it needs already
+    looked up (by :class:`TensorFile`, in the calling process)."""
+
+    path: Path
+    little: bool
+
+    def __init__(self, path: Path, little: bool, reader: Reader | None,
+                 offsets: dict[str, int]) -> None:
+        self.path = path
+        self.little = little
+        self.reader = reader
+        self._offsets = offsets
+
+    def read_into(self, dst: Any, offset: int) -> None:
+        """Fill the writable contiguous buffer ``dst`` from file byte ``offset``."""
+        assert self.reader is not None
+        try:
+            self.reader.read_into(dst, offset)
+        except OSError as e:
+            raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
+
+    def window(self, start: int, end: int) -> tuple[Any, int]:
+        """The bytes ``[start, end)`` of the file as (buffer, file offset of the buffer)."""
+        assert self.reader is not None
+        try:
+            return self.reader.window(start, end)
+        except OSError as e:
+            raise CheckpointError(str(e.strerror or e), self.path) from None
+
+    @property
+    def concurrent(self) -> bool:
+        """Several threads may read this file at once (positioned reads of a local file)."""
+        return self.reader is not None and self.reader.concurrent
+
+    def will_need(self, offset: int, length: int) -> None:
+        if self.reader is not None:
+            self.reader.will_need(offset, length)
+
+    def data_offset(self, key: str) -> int:
+        """Byte offset of storage ``key``'s data."""
+        off = self._offsets.get(key)
+        if off is None:
+            off = self._offsets[key] = self.find_offset(key)
+        return off
+
+    def find_offset(self, key: str) -> int:
+        raise CheckpointError(f"storage {key}: data offset not known", self.path)
+
+
+class SharedSide:
+    """A picklable :class:`SideBytes`: how to open the file, and the offsets a job needs."""
+
+    __slots__ = ("opener", "path", "little", "offsets")
+
+    def __init__(self, opener: Callable[[], Reader], path: Path, little: bool,
+                 offsets: dict[str, int]) -> None:
+        self.opener, self.path, self.little, self.offsets = opener, path, little, offsets
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.opener, self.path, self.little, self.offsets
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.opener, self.path, self.little, self.offsets = state
+
+    def side(self, reader: Reader) -> SideBytes:
+        """The side, reading through ``reader`` (opened by this process from ``opener``)."""
+        return SideBytes(self.path, self.little, reader, self.offsets)
+
+
+class TensorFile(SideBytes):
     """One checkpoint's model file: its tensors by stripped name, its meta, what it is
     (:class:`SideInfo`), and a reader of its bytes through the checkpoint's storage (opened by
     :meth:`open`, closed by :meth:`close`)."""
@@ -153,36 +227,16 @@ class TensorFile:
             self.reader.close()
             self.reader = None
 
-    def read_into(self, dst: Any, offset: int) -> None:
-        """Fill the writable contiguous buffer ``dst`` from file byte ``offset``."""
-        assert self.reader is not None
-        try:
-            self.reader.read_into(dst, offset)
-        except OSError as e:
-            raise CheckpointError(f"read failed ({e.strerror or e})", self.path) from None
+    def shared(self, keys: Iterable[str]) -> SharedSide | None:
+        """What a worker process needs to read storages ``keys`` of this open file itself, or
+        None when its reader cannot be reopened elsewhere (a remote file)."""
+        opener = self.reader.reopener() if self.reader is not None else None
+        if opener is None:
+            return None
+        return SharedSide(opener, self.path, self.little, {k: self.data_offset(k) for k in keys})
 
-    def window(self, start: int, end: int) -> tuple[Any, int]:
-        """The bytes ``[start, end)`` of the file as (buffer, file offset of the buffer)."""
-        assert self.reader is not None
-        try:
-            return self.reader.window(start, end)
-        except OSError as e:
-            raise CheckpointError(str(e.strerror or e), self.path) from None
-
-    @property
-    def concurrent(self) -> bool:
-        """Several threads may read this file at once (positioned reads of a local file)."""
-        return self.reader is not None and self.reader.concurrent
-
-    def will_need(self, offset: int, length: int) -> None:
-        if self.reader is not None:
-            self.reader.will_need(offset, length)
-
-    def data_offset(self, key: str) -> int:
+    def find_offset(self, key: str) -> int:
         """Byte offset of storage ``key``'s data, from its local zip header."""
-        off = self._offsets.get(key)
-        if off is not None:
-            return off
         info = self.arc.storages[key]
         if info.compress_type != 0:
             raise CheckpointError(f"storage {key} is compressed: cannot stream it", self.path)
@@ -198,7 +252,6 @@ class TensorFile:
         if off + info.file_size > self.arc.file_size:
             raise CheckpointError(
                 f"storage {key} runs past the end of the file (truncated)", self.path)
-        self._offsets[key] = off
         return off
 
 
@@ -231,7 +284,7 @@ def nd_blocks(shape: tuple[int, ...], chunk: int) -> Iterator[tuple[Any, ...]]:
 class Loader:
     """Turns one side's raw values into a compute-dtype array."""
 
-    def __init__(self, np: Any, t: TensorInfo, side: TensorFile, compute: Any) -> None:
+    def __init__(self, np: Any, t: TensorInfo, side: SideBytes, compute: Any) -> None:
         self.np = np
         self.bf16 = t.dtype == "bfloat16"
         order = "<" if side.little else ">"
@@ -261,7 +314,7 @@ class Loader:
 class ContiguousStream:
     """A contiguous tensor read chunk by chunk with pread, with kernel readahead hints."""
 
-    def __init__(self, side: TensorFile, t: TensorInfo) -> None:
+    def __init__(self, side: SideBytes, t: TensorInfo) -> None:
         self.side = side
         self.start = side.data_offset(t.storage_key) + t.storage_offset * t.itemsize
         self.end = self.start + t.nbytes
@@ -279,7 +332,7 @@ class ContiguousStream:
 class StridedView:
     """A tensor of any strides, viewed in the mmap'd file; its pages are dropped after use."""
 
-    def __init__(self, np: Any, side: TensorFile, t: TensorInfo, raw_dtype: Any) -> None:
+    def __init__(self, np: Any, side: SideBytes, t: TensorInfo, raw_dtype: Any) -> None:
         self.start = side.data_offset(t.storage_key) + t.storage_offset * t.itemsize
         self.end = self.start + t.extent * t.itemsize
         buf, at = side.window(self.start, self.end)  # the mmap, or a remote side's bytes
@@ -319,8 +372,17 @@ class Progress:
         self.step = max(1, total // PROGRESS_CALLS)
 
     def check(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
+        if self.cancelled_now():
             raise self.cancelled(self.done, self.total)
+
+    def cancelled_now(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def set_done(self, done: int) -> None:
+        """Bytes streamed so far (counted elsewhere: by worker processes)."""
+        with self._lock:
+            if done > self.done:
+                self._add(done - self.done)
 
     def add(self, nbytes: int) -> None:
         with self._lock:

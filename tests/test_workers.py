@@ -1,0 +1,263 @@
+"""Worker processes for diff and check: the same numbers as one thread, progress, cancel,
+errors, a worker that dies, and the files reopened by another process.
+
+Every file here is a real ``torch.save`` file written through the demo helpers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nanochat_ckpt_tui.store import workers
+from nanochat_ckpt_tui.store.check import CheckCancelled, check
+from nanochat_ckpt_tui.store.demo import save_checkpoint
+from nanochat_ckpt_tui.store.diff import DiffCancelled, diff
+from nanochat_ckpt_tui.store.ptfile import CheckpointError
+from nanochat_ckpt_tui.store.readers import FdReopener
+from nanochat_ckpt_tui.store.refs import checkpoint_for_file
+from nanochat_ckpt_tui.store.storage import LOCAL
+from nanochat_ckpt_tui.store.stream import Progress
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or not Path("/proc").is_dir(),
+                                reason="Linux worker processes")
+
+
+def _pair(tmp_path: Path, n: int = 20_000) -> tuple[Path, Path, dict[str, Any]]:
+    """A pair with every kind the diff meets: bf16 (the hot path, odd length), fp32, fp16,
+    float64, int, bool, NaN/Inf, a strided tensor, and tensors sharing one storage."""
+    gen = torch.Generator().manual_seed(3)
+    shared = torch.randn(4 * n, generator=gen)
+    sd_a: dict[str, Any] = {
+        "wte": torch.randn(n + 1, generator=gen).bfloat16(),
+        "h.0.w": torch.randn(n, 3, generator=gen),
+        "h.0.half": torch.randn(n, generator=gen).half(),
+        "h.1.f64": torch.randn(n, generator=gen).double(),
+        "h.1.int": torch.randint(-50, 50, (n,), generator=gen),
+        "h.1.bool": torch.rand(n, generator=gen) > 0.5,
+        "h.2.t": torch.randn(300, 70, generator=gen).t(),
+        "view.lo": shared[:n], "view.hi": shared[2 * n:],
+    }
+    sd_b = {k: (v * 1.01 + 0.001 if v.is_floating_point() else v.clone())
+            for k, v in sd_a.items()}
+    sd_b["h.0.w"][5, 1] = float("nan")
+    sd_b["h.0.half"][7] = float("inf")
+    pa = save_checkpoint(tmp_path / "a", 1, sd_a, None)[0]
+    pb = save_checkpoint(tmp_path / "b", 2, sd_b, None)[0]
+    return pa, pb, sd_a
+
+
+def _big_pair(tmp_path: Path) -> tuple[Path, Path]:
+    gen = torch.Generator().manual_seed(4)
+    sd = {f"h.{i}.w": torch.randn(1 << 20, generator=gen).bfloat16() for i in range(8)}
+    pa = save_checkpoint(tmp_path / "a", 1, sd, None)[0]
+    pb = save_checkpoint(tmp_path / "b", 2, {k: v * 2 for k, v in sd.items()}, None)[0]
+    return pa, pb
+
+
+def _no_workers_left() -> bool:
+    return not multiprocessing.active_children()
+
+
+# ---------------------------------------------------------------------------------------------
+# the same numbers
+
+
+@pytest.mark.parametrize("chunk", [256, 4096])
+def test_diff_in_processes_equals_one_thread(tmp_path: Path, chunk: int) -> None:
+    pa, pb, sd = _pair(tmp_path)
+    one = diff(pa, pb, workers=1, chunk_elems=chunk).to_json()
+    many = diff(pa, pb, workers=2, processes=True, chunk_elems=chunk).to_json()
+    for rep in (one, many):
+        rep.pop("elapsed_s")
+    assert many == one  # to the last bit: each pair is streamed whole by one worker
+    assert {t["name"] for t in many["tensors"]} == set(sd)
+    assert next(t for t in many["tensors"] if t["name"] == "h.0.w")["nan_b"] == 1
+    assert _no_workers_left()
+
+
+def test_check_in_processes_equals_one_thread(tmp_path: Path) -> None:
+    pa, pb, _ = _pair(tmp_path)
+    for p in (pa, pb):
+        ck = checkpoint_for_file(p)
+        one = check([ck], use_cache=False, workers=1, chunk_bytes=4096)[0].to_json()
+        many = check([ck], use_cache=False, workers=2, processes=True,
+                     chunk_bytes=4096)[0].to_json()
+        for rep in (one, many):
+            rep.pop("elapsed_s")
+        assert many == one
+    assert many["verdict"] == "unhealthy"  # B's NaN and Inf, found in the workers
+    assert _no_workers_left()
+
+
+# ---------------------------------------------------------------------------------------------
+# progress, cancel, errors
+
+
+def test_progress_and_cancel_in_processes(tmp_path: Path) -> None:
+    pa, pb = _big_pair(tmp_path)
+    calls: list[tuple[int, int]] = []
+    rep = diff(pa, pb, workers=2, processes=True, chunk_elems=512,
+               progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (rep.bytes_total, rep.bytes_total) and calls.count(calls[-1]) == 1
+    assert all(x[0] <= y[0] for x, y in zip(calls, calls[1:], strict=False))
+    assert rep.overall.rel_change == pytest.approx(1.0, rel=1e-2)
+
+    cancel = threading.Event()
+
+    def stop_soon(done: int, total: int) -> None:
+        if done:
+            cancel.set()
+
+    with pytest.raises(DiffCancelled) as err:
+        diff(pa, pb, workers=2, processes=True, chunk_elems=512, progress=stop_soon,
+             cancel=cancel)
+    assert 0 < err.value.done_bytes < err.value.total_bytes
+    assert _no_workers_left()
+    cancel.clear()
+    with pytest.raises(CheckCancelled):
+        check([checkpoint_for_file(pa)], use_cache=False, workers=2, processes=True,
+              chunk_bytes=1024, progress=stop_soon, cancel=cancel)
+    assert _no_workers_left()
+
+
+def test_file_truncated_during_a_process_diff(tmp_path: Path) -> None:
+    pa, pb = _big_pair(tmp_path)
+    size = pb.stat().st_size
+
+    def progress(done: int, total: int) -> None:
+        if done and pb.stat().st_size == size:
+            with open(pb, "r+b") as f:  # what a torch.save over the same path does first
+                f.truncate(size // 2)
+
+    with pytest.raises(CheckpointError, match="truncated") as err:
+        diff(pa, pb, workers=2, processes=True, chunk_elems=512, progress=progress)
+    assert err.value.path == str(pb)  # the worker's error, whole
+    assert _no_workers_left()
+
+
+# ---------------------------------------------------------------------------------------------
+# the pool itself (module-level functions: they travel to the workers by name)
+
+
+def _square(x: int, prog: Any) -> int:
+    prog.check()
+    prog.add(x)
+    print("a worker never writes to the terminal")
+    return x * x
+
+
+def _fail_on_3(x: int, prog: Any) -> int:
+    if x == 3:
+        raise CheckpointError("bad bytes", "/x/model_000003.pt")
+    return x
+
+
+def _die_in_worker(item: tuple[int, int], prog: Any) -> int:
+    x, parent = item
+    if x == 2 and os.getpid() != parent:
+        os._exit(1)  # killed (out of memory, a signal): the parent runs the item itself
+    prog.add(1)
+    return x + 100
+
+
+def test_pool_map_keeps_order_batches_and_counts(capfd: pytest.CaptureFixture[str]) -> None:
+    items = list(range(40))
+    calls: list[int] = []
+    prog = Progress(lambda d, t: calls.append(d), None, sum(items))
+    pool = workers.WorkerPool(2)
+    try:
+        weights = [(50 << 20) if x % 10 == 0 else 1000 for x in items]
+        assert pool.map(_square, items, weights, prog) == [x * x for x in items]
+        assert pool.map(_square, [7], [1], prog) == [49]  # the pool is reused
+    finally:
+        pool.close()
+    assert prog.done == sum(items) + 7
+    assert capfd.readouterr().out == ""
+    batches = list(workers._batches(weights))
+    assert sorted(i for b in batches for i in b) == items
+    assert [len(b) for b in batches[:4]] == [1, 1, 1, 1]  # the big ones alone, first
+    assert len(batches) < len(items)
+
+
+def test_pool_raises_the_first_error_and_reruns_what_a_dead_worker_left() -> None:
+    pool = workers.WorkerPool(2)
+    try:
+        with pytest.raises(CheckpointError) as err:
+            pool.map(_fail_on_3, list(range(6)), [1 << 30] * 6, Progress(None, None, 6))
+        assert err.value.reason == "bad bytes" and err.value.path == "/x/model_000003.pt"
+        items = [(x, os.getpid()) for x in range(5)]
+        got = pool.map(_die_in_worker, items, [1 << 30] * 5, Progress(None, None, 5))
+        assert got == [100, 101, 102, 103, 104]
+    finally:
+        pool.close()
+    assert _no_workers_left()
+
+
+def test_pool_from_a_threaded_process_uses_a_forkserver() -> None:
+    """The TUI diffs from a worker thread: forking a threaded process is unsafe."""
+    assert workers._context().get_start_method() == "fork" or threading.active_count() > 1
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["method"] = workers._context().get_start_method()
+        pool = workers.WorkerPool(2)
+        try:
+            out["got"] = pool.map(_square, [1, 2, 3], [1 << 30] * 3, Progress(None, None, 6))
+        finally:
+            pool.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(60)
+    assert out == {"method": "forkserver", "got": [1, 4, 9]}
+
+
+# ---------------------------------------------------------------------------------------------
+# another process opens the very same file
+
+
+def test_reopener_reads_the_same_file_even_when_replaced(tmp_path: Path) -> None:
+    p = tmp_path / "model_000001.pt"
+    p.write_bytes(b"old bytes " * 100)
+    with LOCAL.open_reader(p, p.stat().st_size) as reader:
+        opener = reader.reopener()
+        assert opener is not None and opener == FdReopener(*opener.__getstate__())
+        (tmp_path / "new").write_bytes(b"NEW BYTES " * 100)
+        os.replace(tmp_path / "new", p)  # a rerun saved over the same step
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1) as pool:  # another process, through /proc/<pid>/fd
+            assert pool.apply(_read_start, (opener,)) == b"old bytes "
+        by_path = FdReopener(-1, opener.fd, str(p), opener.size, opener.ident)
+        with pytest.raises(OSError, match="replaced"):
+            by_path()  # no /proc entry, and the path is now another file
+    fresh = LOCAL.open_reader(p, p.stat().st_size)
+    with fresh:
+        again = FdReopener(-1, 0, str(p), fresh.size, fresh.reopener().ident)
+        with again() as r2:
+            assert _read_start_with(r2) == b"NEW BYTES "
+
+
+def _read_start(opener: Any) -> bytes:
+    with opener() as r:
+        return _read_start_with(r)
+
+
+def _read_start_with(r: Any) -> bytes:
+    buf = bytearray(10)
+    r.read_into(buf, 0)
+    return bytes(buf)
+
+
+def test_remote_readers_have_no_reopener() -> None:
+    import io
+
+    from nanochat_ckpt_tui.store.readers import make_reader
+
+    assert make_reader(io.BytesIO(b"x" * 10), 10).reopener() is None
