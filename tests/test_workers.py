@@ -261,3 +261,95 @@ def test_remote_readers_have_no_reopener() -> None:
     from nanochat_ckpt_tui.store.readers import make_reader
 
     assert make_reader(io.BytesIO(b"x" * 10), 10).reopener() is None
+
+
+# ---------------------------------------------------------------------------------------------
+# from the TUI: a threaded process whose sys.stderr has no descriptor
+
+
+STDERR_LIKE_TEXTUAL = """
+import multiprocessing, sys, threading
+from nanochat_ckpt_tui.store.diff import diff
+
+class Capture:  # what Textual puts in sys.stderr while the app runs
+    def write(self, text): return len(text)
+    def flush(self): pass
+    def fileno(self): return -1
+
+out = {"children": 0}
+def seen(done, total):
+    out["children"] = max(out["children"], len(multiprocessing.active_children()))
+
+def run():
+    sys.stderr = Capture()
+    out["rel"] = diff(sys.argv[1], sys.argv[2], processes=True, workers=2, chunk_elems=1024,
+                      progress=seen).overall.rel_change
+    out["one"] = diff(sys.argv[1], sys.argv[2], workers=1, chunk_elems=1024).overall.rel_change
+
+if __name__ == "__main__":
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    print(out["rel"] == out["one"], out["children"])
+"""
+
+
+def test_workers_start_from_a_thread_with_a_captured_stderr(tmp_path: Path) -> None:
+    """The first pool of a TUI process starts multiprocessing's helpers: they must not need
+    ``sys.stderr.fileno()`` (Textual's capture returns -1), nor print onto the screen."""
+    import subprocess
+    import sys
+
+    pa, pb = _big_pair(tmp_path)
+    script = tmp_path / "tui_like.py"
+    script.write_text(STDERR_LIKE_TEXTUAL)
+    proc = subprocess.run([sys.executable, str(script), str(pa), str(pb)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "2"] and proc.stderr == ""  # in 2 workers
+
+
+async def test_the_diff_screen_streams_in_worker_processes(
+        demo_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_diff_screen import Host, pair, wait_report
+
+    from nanochat_ckpt_tui.store.diff_report import ONE_THREAD_CHUNK_ELEMS
+    from nanochat_ckpt_tui.tui.diff_screen import DiffScreen
+
+    if workers.usable_cpus() < 2:
+        pytest.skip("one usable CPU: no worker processes")
+    a, b = pair(demo_master)
+    expected = diff(a, b, workers=1, chunk_elems=ONE_THREAD_CHUNK_ELEMS)
+    monkeypatch.setattr(workers, "MIN_PROCESS_BYTES", 0)  # the demo's small files, too
+    started: list[int] = []
+    real_start = workers.WorkerPool._start
+    monkeypatch.setattr(workers.WorkerPool, "_start",
+                        lambda self: (started.append(self.processes), real_start(self)))
+    screen = DiffScreen(a, b)
+    async with Host(screen).run_test(size=(120, 40)) as pilot:
+        await wait_report(pilot, screen)
+        assert screen.report is not None and not screen.error
+        assert screen.report.to_json()["tensors"] == expected.to_json()["tensors"]
+    assert started == [2] and _no_workers_left()
+
+
+def test_without_worker_processes_diff_and_check_use_threads(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A machine where processes cannot start (no /dev/shm, a process limit): the same
+    results, from threads."""
+    pa, pb, _ = _pair(tmp_path)
+    expected = diff(pa, pb, workers=2, processes=False).to_json()
+    ck = checkpoint_for_file(pb)
+    expected_check = check([ck], use_cache=False, workers=2, processes=False)[0].to_json()
+
+    def no_processes() -> Any:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(workers, "_context", no_processes)
+    got = diff(pa, pb, workers=2, processes=True).to_json()
+    got_check = check([ck], use_cache=False, workers=2, processes=True)[0].to_json()
+    for rep in (expected, got, expected_check, got_check):
+        rep.pop("elapsed_s")
+    assert got == expected and got["chunk_elems"] == 1 << 18
+    assert got_check == expected_check

@@ -35,14 +35,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import workers, zipdir
+from . import workers as procs
+from . import zipdir
 from .check_cache import CheckCache, default_cache
 from .layout import Checkpoint, FileEntry, FileKind, State
 from .ptfile import CheckpointError, TensorInfo, read_archive, tensors_and_problems
 from .storage import Storage
 from .stream import RAW_DTYPES, Cancelled, CancelLike, Progress, ProgressFn
 from .summary import meta_problem, read_meta
-from .workers import MIN_PROCESS_BYTES, WorkerPool, usable_cpus
+from .workers import WorkerPool, WorkersUnavailable, usable_cpus
 
 SCHEMA = "nanochat-ckpt.check/1"
 RESULT_VERSION = 1  # of the per-file documents in the cache
@@ -359,8 +360,11 @@ class _Pool:
         opener = reader.reopener() if self.procs is not None and len(jobs) > 1 else None
         if opener is not None:
             assert self.procs is not None
-            return self.procs.map(_stream_in_worker, [(opener, j) for j in jobs],
-                                  [j.size for j in jobs], prog)
+            try:
+                return self.procs.map(_stream_in_worker, [(opener, j) for j in jobs],
+                                      [j.size for j in jobs], prog)
+            except WorkersUnavailable:  # threads, from now on
+                self.procs = None
         return self._map(lambda j: _stream_record(j, reader, self.kernel(), prog), jobs,
                          parallel=getattr(reader, "concurrent", False))
 
@@ -548,8 +552,8 @@ def _stream_record(job: _Job, reader: Any, kernel: _Kernel, prog: Any) -> _Strea
 def _stream_in_worker(item: tuple[Any, _Job], prog: Any) -> _Streamed:
     """One record, in a worker process (reader and kernel kept for the worker's life)."""
     opener, job = item
-    reader = workers.cached(opener, opener)
-    kernel = workers.cached(("check", job.chunk_bytes), lambda: _new_kernel(job.chunk_bytes))
+    reader = procs.cached(opener, opener)
+    kernel = procs.cached(("check", job.chunk_bytes), lambda: _new_kernel(job.chunk_bytes))
     return _stream_record(job, reader, kernel, prog)
 
 
@@ -682,7 +686,7 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
     prog = Progress(progress, cancel, total, CheckCancelled)
     prog.check()
     pool = _Pool(chunk_bytes, workers,
-                 processes if processes is not None else total >= MIN_PROCESS_BYTES)
+                 processes if processes is not None else total >= procs.MIN_PROCESS_BYTES)
     reports = []
     for ck, files in plans:
         t0 = time.perf_counter()

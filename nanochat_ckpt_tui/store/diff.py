@@ -92,7 +92,7 @@ import threading
 import time
 from typing import Any
 
-from . import workers
+from . import workers as procs
 from .diff_report import (
     DEFAULT_CHUNK_ELEMS,
     ONE_THREAD_CHUNK_ELEMS,
@@ -122,7 +122,7 @@ from .stream import (
     nd_blocks,
 )
 from .summary import kind_of, layer_of
-from .workers import MIN_PROCESS_BYTES, WorkerPool
+from .workers import WorkerPool, WorkersUnavailable
 
 __all__ = ["SCHEMA", "DiffCancelled", "DiffReport", "GroupDiff", "KeyChange", "KeyInfo",
            "MetaChange", "SideInfo", "TensorDiff", "diff"]
@@ -442,20 +442,24 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
         sb.open()
         n = _threads(workers, len(supported)) if sa.concurrent and sb.concurrent else 1
         pool = None
-        if n > 1 and (processes if processes is not None else total >= MIN_PROCESS_BYTES):
+        if n > 1 and (processes if processes is not None else total >= procs.MIN_PROCESS_BYTES):
             jobs = _shared_jobs(sa, sb, supported)
             if jobs is not None:
                 pool = WorkerPool(n)
-        if chunk_elems is None:
-            chunk_elems = ONE_THREAD_CHUNK_ELEMS if n == 1 or pool else DEFAULT_CHUNK_ELEMS
-        chunk = report.chunk_elems = chunk_elems & ~1  # even, for the bf16 de-interleave
+        accs = None
         if pool is not None:
+            chunk = report.chunk_elems = (chunk_elems or ONE_THREAD_CHUNK_ELEMS) & ~1
             try:
                 accs = pool.map(_pair_job, [(*j, chunk) for j in jobs],
                                 [ta.nbytes + tb.nbytes for _, ta, tb in supported], prog)
+            except WorkersUnavailable:  # threads, then
+                pass
             finally:
                 pool.close()
-        else:
+        if accs is None:
+            if chunk_elems is None:
+                chunk_elems = ONE_THREAD_CHUNK_ELEMS if n == 1 else DEFAULT_CHUNK_ELEMS
+            chunk = report.chunk_elems = chunk_elems & ~1  # even, for the bf16 de-interleave
             accs = _in_threads(np, supported, sa, sb, chunk, n, prog)
     finally:
         sa.close()
@@ -523,9 +527,9 @@ def _pair_job(job: tuple[Any, ...], prog: Any) -> _Acc:
     import numpy as np
 
     ta, tb, xa, xb, chunk = job
-    sa = xa.side(workers.cached(xa.opener, xa.opener))
-    sb = xb.side(workers.cached(xb.opener, xb.opener))
-    work = workers.cached(("diff", chunk), lambda: _Work(np, chunk))
+    sa = xa.side(procs.cached(xa.opener, xa.opener))
+    sb = xb.side(procs.cached(xb.opener, xb.opener))
+    work = procs.cached(("diff", chunk), lambda: _Work(np, chunk))
     return _compare_pair(np, ta, tb, sa, sb, work, prog)
 
 

@@ -24,6 +24,7 @@ unfinished items run in the calling process instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -117,6 +118,31 @@ def _context() -> Any:
     return ctx
 
 
+class WorkersUnavailable(Exception):
+    """Worker processes could not be started here: the caller streams in threads instead."""
+
+
+@contextlib.contextmanager
+def _stderr_with_fd() -> Iterator[None]:
+    """multiprocessing hands ``sys.stderr``'s descriptor to the helper process it starts once
+    (its resource tracker); a TUI's ``sys.stderr`` is a capture with none (Textual's returns
+    -1), so while processes start it is a real file: /dev/null."""
+    try:
+        ok = sys.stderr is not None and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        ok = False
+    if ok:
+        yield
+        return
+    saved = sys.stderr
+    with open(os.devnull, "w") as devnull:
+        sys.stderr = devnull
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+
+
 def _batches(weights: list[int]) -> Iterator[list[int]]:
     """Item indices, biggest first (a big item must not start last), small ones grouped up to
     ``BATCH_BYTES``."""
@@ -155,17 +181,26 @@ class WorkerPool:
     def map(self, fn: Callable[[Any, Any], Any], items: list[Any], weights: list[int],
             prog: Progress) -> list[Any]:
         """``[fn(item, progress) for item in items]`` in the workers; ``fn`` is a module-level
-        function. Raises ``prog.cancelled`` when ``prog``'s cancel is set, and what ``fn``
-        raised (the first, in the items' order)."""
+        function. Raises ``prog.cancelled`` when ``prog``'s cancel is set, what ``fn`` raised
+        (the first, in the items' order), and :class:`WorkersUnavailable` when no worker could
+        start (then nothing ran)."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        if self._exec is None:
-            self._start()
-        self._cancel.value = 0
-        base = sum(self._counts) - prog.done  # (a caller's progress may span several maps)
-        futures = {self._exec.submit(_run_batch, fn, [items[i] for i in b]): b
-                   for b in _batches(weights)}
+        try:
+            with _stderr_with_fd():
+                if self._exec is None:
+                    self._start()
+                self._cancel.value = 0
+                base = sum(self._counts) - prog.done  # (progress may span several maps)
+                futures = {self._exec.submit(_run_batch, fn, [items[i] for i in b]): b
+                           for b in _batches(weights)}
+        except (OSError, ValueError, RuntimeError, ImportError) as e:
+            # no /dev/shm, no fork, a process limit: nothing ran yet
+            if self._cancel is not None:
+                self._cancel.value = 1
+            self.close()
+            raise WorkersUnavailable(str(e)) from e
         results: list[Any] = [None] * len(items)
         pending = set(futures)
         stopping = False
