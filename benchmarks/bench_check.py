@@ -13,7 +13,8 @@ in a fresh subprocess, warm (the file is read right before):
   target's limit, as issue 12 set it); for reference, the same with the CRC the check now uses
   (zlib-ng's, ~10x zlib's here: then it is about the read alone), on one thread and on as many
   threads as usable CPUs (chunks dealt round-robin);
-- ours: ``check([ck], use_cache=False)``: CRCs, NaN/Inf counts, norm, abs max, mean, std;
+- ours: ``check([ck], use_cache=False)``: CRCs, NaN/Inf counts, norm, abs max, mean, std
+  (timed after ``import numpy``, as in bench_diff: a one-time cost of ~0.15 s, not streaming);
   in two separate runs, peak anonymous memory (``Pss_Anon`` of the process and its worker
   processes) sampled on every progress call;
 - re-check: ``check([ck])`` with the cache already holding the file's result.
@@ -85,6 +86,8 @@ def worker_limit(path: str, threads: int = 1, fastest: bool = False) -> dict:
 def worker_ours(path: str, cached: bool, sample: bool = False) -> dict:
     """One check; with ``sample``, memory is read on every progress call (a separate run: it
     costs ~1 ms a call, which would slow the one-thread run, reported ~500 times, most)."""
+    import numpy  # noqa: F401 - imported before timing, as bench_diff does (the app has it)
+
     from nanochat_ckpt_tui.store.check import check
     from nanochat_ckpt_tui.store.refs import checkpoint_for_file
 
