@@ -18,6 +18,10 @@ step equals the meta's; ``model_config`` matches the tensors (``n_layer`` vs
 ``wte``/``lm_head``, which nanochat pads to a multiple of 64); every optimizer rank the tag's
 other steps have is present.
 
+Records are spread over the usable CPUs: in worker processes (:mod:`.workers`) for local
+files, in threads for remote ones and checks under ``MIN_PROCESS_BYTES``; one worker streams
+each record, so the results are the same wherever it runs.
+
 The verdict: ``damaged`` (bytes are not what was written), ``unhealthy`` (bytes as written, but
 NaN/Inf or inconsistent: nanochat would load garbage or fail), ``good``, or ``unchecked``
 (being written, or cancelled). Per-file results are cached by file version
@@ -49,7 +53,7 @@ SCHEMA = "nanochat-ckpt.check/1"
 RESULT_VERSION = 1  # of the per-file documents in the cache
 CHUNK_BYTES = 512 << 10  # read and hash this much at a time (a multiple of every itemsize;
 # small enough that a chunk and its widened values stay in the core's cache)
-MAX_WORKERS = 8  # threads streaming records (8 × ~8 MB of buffers at most)
+MAX_WORKERS = 8  # workers streaming records (8 × ~8 MB of buffers at most)
 GOOD, DAMAGED, UNHEALTHY, UNCHECKED = "good", "damaged", "unhealthy", "unchecked"
 _RANK = {DAMAGED: 0, UNHEALTHY: 1, UNCHECKED: 2, GOOD: 3}
 _LAYER_RE = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")

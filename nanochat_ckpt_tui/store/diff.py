@@ -19,6 +19,12 @@ SIGBUS the process.) Tensors with other strides are viewed in an mmap of the fil
 elements, and their pages are dropped with ``madvise(MADV_DONTNEED)`` right after. torch is
 never imported; numpy is imported inside :func:`diff`, so importing this module is cheap.
 
+Where it runs: tensor pairs are spread over the usable CPUs. Local files go to worker
+processes (:mod:`.workers`; numpy's many short calls would pass the GIL back and forth between
+threads), which reopen the files and stream whole pairs; remote files, and diffs under
+``MIN_PROCESS_BYTES``, use threads of this process. One worker streams each pair front to
+back, so the numbers are the same wherever and on how many workers it runs.
+
 Every byte is read through the checkpoint's storage (``ck.storage.open_reader``): a local file
 with ``preadv``; a remote one in ranged blocks fetched ahead (:mod:`.readers`). The chunked
 statistics are the same, so a remote diff equals the local diff of the same files.
@@ -127,7 +133,7 @@ from .workers import WorkerPool, WorkersUnavailable
 __all__ = ["SCHEMA", "DiffCancelled", "DiffReport", "GroupDiff", "KeyChange", "KeyInfo",
            "MetaChange", "SideInfo", "TensorDiff", "diff"]
 
-MAX_WORKERS = 8  # threads comparing tensor pairs (each with ~20 MB of chunk buffers)
+MAX_WORKERS = 8  # workers comparing tensor pairs (each with ~20 MB of chunk buffers)
 
 
 class DiffCancelled(Cancelled):
