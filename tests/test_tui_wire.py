@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -142,16 +143,44 @@ async def test_age_refresh_redraws_only_changed_rows(demo_master: Path) -> None:
         tree._refresh_line = lambda y: (redrawn.append(y), line(y))[1]  # type: ignore[method-assign]
         tree.refresh = lambda *a, **k: (whole.append(not a), full(*a, **k))[1]  # type: ignore[method-assign]
         now[0] += 20  # no age changes in 20 s here (the newest step is an hour old)
-        tree.refresh_ages()
+        tree.refresh_labels()
         assert redrawn == [] and not any(whole)
         label = tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain
         now[0] += 3 * 86400  # three days on: every step's age changes
-        tree.refresh_ages()
+        tree.refresh_labels()
         assert not any(whole)
         row = tree.visible_keys().index("base_checkpoints/d4@3000")
         assert row in redrawn
         assert tree._label(tree.ref_for("base_checkpoints/d4@3000")).plain != label
         assert "stage:base_checkpoints" not in [tree.visible_keys()[y] for y in redrawn]
+
+
+async def test_a_step_found_unreadable_is_badged_at_once(demo_dir: Path) -> None:
+    """The scan sees a whole zip; reading the model finds a pickle the reader refuses. Its row
+    shows ``unreadable`` when the detail has been read, not at the next 30 s age refresh
+    (over SSH, a late repaint while idle)."""
+    import zipfile
+
+    model = demo_dir / "base_checkpoints" / "d4" / "model_002000.pt"
+    model.unlink()
+    with zipfile.ZipFile(model, "w") as z:  # a whole zip, and a pickle that builds os.system
+        z.writestr("model_002000/data.pkl", b"\x80\x02cos\nsystem\nq\x00.")
+        z.writestr("model_002000/byteorder", b"little")
+    old = time.time() - 3600
+    os.utime(model, (old, old))  # written an hour ago: not "writing"
+    app = make_app(demo_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.query_one(CheckpointTree)
+        key = "base_checkpoints/d4@2000"
+        assert "unreadable" not in tree._label(tree.ref_for(key)).plain
+        redrawn: list[int] = []
+        line = tree._refresh_line
+        tree._refresh_line = lambda y: (redrawn.append(y), line(y))[1]  # type: ignore[method-assign]
+        await goto(pilot, key)
+        assert await wait_for(pilot, lambda: tree.visible_keys().index(key) in redrawn)
+        assert "unreadable" in tree._label(tree.ref_for(key)).plain
+        assert "unreadable" in app.detail_pane.text
 
 
 async def test_detail_sends_only_the_rows_that_differ(demo_master: Path) -> None:

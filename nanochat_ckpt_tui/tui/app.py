@@ -224,7 +224,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._apply_theme()
         self.theme_changed_signal.subscribe(self, lambda _theme: self._apply_theme())
-        self.set_interval(AGE_REFRESH, self.tree_view.refresh_ages)
+        self.set_interval(AGE_REFRESH, self.tree_view.refresh_labels)
         self.tree_view.focus()
         if self.demo:
             self.open_demo()
@@ -503,6 +503,10 @@ class CkptApp(CheckActions, ManageActions, App[None]):
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
         self._show_current()
+
+    @on(DetailPane.StateChanged)
+    def _state_changed(self) -> None:
+        self.tree_view.refresh_labels()  # the new badge now (only rows whose label changed)
 
     @on(CheckpointTree.Opened)
     def _opened(self) -> None:

@@ -112,6 +112,14 @@ class DetailPane(LinesView, can_focus=True):
             self.want, self.obj, self.result, self.error = want, obj, result, error
             self.lines, self.width = lines, width
 
+    class StateChanged(Message):
+        """Reading ``checkpoint`` changed its state (its model turned out ``unreadable``): its
+        row's badge is due now, not at the next age refresh."""
+
+        def __init__(self, checkpoint: Checkpoint) -> None:
+            super().__init__()
+            self.checkpoint = checkpoint
+
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__(id=id)
         self.clock = clock
@@ -215,7 +223,10 @@ class DetailPane(LinesView, can_focus=True):
         error = None
         try:
             if isinstance(obj, Checkpoint):
+                state = obj.state
                 summary = summarize(obj)
+                if obj.state != state:  # (posted even if the selection moved on)
+                    self.post_message(self.StateChanged(obj))
                 report = cached_report(obj) if cache_exists() else None
                 result = CheckpointDetails(summary, report)
             elif isinstance(obj, Tag):

@@ -276,9 +276,10 @@ class CheckpointTree(RowLabels, Tree[NodeRef]):
         self._updates += 1
         self.refresh()
 
-    def refresh_ages(self) -> None:
-        """Ages moved on: redraw only the rows on screen whose label changed (most ages
-        change hourly or daily; a whole redraw is the tree's size over SSH, ~9 KB)."""
+    def refresh_labels(self) -> None:
+        """Ages moved on, or a step's state changed: redraw only the rows on screen whose label
+        changed (most ages change hourly or daily; a whole redraw is the tree's size over SSH,
+        ~9 KB)."""
         old, self._labels = self._labels, {}
         self._updates += 1  # (rows drawn later are rendered anew)
         top, lines = self.scroll_offset.y, self._tree_lines.nodes  # type: ignore[attr-defined]
