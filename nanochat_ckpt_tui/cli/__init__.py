@@ -3,14 +3,15 @@
 Every subcommand prints with rich, or a stable JSON document with ``--json`` (schemas in
 README.md, each tagged with a ``"schema"`` key). Errors: one line on stderr, non-zero exit.
 
-One module per command group, over :mod:`.common` (errors, exit codes, loading, JSON) and
-:mod:`.table` (tables that never break a name): :mod:`.browse` (ls, du), :mod:`.show`,
-:mod:`.diff`, :mod:`.check`, :mod:`.manage` (prune, rm, pin, unpin), :mod:`.trash`,
-:mod:`.cmd` (nanochat's command for a step), :mod:`.archive` (archive, verify), :mod:`.app`
-(the interactive app, demo); :mod:`.documents` builds the JSON
+One module per command group, over :mod:`.errors` (exit codes, :class:`CliError`),
+:mod:`.common` (loading, JSON) and :mod:`.table` (tables that never break a name):
+:mod:`.browse` (ls, du), :mod:`.show`, :mod:`.diff`, :mod:`.check`, :mod:`.manage` (prune,
+rm, pin, unpin), :mod:`.trash`, :mod:`.cmd` (nanochat's command for a step), :mod:`.archive`
+(archive, verify), :mod:`.app` (the interactive app, demo); :mod:`.documents` builds the JSON
 documents, :mod:`.verdicts` looks the verdicts of earlier checks up in the check cache.
 A command's module is imported only when that command runs (``ls`` never imports the
-archive or prune code), so the names below are re-exported lazily.
+archive or prune code; this module imports only :mod:`.errors`, so the store is imported
+after :func:`main` has started), and the names below are re-exported lazily.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import (
+from .errors import (
     EXIT_DECLINED,
     EXIT_ERROR,
     EXIT_NOTHING,

@@ -9,8 +9,6 @@ from ..fmt import human_age, human_bytes, human_count, plural
 from ..store.step_verdicts import existing_cache
 from ..store.summary import CheckpointSummary, summarize
 from .common import (
-    EXIT_ERROR,
-    EXIT_OK,
     STATE_STYLE,
     VERDICT_BADGE,
     VERDICT_STYLE,
@@ -23,6 +21,7 @@ from .common import (
     plain_value,
 )
 from .documents import schedule_json, summary_json
+from .errors import EXIT_ERROR, EXIT_OK
 from .quick import Spec
 
 TYPE_CHECKING = False  # (not imported at run time: start-up)
