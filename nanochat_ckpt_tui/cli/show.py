@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 from ..fmt import human_age, human_bytes, human_count, plural
-from ..store.step_verdicts import existing_cache
+from ..store.check_cache import existing_cache
 from ..store.summary import CheckpointSummary, summarize
 from .common import (
     STATE_STYLE,

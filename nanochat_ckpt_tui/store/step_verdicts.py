@@ -40,14 +40,6 @@ RESULT_VERSION = 1
 REBUILD_BUDGET = 0.25  # seconds per run spent rebuilding verdicts from per-file results
 
 
-def existing_cache() -> CheckCache | None:
-    """The user's check cache, or None when it was never written (nothing checked yet)."""
-    from .check_cache import cache_dir, default_cache
-
-    path = cache_dir() / "checks.sqlite"
-    return default_cache() if path.is_file() else None
-
-
 def _version(ck: Checkpoint, f: FileEntry, listed: tuple[int, dict[str, int]] | None) -> str:
     """A file's version: locally device and inode from its dir's listing, size and mtime (in
     ns: exact, as a float mtime has 0.24 µs steps) from the scan; else the storage's key."""
@@ -177,11 +169,12 @@ def cached_verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None = No
     query per 500; only the steps that were checked get a step key, looked up in bulk too. A
     cache full of other files' results no longer costs a lookup and a stat per step (6,000
     steps never checked: 0.25 s before, 30 ms now)."""
+    from .check_cache import existing_cache, key_text
+
     cache = cache if cache is not None else existing_cache()
     if cache is None:
         return {}, 0
     budget = REBUILD_BUDGET if budget is None else budget
-    from .check_cache import key_text
 
     dirs = _listings(checkpoints)
     first_texts = _first_zip_texts(checkpoints, dirs)
