@@ -100,11 +100,30 @@ class RawJSON(str):
     __slots__ = ()
 
 
+_QUOTE = fastjson.encode_basestring_ascii
+_INT_TEXT, _FLOAT_TEXT = int.__repr__, float.__repr__  # what json writes for them
+
+
 def _item_text(v: Any) -> str:
-    return v if type(v) is RawJSON else _ENCODE(v)
+    """``_ENCODE(v)``; the scalars a document is made of written as json's encoder writes them,
+    without making one (a show document has ~400)."""
+    t = type(v)
+    if t is str:
+        return _QUOTE(v)  # type: ignore[no-any-return]
+    if t is int:
+        return _INT_TEXT(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is float and v - v == 0.0:  # (finite: NaN and infinities raise ValueError below)
+        return _FLOAT_TEXT(v)
+    return v if t is RawJSON else _ENCODE(v)
 
 
 def _key_text(k: Any) -> str:
+    if type(k) is str:
+        return _QUOTE(k)  # type: ignore[no-any-return]
     if isinstance(k, str):
         return _ENCODE(k)
     return _ENCODE(str(_ENCODE(k)).strip('"'))  # as json.dumps spells a non-str key
@@ -121,17 +140,20 @@ def _write_json(obj: Any, out: list[str], pad: str) -> None:
         inner = pad + "  "
         sep = "{\n"
         for k, v in obj.items():
-            out.append(sep + inner + _key_text(k) + ": ")
+            head = sep + inner + _key_text(k) + ": "
             sep = ",\n"
-            if k in ONE_PER_LINE and isinstance(v, list | tuple) and v:
+            if not isinstance(v, dict | list | tuple):  # a scalar: most of a document
+                out.append(head + _item_text(v))
+            elif k in ONE_PER_LINE and isinstance(v, list | tuple) and v:
                 step = ",\n" + inner + "  "
-                out.append("[\n" + inner + "  ")
+                out.append(head + "[\n" + inner + "  ")
                 for start in range(0, len(v), RECORDS_A_PIECE):
                     if start:
                         out.append(step)
                     out.append(step.join(map(_item_text, v[start:start + RECORDS_A_PIECE])))
                 out.append("\n" + inner + "]")
             else:
+                out.append(head)
                 _write_json(v, out, inner)
         out.append("\n" + pad + "}")
     elif isinstance(obj, list | tuple) and obj:
