@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..fmt import human_bytes
 from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
 from ..store.refs import RefError, find_tags, resolve, resolve_one_tag, resolve_url
@@ -290,6 +289,8 @@ class ByteMeter:
             return
         now = time.monotonic()
         if now - self.printed >= self.every and done < total:
+            from ..fmt import human_bytes  # (here: the quick commands never print progress)
+
             self.printed = now
             rate = self.done / max(now - self.started, 1e-9)
             print(f"{self.label}: {human_bytes(self.done)} of {human_bytes(self.total)} "
