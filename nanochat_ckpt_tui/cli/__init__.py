@@ -3,31 +3,21 @@
 Every subcommand prints with rich, or a stable JSON document with ``--json`` (schemas in
 README.md, each tagged with a ``"schema"`` key). Errors: one line on stderr, non-zero exit.
 
-One module per command group, over :mod:`.errors` (exit codes, :class:`CliError`),
-:mod:`.common` (loading, JSON) and :mod:`.table` (tables that never break a name):
-:mod:`.browse` (ls, du), :mod:`.show`, :mod:`.diff`, :mod:`.check`, :mod:`.manage` (prune,
-rm, pin, unpin), :mod:`.trash`, :mod:`.cmd` (nanochat's command for a step), :mod:`.archive`
-(archive, verify), :mod:`.app` (the interactive app, demo); :mod:`.documents` builds the JSON
+One module per command group, over :mod:`.common` (errors, exit codes, loading, JSON) and
+:mod:`.table` (tables that never break a name): :mod:`.browse` (ls, du), :mod:`.show`,
+:mod:`.diff`, :mod:`.check`, :mod:`.manage` (prune, rm, pin, unpin), :mod:`.trash`,
+:mod:`.cmd` (nanochat's command for a step), :mod:`.archive` (archive, verify), :mod:`.app`
+(the interactive app, demo); :mod:`.documents` builds the JSON
 documents, :mod:`.verdicts` looks the verdicts of earlier checks up in the check cache.
 A command's module is imported only when that command runs (``ls`` never imports the
-archive or prune code; this module imports only :mod:`.errors`, so the store is imported
-after :func:`main` has started), and the names below are re-exported lazily.
+archive or prune code), and this module imports none of them, nor :mod:`.common` (and the
+store under it), until :func:`main` runs: so the names below are re-exported lazily.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-
-from .errors import (
-    EXIT_DECLINED,
-    EXIT_ERROR,
-    EXIT_NOTHING,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    EXIT_USAGE,
-    CliError,
-)
 
 # subcommand → the module that defines it, in the order the help lists them
 COMMANDS = {"ls": "browse", "show": "show", "cmd": "cmd", "du": "browse", "diff": "diff",
@@ -36,7 +26,9 @@ COMMANDS = {"ls": "browse", "show": "show", "cmd": "cmd", "du": "browse", "diff"
             "demo": "app"}
 SUBCOMMANDS = tuple(COMMANDS)
 
-_LAZY = {"catalog_json": "documents", "checkpoint_json": "documents",
+_LAZY = {"EXIT_DECLINED": "common", "EXIT_ERROR": "common", "EXIT_NOTHING": "common",
+         "EXIT_OK": "common", "EXIT_PARTIAL": "common", "EXIT_USAGE": "common",
+         "CliError": "common", "catalog_json": "documents", "checkpoint_json": "documents",
          "summary_json": "documents", "tag_json": "documents", "cmd_ls": "browse",
          "cmd_du": "browse", "cmd_show": "show", "cmd_diff": "diff", "cmd_check": "check",
          "cmd_prune": "manage", "cmd_rm": "manage",
@@ -50,9 +42,7 @@ if TYPE_CHECKING:
     from types import SimpleNamespace
     from typing import Any
 
-__all__ = ["COMMANDS", "EXIT_DECLINED", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK",
-           "EXIT_PARTIAL", "EXIT_USAGE", "SUBCOMMANDS", "CliError", "build_app_parser",
-           "build_parser", "main", *_LAZY]
+__all__ = ["COMMANDS", "SUBCOMMANDS", "build_app_parser", "build_parser", "main", *_LAZY]
 
 
 def _module(name: str) -> Any:
@@ -169,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from .common import EXIT_OK, CliError  # (what every command imports: no cost here)
+
     try:
         if argv and argv[0] in SUBCOMMANDS:
             args = _parse_command(argv)

@@ -10,8 +10,7 @@ from typing import Any
 from ..fmt import human_bytes
 from ..store import layout
 from ..store.storage import is_url
-from .common import _remote_flag, _storage_options
-from .errors import EXIT_OK, EXIT_USAGE, CliError
+from .common import EXIT_OK, EXIT_USAGE, CliError, _remote_flag, _storage_options
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

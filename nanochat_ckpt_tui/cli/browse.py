@@ -14,8 +14,11 @@ from ..store.step_verdicts import cached_verdicts, skipped_note
 from ..store.storage import is_url
 from ..store.summary import assess_metas, val_bpb_of
 from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
     STATE_STYLE,
     VERDICT_BADGE,
+    CliError,
     _console,
     _json_flag,
     _num,
@@ -25,7 +28,6 @@ from .common import (
     error_reason,
 )
 from .documents import catalog_json
-from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .quick import Spec
 
 TYPE_CHECKING = False  # (not imported at run time: start-up)

@@ -33,8 +33,12 @@ from ..store.storage import StorageError, is_url, open_storage, redact
 from ..store.summary import assess_metas
 from .browse import select_view
 from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
     VERDICT_STYLE,
     ByteMeter,
+    CliError,
     _console,
     _json_flag,
     _options,
@@ -46,7 +50,6 @@ from .common import (
     resolve_local,
     unreadable_ref,
 )
-from .errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
 from .table import Col, print_table
 
 SCHEMA = "nanochat-ckpt.check/1"

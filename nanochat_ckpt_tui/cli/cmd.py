@@ -8,8 +8,17 @@ import os
 import sys
 from typing import Any
 
-from .common import _json_flag, _load, _print_json, _refuse_remote, resolve_local
-from .errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    _json_flag,
+    _load,
+    _print_json,
+    _refuse_remote,
+    resolve_local,
+)
 
 SCHEMA = "nanochat-ckpt.cmd/1"
 KIND_FLAGS = {"resume": "resume pre-training from this step (base steps: the default)",

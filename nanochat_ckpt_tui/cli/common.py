@@ -17,7 +17,6 @@ from ..store.layout import Catalog, Checkpoint, FileKind, classify
 from ..store.refs import RefError, find_tags, resolve, resolve_one_tag, resolve_url
 from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
-from .errors import EXIT_ERROR, EXIT_USAGE, CliError
 
 # Not imported at run time (start-up): typing, and argparse and threading, which only some
 # commands use (``ls`` and ``show`` parse plain arguments without argparse: see .quick).
@@ -29,6 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_NOTHING, EXIT_PARTIAL, EXIT_DECLINED = 3, 4, 5
+
 STATE_STYLE = {"complete": "green", "writing": "bold yellow", "corrupt": "bold red",
                "unreadable": "bold red", "orphan": "red", "bad meta": "red",
                "no meta": "yellow", "optim incomplete": "yellow"}
@@ -37,6 +39,14 @@ VERDICT_BADGE = {"good": ("verified", "bold green"), "damaged": ("damaged", "bol
                  "unhealthy": ("unhealthy", "bold red")}
 VERDICT_STYLE = {"good": "green", "damaged": "bold red", "unhealthy": "bold red",
                  "unchecked": "yellow"}
+
+
+class CliError(Exception):
+    """An error for the user: printed as one line on stderr."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from typing import Any
 from ..fmt import human_bytes, human_span, plural
 from ..store.storage import is_url
 from .common import (
+    EXIT_OK,
+    CliError,
     _console,
     _console_err,
     _json_clean,
@@ -19,7 +21,6 @@ from .common import (
     _remote_flag,
     _resolve,
 )
-from .errors import EXIT_OK, CliError
 from .table import Col, print_table
 
 

@@ -36,7 +36,13 @@ from ..store.refs import RefError, find_tags, resolve_tag
 from ..store.storage import is_url
 from ..store.trash import TRASH_DIR, trash_dir
 from .common import (
+    EXIT_DECLINED,
+    EXIT_NOTHING,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
     ByteMeter,
+    CliError,
     _confirm,
     _console,
     _json_flag,
@@ -47,7 +53,6 @@ from .common import (
     resolve_local,
     unreadable_ref,
 )
-from .errors import EXIT_DECLINED, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
     from ..store.verdicts import Verdicts

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from ..store.check_cache import existing_cache
 from ..store.summary import summarize
-from .common import _json_flag, _print_json, _remote_flag, _resolve
+from .common import EXIT_ERROR, EXIT_OK, _json_flag, _print_json, _remote_flag, _resolve
 from .documents import summary_json
-from .errors import EXIT_ERROR, EXIT_OK
 from .quick import Spec
 
 TYPE_CHECKING = False  # (not imported at run time: start-up)

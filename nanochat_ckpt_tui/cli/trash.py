@@ -20,8 +20,20 @@ from ..fmt import human_bytes, plural
 from ..store.layout import STAGE_DIRS, resolve_base_dir
 from ..store.storage import LocalStorage
 from ..store.trash import TRASH_DIR, empty_trash, trash_dir, trash_usage
-from .common import _base_arg, _confirm, _console, _json_flag, _print_json, _refuse_remote
-from .errors import EXIT_DECLINED, EXIT_ERROR, EXIT_NOTHING, EXIT_OK, EXIT_USAGE, CliError
+from .common import (
+    EXIT_DECLINED,
+    EXIT_ERROR,
+    EXIT_NOTHING,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    _base_arg,
+    _confirm,
+    _console,
+    _json_flag,
+    _print_json,
+    _refuse_remote,
+)
 
 SCHEMA = "nanochat-ckpt.trash/1"
 
