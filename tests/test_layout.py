@@ -272,3 +272,10 @@ def test_meta_json_is_not_read_by_scan(demo_dir: Path) -> None:
     ck = scan(demo_dir).stage("base").tag("d4").checkpoint(500)
     assert ck.state is State.COMPLETE  # scanning only stats; the error shows when read
     json.loads((demo_dir / "base_checkpoints" / "d4" / "meta_001000.json").read_text())
+
+
+def test_the_scan_names_the_pins_sidecar_as_pins_does() -> None:
+    """layout knows the sidecar's name itself (it imports pins only to read one it found)."""
+    from nanochat_ckpt_tui.store import pins
+
+    assert layout.SIDECAR == pins.SIDECAR

@@ -23,7 +23,6 @@ from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
 
-from .pins import SIDECAR, PinEntry, PinsError, parse_pins
 from .storage import (
     LOCAL,
     LocalStorage,
@@ -39,6 +38,12 @@ from .storage import (
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
+
+    from .pins import PinEntry
+
+# The pins sidecar (= pins.SIDECAR, a test keeps them equal): a scan skips it, and imports
+# :mod:`.pins` only to read one it found.
+SIDECAR = ".nanochat-ckpt.json"
 
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
@@ -600,6 +605,8 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
 
 def load_tag_pins(storage: Storage, tags: list[Tag], notes: list[str]) -> None:
     """Read the pins sidecars of these tags (concurrently where the storage allows)."""
+    from .pins import PinsError, parse_pins
+
     paths = [storage.join(t.path, SIDECAR) for t in tags]
     for tag, path, raw in zip(tags, paths, storage.read_many(paths), strict=True):
         where = storage.display(path)
