@@ -1,6 +1,6 @@
 """What keeps ``ls --json`` and ``show --json`` quick to start, checked without timing: the
 modules they import (none of the ones a real install would pay for needlessly), and the plain
-command lines read without argparse (:mod:`nanochat_ckpt_tui.cli.quick`) read as argparse
+command lines read without argparse (:func:`nanochat_ckpt_tui.cli.parse_plain`) read as argparse
 reads them."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from nanochat_ckpt_tui import cli
-from nanochat_ckpt_tui.cli import quick
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +76,7 @@ def test_human_ls_imports_no_rich_console_argparse_or_dataclasses(demo_master: P
 # the quick commands' arguments
 
 
-def _quick_specs() -> list[tuple[str, quick.Spec, argparse.ArgumentParser]]:
+def _quick_specs() -> list[tuple[str, cli.Spec, argparse.ArgumentParser]]:
     """Each quick command's Spec and the argparse parser its module builds."""
     out = []
     for name, module in cli.COMMANDS.items():
@@ -151,7 +150,7 @@ def test_quick_reads_a_plain_line_as_argparse_does(name: str) -> None:
               ["--json", "d20", "base/d4@3000"], ["-o", "a=1", "-o", "b=2", "d20"]]
     answered = 0
     for line in lines:
-        got = quick.parse(spec, name, line)
+        got = cli.parse_plain(spec, name, line)
         if got is None:
             continue
         answered += 1
@@ -159,7 +158,7 @@ def test_quick_reads_a_plain_line_as_argparse_does(name: str) -> None:
         assert want is not None, f"argparse refuses {line!r}, the quick reader did not"
         assert vars(got) == {**want, "command": name}, line
     assert answered > 100  # (the quick reader is not just refusing everything)
-    assert quick.parse(spec, name, ["base/d4@3000", "--base-dir", "/tmp/base", "--json"])
+    assert cli.parse_plain(spec, name, ["base/d4@3000", "--base-dir", "/tmp/base", "--json"])
 
 
 @pytest.mark.parametrize("argv, exit_code, text", [

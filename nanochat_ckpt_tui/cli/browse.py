@@ -13,6 +13,7 @@ from ..store.refs import RefError, find_tags, resolve_tag
 from ..store.step_verdicts import cached_verdicts, skipped_note
 from ..store.storage import is_url
 from ..store.summary import assess_metas, val_bpb_of
+from . import Spec
 from .common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -28,7 +29,6 @@ from .common import (
     error_reason,
 )
 from .documents import catalog_json
-from .quick import Spec
 
 TYPE_CHECKING = False  # (not imported at run time: start-up)
 if TYPE_CHECKING:
@@ -364,7 +364,7 @@ def cmd_du(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ``ls``'s arguments as add_command gives them to argparse, for plain command lines (.quick)
+# ``ls``'s arguments as add_command gives them to argparse, for plain lines (cli.parse_plain)
 QUICK = {"ls": Spec("targets", "*", {"--base-dir": ("base_dir", "store"),
                                      "-o": ("storage_option", "append"),
                                      "--storage-option": ("storage_option", "append")},

@@ -19,7 +19,7 @@ from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
 
 # Not imported at run time (start-up): typing, and argparse and threading, which only some
-# commands use (``ls`` and ``show`` parse plain arguments without argparse: see .quick).
+# commands use (``ls`` and ``show`` parse plain arguments without argparse: see cli.parse_plain).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse

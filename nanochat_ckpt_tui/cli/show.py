@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..store.check_cache import existing_cache
 from ..store.summary import summarize
+from . import Spec
 from .common import EXIT_ERROR, EXIT_OK, _json_flag, _print_json, _remote_flag, _resolve
 from .documents import summary_json
-from .quick import Spec
 
 TYPE_CHECKING = False  # (not imported at run time: start-up)
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _cached_check(ck: Any) -> CheckReport | None:
     return cached_report(ck, cache)
 
 
-# the arguments add_command gives argparse, for plain command lines (see .quick)
+# the arguments add_command gives argparse, for plain command lines (see cli.parse_plain)
 QUICK = {"show": Spec("ref", None, {"--base-dir": ("base_dir", "store"),
                                     "-o": ("storage_option", "append"),
                                     "--storage-option": ("storage_option", "append")},
