@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..fmt import human_age, human_bytes, plural
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
-from ..store.refs import RefError, find_tags, resolve_tag
 from ..store.step_verdicts import cached_verdicts, skipped_note
 from ..store.storage import is_url
 from ..store.summary import assess_metas, val_bpb_of
@@ -59,6 +58,8 @@ def select_view(cat: Catalog, specs: list[str]) -> list[tuple[Stage, list[Tag]]]
     stages: each of them; a stage, ``base``: all its tags), in catalog order."""
     if not specs:
         return [(s, s.tags) for s in cat.stages]
+    from ..store.refs import RefError, find_tags, resolve_tag  # (only to pick: start-up)
+
     tag_ids: set[int] = set()
     stage_ids: set[int] = set()
     for spec in specs:

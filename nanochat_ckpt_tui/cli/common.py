@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
-from ..store.refs import RefError, find_tags, resolve, resolve_one_tag, resolve_url
 from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
 
@@ -422,6 +421,8 @@ def _refuse_remote(base: str | None, what: str) -> None:
 def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpoint:
     """A reference: a URL naming one checkpoint (``s3://b/runs/base/d20@5000``), or a path or
     TAG[@STEP] in the base dir (scanned, from ``--base-dir``, on first need)."""
+    from ..store.refs import RefError, resolve_one_tag, resolve_url  # (not for ls: start-up)
+
     if is_url(ref):
         try:
             return resolve_url(ref, storage_options=_options(args))
@@ -441,6 +442,8 @@ def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpo
 
 def resolve_local(cat: Catalog, ref: str) -> Checkpoint:
     """A path or TAG[@STEP] in ``cat``; an unreadable tag or stage dir says so."""
+    from ..store.refs import RefError, resolve
+
     try:
         return resolve(cat, ref)
     except RefError as e:
@@ -461,6 +464,8 @@ def error_reason(error: str) -> str:
 def unreadable_ref(cat: Catalog, ref: str) -> str | None:
     """Why ``TAG[@STEP]`` names nothing when the cause is a dir the scan could not list:
     ``"base/d7: permission denied (cannot list the tag dir)"``, else None."""
+    from ..store.refs import find_tags
+
     spec = ref.partition("@")[0].rstrip("/")
     tags = find_tags(cat, spec)
     if len(tags) == 1 and tags[0].error:
