@@ -116,6 +116,8 @@ def _item_text(v: Any) -> str:
     """``_ENCODE(v)``; the scalars a document is made of written as json's encoder writes them,
     without making one (a show document has ~400)."""
     t = type(v)
+    if t is RawJSON:  # (a listing's records)
+        return v  # type: ignore[no-any-return]
     if t is str:
         return _QUOTE(v)  # type: ignore[no-any-return]
     if t is int:
@@ -126,7 +128,7 @@ def _item_text(v: Any) -> str:
         return "true" if v else "false"
     if t is float and v - v == 0.0:  # (finite: NaN and infinities raise ValueError below)
         return _FLOAT_TEXT(v)
-    return v if t is RawJSON else _ENCODE(v)
+    return _ENCODE(v)
 
 
 def _key_text(k: Any) -> str:
