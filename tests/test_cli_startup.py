@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # store/fastjson.py), …; dependencies: the heavy ones).
 NEVER = ("torch", "numpy", "rich", "textual", "fsspec", "typing", "dataclasses", "inspect",
          "ast", "argparse", "gettext", "locale", "shutil", "threading", "contextlib",
-         "datetime", "mmap", "importlib", "sqlite3", "hashlib", "json",
+         "datetime", "mmap", "importlib", "sqlite3", "hashlib", "json", "collections.abc",
          # our own modules that only some paths need: output for people (and fmt, which only
          # it uses), pins (the demo has no sidecar)
          "nanochat_ckpt_tui.fmt", "nanochat_ckpt_tui.cli.show_text",

@@ -18,7 +18,6 @@ import gc
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
@@ -35,8 +34,9 @@ from .storage import (
     redact,
 )
 
-TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+TYPE_CHECKING = False  # (typing, collections.abc: not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
     from .pins import PinEntry
