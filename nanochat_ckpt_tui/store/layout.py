@@ -381,10 +381,10 @@ class Stage(Record):
     def default_tag(self) -> str | None:
         """The tag nanochat loads when none is given (``find_largest_model``)."""
         candidates = []
-        for t in self.tags:
-            m = re.match(r"d(\d+)", t.name)
-            if m:
-                candidates.append((int(m.group(1)), t.name))
+        for t in self.tags:  # (what re.match(r"d(\d+)", name) finds)
+            name = t.name
+            if name[:1] == "d" and (end := _digits_end(name, 1)) > 1:
+                candidates.append((int(name[1:end]), name))
         if candidates:
             # nanochat sorts by depth only (stable), so ties keep directory order
             return max(candidates, key=lambda c: c[0])[1]
@@ -483,8 +483,30 @@ def resolve_base_dir(arg: str | os.PathLike[str] | None = None) -> Path:
     return Path(raw).expanduser()
 
 
+def _digits_end(text: str, start: int) -> int:
+    """The end of the run of digits (``\\d``: any Unicode decimal digit, as ``str.isdecimal``)
+    that starts at ``start``: ``start`` when there is none."""
+    end, n = start, len(text)
+    while end < n and text[end].isdecimal():
+        end += 1
+    return end
+
+
 def natural_key(name: str) -> list[object]:
-    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+    """``d2`` before ``d10``: the runs of digits as ints, the text between them lower-cased, as
+    ``re.split(r"(\\d+)", name)`` splits it, with str methods (no regex to compile: start-up)."""
+    parts: list[str] = []
+    text_start = i = 0
+    n = len(name)
+    while i < n:
+        if name[i].isdecimal():
+            end = _digits_end(name, i)
+            parts += (name[text_start:i], name[i:end])
+            text_start = i = end
+        else:
+            i += 1
+    parts.append(name[text_start:])
+    return [int(p) if p.isdigit() else p.lower() for p in parts]
 
 
 def _stage_order(dirname: str) -> tuple[int, list[object]]:
