@@ -1,4 +1,4 @@
-"""Cached check verdicts of many steps at once (for `ls`, `show`): no checkpoint byte is read.
+"""Cached check verdicts of many steps at once (for `ls`): no checkpoint byte is read.
 
 :func:`~nanochat_ckpt_tui.store.check.cached_report` rebuilds a step's report from the per-file
 results in the check cache. Each file's result holds every tensor's health, so that is ~4 ms a
