@@ -198,13 +198,25 @@ def json_text(doc: Any) -> str:
     return "".join(_json_pieces(doc))
 
 
+WRITE_CHUNK = 1 << 16  # characters of the document per write
+
+
 def _print_json(doc: dict[str, Any]) -> None:
-    """The document on stdout, written piece by piece: a 6,000-step listing (4 MB) is never
-    joined into one string, nor copied again with its newline."""
+    """The document on stdout, its pieces joined into writes of ~64 K characters: a 6,000-step
+    listing (4 MB) is never joined into one string, and a small document is one write (not a
+    write per piece: with stdout unbuffered, as PYTHONUNBUFFERED=1 makes it, each is a system
+    call)."""
     write = sys.stdout.write
+    chunk: list[str] = []
+    size = 0
     for piece in _json_pieces(doc):
-        write(piece)
-    write("\n")
+        chunk.append(piece)
+        size += len(piece)
+        if size >= WRITE_CHUNK:
+            write("".join(chunk))
+            chunk, size = [], 0
+    chunk.append("\n")
+    write("".join(chunk))
 
 
 def _console():  # rich is imported only for human output
