@@ -95,8 +95,8 @@ class _OneCommand:
 # Importing argparse (with gettext, locale and shutil, which it brings along) and building a
 # subcommand's parser cost ~5 ms: a fifth of all that ``ls --json`` of a small base dir takes.
 # So a command module declares its arguments in ``QUICK`` (command name → :class:`Spec`), and
-# :func:`parse_plain` reads a plain command line of that command. Anything else goes to argparse, as
-# before, which writes the help and every error message unchanged.
+# :func:`parse_plain` reads a plain command line of that command. Anything else goes to
+# argparse, as before, which writes the help and every error message unchanged.
 #
 # Plain: each option spelled exactly as declared (no abbreviation, no ``--opt=value`` or
 # ``-oVALUE``, no ``--``, no ``-h``); no option value and no positional starting with ``-``; the
