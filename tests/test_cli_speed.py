@@ -103,6 +103,28 @@ def test_json_text_spells_non_finite_numbers() -> None:
                    "checkpoints": [{"x": "NaN"}], "e": [[1, 2], [3]], "f": []}
 
 
+def test_scalars_are_written_as_jsons_encoder_writes_them() -> None:
+    """The scalars json_text writes itself (str, int, bool, None, finite floats) are spelled as
+    json's encoder spells them; subclasses and non-finite floats are left to the encoder."""
+    from nanochat_ckpt_tui.cli.common import _ENCODE, _item_text
+
+    class S(str):
+        pass
+
+    class N(int):
+        pass
+
+    class F(float):
+        pass
+
+    for v in (0, -1, 2**70, True, False, None, 0.0, -0.0, 1e300, 5e-324, 0.1, 1 / 3, "", "a",
+              "é\n\"\\", "\u2028\U0001f600", S("x"), N(3), F(1.5), [1, "a"], {"k": 1.5}):
+        assert _item_text(v) == _ENCODE(v), v
+    for v in (math.inf, -math.inf, math.nan):
+        with pytest.raises(ValueError):
+            _item_text(v)
+
+
 # --------------------------------------------------------------------------------------------
 # the plain console writes what rich writes
 

@@ -1,11 +1,12 @@
 """What keeps ``ls --json`` and ``show --json`` quick to start, checked without timing: the
 modules they import (none of the ones a real install would pay for needlessly), and the plain
-command lines read without argparse (:mod:`nanochat_ckpt_tui.cli.quick`) read as argparse
+command lines read without argparse (:func:`nanochat_ckpt_tui.cli.parse_plain`) read as argparse
 reads them."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import io
 import json
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from nanochat_ckpt_tui import cli
-from nanochat_ckpt_tui.cli import quick
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # store/fastjson.py), …; dependencies: the heavy ones).
 NEVER = ("torch", "numpy", "rich", "textual", "fsspec", "typing", "dataclasses", "inspect",
          "ast", "argparse", "gettext", "locale", "shutil", "threading", "contextlib",
-         "datetime", "mmap", "importlib", "sqlite3", "hashlib", "json")
-NEVER_IN_LS = ("pickle", "zlib", "nanochat_ckpt_tui.store.ptfile")
+         "datetime", "mmap", "importlib", "sqlite3", "hashlib", "json", "collections.abc",
+         # our own modules that only some paths need: output for people (and fmt, which only
+         # it uses), pins (the demo has no sidecar)
+         "nanochat_ckpt_tui.fmt", "nanochat_ckpt_tui.cli.show_text",
+         "nanochat_ckpt_tui.cli.browse_text", "nanochat_ckpt_tui.store.pins")
+NEVER_IN_LS = ("pickle", "zlib", "nanochat_ckpt_tui.store.ptfile", "nanochat_ckpt_tui.store.refs")
+NEVER_IN_SHOW = ("nanochat_ckpt_tui.store.step_verdicts",)
 
 
 def _imported_by(argv: list[str], cache: Path, *, bare: bool = True) -> tuple[list[str], str]:
@@ -57,9 +62,30 @@ def test_ls_and_show_json_import_only_what_they_use(demo_master: Path, tmp_path:
     mods, text = _imported_by(["show", "base/d4@3000", "--base-dir", str(demo_master), "--json"],
                               tmp_path / "cache")
     assert json.loads(text)["checkpoint"]["step"] == 3000
-    got = [m for m in NEVER if m in mods]
+    got = [m for m in NEVER + NEVER_IN_SHOW if m in mods]
     assert not got, f"show --json imported {got}"
     assert "nanochat_ckpt_tui.store.ptfile" in mods
+
+
+@pytest.mark.parametrize("argv", [["ls", "DEMO", "--json"],
+                                  ["show", "base/d4@3000", "--base-dir", "DEMO", "--json"]])
+def test_a_quick_command_run_as_the_command_collects_cycles_less_often(
+        demo_master: Path, tmp_path: Path, argv: list[str]) -> None:
+    """``nanochat-ckpt ls|show`` (``main()`` on sys.argv) raises the GC's thresholds for its
+    one short run; ``main(argv)`` called as a library leaves them as they were."""
+    argv = [str(demo_master) if a == "DEMO" else a for a in argv]
+    code = ("import gc, io, sys\nfrom nanochat_ckpt_tui import cli\n"
+            "out, sys.stdout = sys.stdout, io.StringIO()\nbefore = gc.get_threshold()\n"
+            f"cli.main({argv!r})\nlibrary = gc.get_threshold()\n"
+            f"sys.argv = ['nanochat-ckpt', *{argv!r}]\ncli.main()\nsys.stdout = out\n"
+            "print(repr([before, library, gc.get_threshold(), cli.QUICK_GC]))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NANOCHAT_CKPT_CACHE": str(tmp_path),
+           "NANOCHAT_CKPT_FULL_EXIT": "1"}  # (main returns: the thresholds can be read)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    before, library, command, quick_gc = ast.literal_eval(proc.stdout)
+    assert library == before and command == quick_gc and quick_gc[0] >= 50 * before[0]
 
 
 def test_human_ls_imports_no_rich_console_argparse_or_dataclasses(demo_master: Path,
@@ -77,7 +103,7 @@ def test_human_ls_imports_no_rich_console_argparse_or_dataclasses(demo_master: P
 # the quick commands' arguments
 
 
-def _quick_specs() -> list[tuple[str, quick.Spec, argparse.ArgumentParser]]:
+def _quick_specs() -> list[tuple[str, cli.Spec, argparse.ArgumentParser]]:
     """Each quick command's Spec and the argparse parser its module builds."""
     out = []
     for name, module in cli.COMMANDS.items():
@@ -151,7 +177,7 @@ def test_quick_reads_a_plain_line_as_argparse_does(name: str) -> None:
               ["--json", "d20", "base/d4@3000"], ["-o", "a=1", "-o", "b=2", "d20"]]
     answered = 0
     for line in lines:
-        got = quick.parse(spec, name, line)
+        got = cli.parse_plain(spec, name, line)
         if got is None:
             continue
         answered += 1
@@ -159,7 +185,7 @@ def test_quick_reads_a_plain_line_as_argparse_does(name: str) -> None:
         assert want is not None, f"argparse refuses {line!r}, the quick reader did not"
         assert vars(got) == {**want, "command": name}, line
     assert answered > 100  # (the quick reader is not just refusing everything)
-    assert quick.parse(spec, name, ["base/d4@3000", "--base-dir", "/tmp/base", "--json"])
+    assert cli.parse_plain(spec, name, ["base/d4@3000", "--base-dir", "/tmp/base", "--json"])
 
 
 @pytest.mark.parametrize("argv, exit_code, text", [

@@ -272,3 +272,38 @@ def test_meta_json_is_not_read_by_scan(demo_dir: Path) -> None:
     ck = scan(demo_dir).stage("base").tag("d4").checkpoint(500)
     assert ck.state is State.COMPLETE  # scanning only stats; the error shows when read
     json.loads((demo_dir / "base_checkpoints" / "d4" / "meta_001000.json").read_text())
+
+
+def test_the_scan_names_the_pins_sidecar_as_pins_does() -> None:
+    """layout knows the sidecar's name itself (it imports pins only to read one it found)."""
+    from nanochat_ckpt_tui.store import pins
+
+    assert layout.SIDECAR == pins.SIDECAR
+
+
+def _outcome(fn: object, *args: object) -> object:
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except ValueError as e:  # (a text part int() refuses: "²" is a digit, not decimal)
+        return ("ValueError", str(e))
+
+
+def test_natural_key_and_default_tag_split_names_as_the_regexes_did() -> None:
+    """natural_key and Stage.default_tag find digit runs with str methods, as
+    ``re.split(r"(\\d+)")`` and ``re.match(r"d(\\d+)")`` did (any Unicode decimal digit)."""
+    import random
+
+    def old_key(name: str) -> list[object]:
+        return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+    rng = random.Random(5)
+    pieces = ["d", "D", "1", "20", "0", "\u0663", "\uff12", "\u00b2", "_", "x", ".pt", "é"]
+    names = ["", "d", "d1", "1", "d20x", "D2", "x1y22z"] + [
+        "".join(rng.choices(pieces, k=rng.randint(1, 8))) for _ in range(20_000)]
+    for name in names:
+        assert _outcome(layout.natural_key, name) == _outcome(old_key, name), name
+        m = re.match(r"d(\d+)", name)
+        stage = layout.Stage("base_checkpoints", Path("/b"),
+                             [layout.Tag("base_checkpoints", name, Path("/b") / "t"),
+                              layout.Tag("base_checkpoints", "e", Path("/b/e"), mtime=1.0)])
+        assert stage.default_tag == (name if m else "e"), name

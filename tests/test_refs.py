@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from nanochat_ckpt_tui.store.layout import Checkpoint, scan
+from nanochat_ckpt_tui.store.layout import Checkpoint, FileKind, State, scan
 from nanochat_ckpt_tui.store.refs import resolve, resolve_one_tag
+from nanochat_ckpt_tui.store.storage import LocalStorage
 
 
 def same(a: Checkpoint, b: Checkpoint) -> None:
@@ -43,6 +45,33 @@ def test_pins_and_notes_come_along(demo_dir: Path) -> None:
     quick = resolve_one_tag(demo_dir, f"base/{tag.name}@{ck.step}", now=0)
     assert quick is not None and quick.pinned and quick.note == "keep for the paper"
     same(quick, resolve(scan(demo_dir, now=0), f"base/{tag.name}@{ck.step}"))
+
+
+def test_truncated_and_unfinished_zips_and_only_the_steps_own_read(
+        demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step whose model is truncated (corrupt) or whose shard is still being written comes
+    out as the full scan has it, and only the step's own zips have their tails read."""
+    d4 = demo_dir / "base_checkpoints" / "d4"
+    for name, age in (("model_001000.pt", 3600), ("optim_002500_rank1.pt", 30)):
+        data = (d4 / name).read_bytes()
+        (d4 / name).write_bytes(data[:len(data) // 2])
+        os.utime(d4 / name, (time.time() - age,) * 2)
+    now = time.time()
+    cat = scan(demo_dir, now=now)
+    states = {ck.step: ck.state for ck in cat.stage("base").tag("d4").checkpoints}
+    assert states[1000] is State.CORRUPT and states[2500] is State.WRITING
+    read: list[str] = []
+    real = LocalStorage.zip_whole
+    monkeypatch.setattr(LocalStorage, "zip_whole",
+                        staticmethod(lambda *a: read.append(a[0]) or real(*a)))
+    for ck in cat.stage("base").tag("d4").checkpoints:
+        for step in (str(ck.step), *(["latest"] if ck.is_latest else [])):
+            read.clear()
+            quick = resolve_one_tag(demo_dir, f"base/d4@{step}", now=now)
+            assert quick is not None
+            same(quick, resolve(cat, f"base/d4@{step}"))
+            assert sorted(read) == sorted(str(f.path) for f in ck.files if f.kind is not
+                                          FileKind.META)
 
 
 @pytest.mark.parametrize("ref", ["d4", "d4@latest", "base/d4", "base/nope@1",

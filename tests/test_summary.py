@@ -176,3 +176,23 @@ def test_kinds_and_layers() -> None:
     assert kind_of("value_embeds.1.weight") == "value_embeds"
     assert kind_of("resid_lambdas") == "lambdas"
     assert kind_of("lm_head.weight") == "lm_head"
+
+
+def test_layers_found_as_the_regex_finds_them() -> None:
+    """layer_of and kind_of search with str methods what LAYER_PATTERN finds (leftmost match,
+    any Unicode decimal digit, the ``^`` alternative): random names of the pattern's pieces."""
+    import random
+    import re
+
+    from nanochat_ckpt_tui.store.summary import LAYER_PATTERN
+
+    rng = random.Random(7)
+    pieces = ["h", ".", "h.", ".h.", "1", "12", "0", "\u0663", "\uff12", "x", "attn", "_orig_mod."]
+    names = ["", "h.", "h.1", "h.1.", ".h.1.", "h.h.1.", "transformer.h.12.attn.c_q.weight"]
+    names += ["".join(rng.choices(pieces, k=rng.randint(1, 9))) for _ in range(20_000)]
+    for name in names:
+        m = re.search(LAYER_PATTERN, name)
+        assert layer_of(name) == (int(m.group(1)) if m else None), name
+        if m and not name.startswith("_orig_mod."):
+            rest = re.split(LAYER_PATTERN, name, maxsplit=1)[-1]
+            assert kind_of(name) == rest.removesuffix(".weight").removesuffix(".bias"), name

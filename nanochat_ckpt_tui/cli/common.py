@@ -12,15 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..fmt import human_bytes
 from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
-from ..store.refs import RefError, find_tags, resolve, resolve_one_tag, resolve_url
 from ..store.storage import StorageError, is_url, redact
 from ..store.summary import assess_metas
 
 # Not imported at run time (start-up): typing, and argparse and threading, which only some
-# commands use (``ls`` and ``show`` parse plain arguments without argparse: see .quick).
+# commands use (``ls`` and ``show`` parse plain arguments without argparse: see cli.parse_plain).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -110,11 +108,32 @@ class RawJSON(str):
     __slots__ = ()
 
 
+_QUOTE = fastjson.encode_basestring_ascii
+_INT_TEXT, _FLOAT_TEXT = int.__repr__, float.__repr__  # what json writes for them
+
+
 def _item_text(v: Any) -> str:
-    return v if type(v) is RawJSON else _ENCODE(v)
+    """``_ENCODE(v)``; the scalars a document is made of written as json's encoder writes them,
+    without making one (a show document has ~400)."""
+    t = type(v)
+    if t is RawJSON:  # (a listing's records)
+        return v  # type: ignore[no-any-return]
+    if t is str:
+        return _QUOTE(v)  # type: ignore[no-any-return]
+    if t is int:
+        return _INT_TEXT(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is float and v - v == 0.0:  # (finite: NaN and infinities raise ValueError below)
+        return _FLOAT_TEXT(v)
+    return _ENCODE(v)
 
 
 def _key_text(k: Any) -> str:
+    if type(k) is str:
+        return _QUOTE(k)  # type: ignore[no-any-return]
     if isinstance(k, str):
         return _ENCODE(k)
     return _ENCODE(str(_ENCODE(k)).strip('"'))  # as json.dumps spells a non-str key
@@ -131,17 +150,20 @@ def _write_json(obj: Any, out: list[str], pad: str) -> None:
         inner = pad + "  "
         sep = "{\n"
         for k, v in obj.items():
-            out.append(sep + inner + _key_text(k) + ": ")
+            head = sep + inner + _key_text(k) + ": "
             sep = ",\n"
-            if k in ONE_PER_LINE and isinstance(v, list | tuple) and v:
+            if not isinstance(v, dict | list | tuple):  # a scalar: most of a document
+                out.append(head + _item_text(v))
+            elif k in ONE_PER_LINE and isinstance(v, list | tuple) and v:
                 step = ",\n" + inner + "  "
-                out.append("[\n" + inner + "  ")
+                out.append(head + "[\n" + inner + "  ")
                 for start in range(0, len(v), RECORDS_A_PIECE):
                     if start:
                         out.append(step)
                     out.append(step.join(map(_item_text, v[start:start + RECORDS_A_PIECE])))
                 out.append("\n" + inner + "]")
             else:
+                out.append(head)
                 _write_json(v, out, inner)
         out.append("\n" + pad + "}")
     elif isinstance(obj, list | tuple) and obj:
@@ -176,13 +198,25 @@ def json_text(doc: Any) -> str:
     return "".join(_json_pieces(doc))
 
 
+WRITE_CHUNK = 1 << 16  # characters of the document per write
+
+
 def _print_json(doc: dict[str, Any]) -> None:
-    """The document on stdout, written piece by piece: a 6,000-step listing (4 MB) is never
-    joined into one string, nor copied again with its newline."""
+    """The document on stdout, its pieces joined into writes of ~64 K characters: a 6,000-step
+    listing (4 MB) is never joined into one string, and a small document is one write (not a
+    write per piece: with stdout unbuffered, as PYTHONUNBUFFERED=1 makes it, each is a system
+    call)."""
     write = sys.stdout.write
+    chunk: list[str] = []
+    size = 0
     for piece in _json_pieces(doc):
-        write(piece)
-    write("\n")
+        chunk.append(piece)
+        size += len(piece)
+        if size >= WRITE_CHUNK:
+            write("".join(chunk))
+            chunk, size = [], 0
+    chunk.append("\n")
+    write("".join(chunk))
 
 
 def _console():  # rich is imported only for human output
@@ -278,6 +312,8 @@ class ByteMeter:
             return
         now = time.monotonic()
         if now - self.printed >= self.every and done < total:
+            from ..fmt import human_bytes  # (here: the quick commands never print progress)
+
             self.printed = now
             rate = self.done / max(now - self.started, 1e-9)
             print(f"{self.label}: {human_bytes(self.done)} of {human_bytes(self.total)} "
@@ -399,6 +435,8 @@ def _refuse_remote(base: str | None, what: str) -> None:
 def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpoint:
     """A reference: a URL naming one checkpoint (``s3://b/runs/base/d20@5000``), or a path or
     TAG[@STEP] in the base dir (scanned, from ``--base-dir``, on first need)."""
+    from ..store.refs import RefError, resolve_one_tag, resolve_url  # (not for ls: start-up)
+
     if is_url(ref):
         try:
             return resolve_url(ref, storage_options=_options(args))
@@ -418,6 +456,8 @@ def _resolve(cat: Catalog | None, ref: str, args: argparse.Namespace) -> Checkpo
 
 def resolve_local(cat: Catalog, ref: str) -> Checkpoint:
     """A path or TAG[@STEP] in ``cat``; an unreadable tag or stage dir says so."""
+    from ..store.refs import RefError, resolve
+
     try:
         return resolve(cat, ref)
     except RefError as e:
@@ -438,6 +478,8 @@ def error_reason(error: str) -> str:
 def unreadable_ref(cat: Catalog, ref: str) -> str | None:
     """Why ``TAG[@STEP]`` names nothing when the cause is a dir the scan could not list:
     ``"base/d7: permission denied (cannot list the tag dir)"``, else None."""
+    from ..store.refs import find_tags
+
     spec = ref.partition("@")[0].rstrip("/")
     tags = find_tags(cat, spec)
     if len(tags) == 1 and tags[0].error:

@@ -218,3 +218,9 @@ def default_cache() -> CheckCache:
         if _DEFAULT is None or _DEFAULT.path != path:
             _DEFAULT = CheckCache(path)
         return _DEFAULT
+
+
+def existing_cache() -> CheckCache | None:
+    """The user's check cache, or None when it was never written (nothing checked yet)."""
+    path = cache_dir() / "checks.sqlite"
+    return default_cache() if path.is_file() else None

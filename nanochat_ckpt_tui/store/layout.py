@@ -18,12 +18,10 @@ import gc
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
 
-from .pins import SIDECAR, PinEntry, PinsError, parse_pins
 from .storage import (
     LOCAL,
     LocalStorage,
@@ -36,9 +34,16 @@ from .storage import (
     redact,
 )
 
-TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
+TYPE_CHECKING = False  # (typing, collections.abc: not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
+
+    from .pins import PinEntry
+
+# The pins sidecar (= pins.SIDECAR, a test keeps them equal): a scan skips it, and imports
+# :mod:`.pins` only to read one it found.
+SIDECAR = ".nanochat-ckpt.json"
 
 DEFAULT_BASE = Path("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
@@ -376,10 +381,10 @@ class Stage(Record):
     def default_tag(self) -> str | None:
         """The tag nanochat loads when none is given (``find_largest_model``)."""
         candidates = []
-        for t in self.tags:
-            m = re.match(r"d(\d+)", t.name)
-            if m:
-                candidates.append((int(m.group(1)), t.name))
+        for t in self.tags:  # (what re.match(r"d(\d+)", name) finds)
+            name = t.name
+            if name[:1] == "d" and (end := _digits_end(name, 1)) > 1:
+                candidates.append((int(name[1:end]), name))
         if candidates:
             # nanochat sorts by depth only (stable), so ties keep directory order
             return max(candidates, key=lambda c: c[0])[1]
@@ -478,8 +483,30 @@ def resolve_base_dir(arg: str | os.PathLike[str] | None = None) -> Path:
     return Path(raw).expanduser()
 
 
+def _digits_end(text: str, start: int) -> int:
+    """The end of the run of digits (``\\d``: any Unicode decimal digit, as ``str.isdecimal``)
+    that starts at ``start``: ``start`` when there is none."""
+    end, n = start, len(text)
+    while end < n and text[end].isdecimal():
+        end += 1
+    return end
+
+
 def natural_key(name: str) -> list[object]:
-    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+    """``d2`` before ``d10``: the runs of digits as ints, the text between them lower-cased, as
+    ``re.split(r"(\\d+)", name)`` splits it, with str methods (no regex to compile: start-up)."""
+    parts: list[str] = []
+    text_start = i = 0
+    n = len(name)
+    while i < n:
+        if name[i].isdecimal():
+            end = _digits_end(name, i)
+            parts += (name[text_start:i], name[i:end])
+            text_start = i = end
+        else:
+            i += 1
+    parts.append(name[text_start:])
+    return [int(p) if p.isdigit() else p.lower() for p in parts]
 
 
 def _stage_order(dirname: str) -> tuple[int, list[object]]:
@@ -567,8 +594,10 @@ def _good_rows(storage: Storage, path: Any, rows: list[Row], notes: list[str]) -
 
 
 def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], notes: list[str],
-                  now: float, *, mtime: float = 0.0, is_link: bool = False) -> Tag:
-    """A tag from its directory's rows: checkpoints, states, other files (pins not read)."""
+                  now: float, *, mtime: float = 0.0, is_link: bool = False,
+                  steps: frozenset[int] | None = None) -> Tag:
+    """A tag from its directory's rows: checkpoints, states, other files (pins not read).
+    ``steps``: only these steps' zips are checked for a whole end (None: every step's)."""
     tag = Tag(stage, path.name, path, storage=storage)
     # (one list of sizes checked in C: 24,000 rows cost 1 ms, not 3 through generators)
     if rows and min([r[2] for r in rows]) < 0:
@@ -583,14 +612,23 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
     # a local tag dir's file paths are made by child_path itself (no wrapper call per file)
     join = child_path if type(storage).join is LocalStorage.join and isinstance(path, Path) \
         else storage.join
-    # (the tail check gets prefix + name: no Path per file)
-    group_rows(tag, rows, notes, now, join, None, special, whole=whole,
-               prefix=str(path).rstrip("/") + "/")
+    prefix = str(path).rstrip("/") + "/"  # (the tail check gets prefix + name: no Path per file)
+    tail_ok = None
+    if whole is not None and steps is not None:
+        check, whole = whole, None
+
+        def tail_ok(name: str, size: int, mtime_ns: int) -> bool | None:
+            if classify(name)[1] not in steps:
+                return None
+            return False if name in special else check(prefix + name, size, mtime_ns)
+    group_rows(tag, rows, notes, now, join, tail_ok, special, whole=whole, prefix=prefix)
     return tag
 
 
 def load_tag_pins(storage: Storage, tags: list[Tag], notes: list[str]) -> None:
     """Read the pins sidecars of these tags (concurrently where the storage allows)."""
+    from .pins import PinsError, parse_pins
+
     paths = [storage.join(t.path, SIDECAR) for t in tags]
     for tag, path, raw in zip(tags, paths, storage.read_many(paths), strict=True):
         where = storage.display(path)
@@ -607,11 +645,18 @@ def load_tag_pins(storage: Storage, tags: list[Tag], notes: list[str]) -> None:
 
 
 def scan_tag_dir(storage: Storage, path: Any, notes: list[str], now: float,
-                 stage: str | None = None) -> Tag:
-    """One tag dir on its own (a path given on the command line), pins included."""
+                 stage: str | None = None, *, step: int | str | None = None) -> Tag:
+    """One tag dir on its own (a path given on the command line), pins included. ``step`` (a
+    number or ``"latest"``): the one step the caller reads; only its zips are checked for a
+    whole end (in a tag of 400 steps, 3 files' tails read, not 1,200), so the other steps'
+    states take no truncated or unfinished zip into account."""
     rows = storage.list_dir(path)
-    tag = tag_from_rows(storage, path.parent.name if stage is None else stage, path, rows,
-                        notes, now)
+    stage = path.parent.name if stage is None else stage
+    steps = None if step is None else frozenset(() if step == "latest" else (step,))
+    if step == "latest":  # (the names tell which: a grouping that reads no file)
+        latest = tag_from_rows(storage, stage, path, rows, [], now, steps=steps).latest_step
+        steps = frozenset(() if latest is None else (latest,))
+    tag = tag_from_rows(storage, stage, path, rows, notes, now, steps=steps)
     if any(r[0] == SIDECAR and not r[1] for r in rows):
         load_tag_pins(storage, [tag], notes)
     return tag

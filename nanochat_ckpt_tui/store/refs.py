@@ -86,7 +86,8 @@ def checkpoint_for_file(path: Path) -> Checkpoint:
     path = _absolute(path)
     kind, step, _ = classify(path.name)
     if kind is not FileKind.OTHER and step is not None:
-        tag = scan_tag_dir(LOCAL, path.parent, [], time.time(), path.parent.parent.name)
+        tag = scan_tag_dir(LOCAL, path.parent, [], time.time(), path.parent.parent.name,
+                           step=step)
         ck = tag.checkpoint(step)
         if ck is not None and any(f.path.name == path.name for f in ck.files):
             return ck
@@ -108,7 +109,7 @@ def resolve(catalog: Catalog, ref: str) -> Checkpoint:
     spec, _, step = ref.partition("@")
     if "@" not in ref and p.is_dir():  # a tag directory
         p = _absolute(p)
-        tag = scan_tag_dir(LOCAL, p, [], time.time(), p.parent.name)
+        tag = scan_tag_dir(LOCAL, p, [], time.time(), p.parent.name, step="latest")
         return parse_step("latest", tag)
     return parse_step(step, resolve_tag(catalog, spec))
 
@@ -120,7 +121,8 @@ def resolve_one_tag(base: str | os.PathLike[str] | None, ref: str, *,
                     now: float | None = None) -> Checkpoint | None:
     """``STAGE/TAG@STEP`` in a local base dir, its tag dir listed alone: what one step needs
     (``show``, ``cmd``), without scanning every other tag. The stage by dir name or by one of
-    nanochat's labels (``base``, ``sft``). The checkpoint is the one a full scan gives.
+    nanochat's labels (``base``, ``sft``). The checkpoint is the one a full scan gives (of
+    the tag's zips, only its own have their end read).
 
     None for anything else (a path, a bare ``TAG``, another stage name, a stage or tag dir
     that is a link or not a directory, a step that is not there): the full scan then decides,
@@ -137,6 +139,10 @@ def resolve_one_tag(base: str | os.PathLike[str] | None, ref: str, *,
         if len(dirs) != 1:
             return None
         stage_dir = dirs[0]
+    try:
+        number: int | str = "latest" if step in ("", "latest") else int(step)
+    except ValueError:
+        return None  # (parse_step's error, worded by the full scan)
     storage = open_storage(resolve_base_dir(base))
     if not storage.writable:
         return None
@@ -148,7 +154,7 @@ def resolve_one_tag(base: str | os.PathLike[str] | None, ref: str, *,
                 and stat.S_ISDIR(os.lstat(tag_path).st_mode)):
             return None
         tag = scan_tag_dir(storage, tag_path, [], time.time() if now is None else now,
-                           stage_dir)
+                           stage_dir, step=number)
         return parse_step(step, tag)
     except (OSError, RefError):
         return None

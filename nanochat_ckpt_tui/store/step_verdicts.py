@@ -1,4 +1,4 @@
-"""Cached check verdicts of many steps at once (for `ls`, `show`): no checkpoint byte is read.
+"""Cached check verdicts of many steps at once (for `ls`): no checkpoint byte is read.
 
 :func:`~nanochat_ckpt_tui.store.check.cached_report` rebuilds a step's report from the per-file
 results in the check cache. Each file's result holds every tensor's health, so that is ~4 ms a
@@ -38,14 +38,6 @@ STEP_KEY = "nanochat-ckpt.step-verdict"
 # importing the checker (and the pickle reader with it: 8 ms)
 RESULT_VERSION = 1
 REBUILD_BUDGET = 0.25  # seconds per run spent rebuilding verdicts from per-file results
-
-
-def existing_cache() -> CheckCache | None:
-    """The user's check cache, or None when it was never written (nothing checked yet)."""
-    from .check_cache import cache_dir, default_cache
-
-    path = cache_dir() / "checks.sqlite"
-    return default_cache() if path.is_file() else None
 
 
 def _version(ck: Checkpoint, f: FileEntry, listed: tuple[int, dict[str, int]] | None) -> str:
@@ -177,11 +169,12 @@ def cached_verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None = No
     query per 500; only the steps that were checked get a step key, looked up in bulk too. A
     cache full of other files' results no longer costs a lookup and a stat per step (6,000
     steps never checked: 0.25 s before, 30 ms now)."""
+    from .check_cache import existing_cache, key_text
+
     cache = cache if cache is not None else existing_cache()
     if cache is None:
         return {}, 0
     budget = REBUILD_BUDGET if budget is None else budget
-    from .check_cache import key_text
 
     dirs = _listings(checkpoints)
     first_texts = _first_zip_texts(checkpoints, dirs)

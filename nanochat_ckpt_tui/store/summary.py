@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 
 from . import fastjson
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     class MetaError(CheckpointError):
         """A meta JSON file that cannot be used."""
 
-# a block's parameters: transformer.h.11.attn.c_q.weight (re caches it compiled, on first use)
+# a block's parameters: transformer.h.11.attn.c_q.weight (searched for by :func:`_layer_match`)
 LAYER_PATTERN = r"(?:^|\.)h\.(\d+)\."
 MAX_META_BYTES = 16 * 1024 * 1024
 
@@ -358,9 +357,29 @@ def _parse_meta_bytes(raw: bytes, path: Any) -> Meta | MetaError:
     return Meta(path, data)
 
 
+def _layer_match(name: str) -> tuple[int, int] | None:
+    """(layer, end) of the first :data:`LAYER_PATTERN` in ``name``, as ``re.search`` finds it
+    (``\\d`` is any Unicode decimal digit, as ``str.isdecimal``), with str methods: ``show``
+    compiles no regex for it."""
+    n = len(name)
+    start = 2 if name.startswith("h.") else -1  # (the ``^`` alternative, leftmost of all)
+    dot = name.find(".h.")
+    while True:
+        if start < 0:
+            if dot < 0:
+                return None
+            start, dot = dot + 3, name.find(".h.", dot + 1)
+        end = start
+        while end < n and name[end].isdecimal():
+            end += 1
+        if start < end < n and name[end] == ".":
+            return int(name[start:end]), end + 1
+        start = -1
+
+
 def layer_of(name: str) -> int | None:
-    m = re.search(LAYER_PATTERN, name)
-    return int(m.group(1)) if m else None
+    m = _layer_match(name)
+    return m[0] if m else None
 
 
 def kind_of(name: str) -> str:
@@ -368,9 +387,9 @@ def kind_of(name: str) -> str:
     from .ptfile import strip_prefix
 
     name = strip_prefix(name)
-    if layer_of(name) is not None:
-        rest = re.split(LAYER_PATTERN, name, maxsplit=1)[-1]
-        return rest.removesuffix(".weight").removesuffix(".bias")
+    m = _layer_match(name)
+    if m is not None:
+        return name[m[1]:].removesuffix(".weight").removesuffix(".bias")
     if name.startswith("transformer.wte"):
         return "wte"
     if name.startswith("value_embeds"):

@@ -12,11 +12,11 @@ import io
 import os
 import struct
 import zlib
-from collections import namedtuple
+from operator import itemgetter
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO, NamedTuple
+    from typing import Any, BinaryIO
 
 EOCD = struct.Struct("<4s4H2LH")  # end of central directory record (22 bytes)
 LOC64 = struct.Struct("<4sLQL")  # zip64 end of central directory locator (20 bytes)
@@ -32,8 +32,27 @@ class ZipError(Exception):
     """Not a readable zip: truncated, still being written, or not a zip at all."""
 
 
-if TYPE_CHECKING:
-    class Member(NamedTuple):
+class Member(tuple):  # type: ignore[type-arg]
+    """One central directory entry: what ``namedtuple("Member", …)`` made (fields, repr,
+    equality, pickling), without generating its code at import (the CLI's start-up)."""
+
+    __slots__ = ()
+    _fields = ("filename", "header_offset", "compress_size", "file_size", "compress_type",
+               "flags", "crc")
+
+    def __new__(cls, filename: str, header_offset: int, compress_size: int, file_size: int,
+                compress_type: int, flags: int, crc: int) -> Member:
+        return tuple.__new__(cls, (filename, header_offset, compress_size, file_size,
+                                   compress_type, flags, crc))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return "Member(" + ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self,
+                                                                   strict=True)) + ")"
+
+    if TYPE_CHECKING:
         filename: str
         header_offset: int
         compress_size: int
@@ -41,9 +60,14 @@ if TYPE_CHECKING:
         compress_type: int
         flags: int
         crc: int
-else:  # the same class, made without typing
-    Member = namedtuple("Member", ["filename", "header_offset", "compress_size", "file_size",
-                                   "compress_type", "flags", "crc"])
+    else:
+        filename = property(itemgetter(0))
+        header_offset = property(itemgetter(1))
+        compress_size = property(itemgetter(2))
+        file_size = property(itemgetter(3))
+        compress_type = property(itemgetter(4))
+        flags = property(itemgetter(5))
+        crc = property(itemgetter(6))
 
 
 class Source:
