@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nanochat_ckpt_tui.store.pins import SIDECAR, PinsError, update_pin
-from nanochat_ckpt_tui.store.storage import FsspecStorage
+from nanochat_ckpt_tui.store.remote import FsspecStorage
 
 
 @pytest.mark.parametrize("dir_mode,file_mode", [(0o755, 0o644), (0o750, 0o640), (0o700, 0o600)])

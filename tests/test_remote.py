@@ -25,7 +25,7 @@ import pytest
 
 from nanochat_ckpt_tui import cli
 from nanochat_ckpt_tui.store import diff as diff_mod
-from nanochat_ckpt_tui.store import layout, readers, refs, storage, summary
+from nanochat_ckpt_tui.store import layout, readers, refs, remote, storage, summary
 from nanochat_ckpt_tui.store.layout import Catalog, State, scan
 from nanochat_ckpt_tui.store.pins import update_pin
 from nanochat_ckpt_tui.store.ptfile import CheckpointError
@@ -105,8 +105,8 @@ def test_memory_scan_equals_local_scan(demo_master: Path, mem_url: str) -> None:
     assert digest(scan(f"file://{demo_master}", now=LATER)) == digest(local)
     ck = cat.stage("base").tag("d4").latest
     assert ck.storage is cat.storage and cat.stage("base").tag("d4").storage is cat.storage
-    assert isinstance(ck.model.path, storage.RemotePath) and not isinstance(ck.model.path, Path)
-    assert isinstance(ck.dir / "x", storage.RemotePath) and ck.model.path.parent == ck.dir
+    assert isinstance(ck.model.path, remote.RemotePath) and not isinstance(ck.model.path, Path)
+    assert isinstance(ck.dir / "x", remote.RemotePath) and ck.model.path.parent == ck.dir
     for touch in (open, os.stat, os.unlink):  # no local file can be reached through it
         with pytest.raises(TypeError, match="remote"):
             touch(ck.model.path)

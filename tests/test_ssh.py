@@ -19,7 +19,8 @@ from nanochat_ckpt_tui.store.archive import archive, verify_archive
 from nanochat_ckpt_tui.store.layout import scan
 from nanochat_ckpt_tui.store.prune import PruneError, Rules, plan_rules
 from nanochat_ckpt_tui.store.refs import resolve
-from nanochat_ckpt_tui.store.storage import FsspecStorage, StorageError, open_storage
+from nanochat_ckpt_tui.store.remote import FsspecStorage
+from nanochat_ckpt_tui.store.storage import StorageError, open_storage
 
 pytest.importorskip("paramiko")
 

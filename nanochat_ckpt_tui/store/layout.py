@@ -100,7 +100,7 @@ class State(str, enum.Enum):
 
 
 class FileEntry(tuple):  # type: ignore[type-arg]
-    """One file. On a remote storage ``path`` is a :class:`.storage.RemotePath`: a pure path that
+    """One file. On a remote storage ``path`` is a :class:`.remote.RemotePath`: a pure path that
     ``os`` functions refuse, so no local file can be touched through it by mistake; read it
     through its checkpoint's ``storage``.
 

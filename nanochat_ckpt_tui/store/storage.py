@@ -1,35 +1,36 @@
-"""The storage seam: every read and write of checkpoint files goes through a :class:`Storage`.
-
-The core never asks whether a base dir is local or remote; it asks its storage what it can do
-(:attr:`Storage.writable`, :attr:`Storage.watchable`, :attr:`Storage.concurrent_reads`,
-:meth:`Storage.mmap`) and reads through the same few calls:
-
-- :meth:`Storage.list_dir`: one directory's rows (name, is_dir, size, mtime, is_link, mtime_ns);
-- :meth:`Storage.open`: a seekable binary file for positioned reads (a local fd, or an fsspec
-  file that fetches exactly the ranges read);
-- :meth:`Storage.read_bytes` / :meth:`Storage.read_many`: whole small files (metas, pins);
-- :meth:`Storage.display`: what to show the user (a local path, or a URL without a password);
-- on writable storages only: :meth:`Storage.unlink`, :meth:`Storage.rename`,
-  :meth:`Storage.write_atomic`, :meth:`Storage.locked`, :meth:`Storage.realpath`.
+"""The storage seam: :class:`.seam.Storage` (re-exported here with the seam's errors and URL
+helpers), :class:`LocalStorage` and :func:`open_storage`.
 
 :class:`LocalStorage` keeps the fast paths (``os.scandir``, ``os.pread`` on a bare fd, mmap,
-the zip-tail cache). :class:`FsspecStorage` wraps any fsspec URL (``s3://``, ``gs://``,
-``ssh://``, ``memory://``, ``file://``), read-only, with ranged reads counted in
-:attr:`FsspecStorage.stats`; ``ssh://`` connects through :mod:`.sftp` (known_hosts checked,
-timeouts, one lock around the single SFTP channel). URL parsing, password redaction and the
-"install this backend" messages live here.
+the zip-tail cache). A URL opens an :class:`.remote.FsspecStorage` (imported then, not at
+start-up).
 """
 
 from __future__ import annotations
 
-import _thread
 import io
 import os
-import re
 import stat as _stat
 import struct
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from .seam import (
+    BACKENDS,
+    EXTRAS,
+    FetchStats,
+    ReadOnlyError,
+    Row,
+    Storage,
+    StorageError,
+    is_url,
+    missing_backend,
+    redact,
+)
+
+__all__ = ["BACKENDS", "EXTRAS", "LOCAL", "FetchStats", "LocalStorage", "NotARegularFile",
+           "ReadOnlyError", "Row", "Storage", "StorageError", "is_url", "missing_backend",
+           "open_storage", "redact", "zip_complete"]
 
 # Not imported at run time (the CLI's start-up pays for every module): typing, dataclasses,
 # contextlib, datetime, mmap, shutil, threading and the readers are imported where used.
@@ -37,244 +38,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import contextlib
     import mmap as _mmap
-    from collections.abc import Callable, Iterator
-    from typing import IO, Any, TypeVar
+    from collections.abc import Iterator
+    from typing import IO, Any
 
     from .readers import Reader
-
-    T = TypeVar("T")
-    R = TypeVar("R")
-
-# One directory entry: name, is_dir, size, mtime (s), is_link, mtime_ns (0 where unknown).
-Row = tuple[str, bool, int, float, bool, int]
-
-BLOCK_SIZE = 64 * 1024  # fsspec block size of opened files (no cache: exact ranges anyway)
-LIST_WORKERS = 8  # directories listed / small files fetched concurrently on a remote storage
-
-BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "ssh": "paramiko",
-            "sftp": "paramiko", "az": "adlfs", "abfs": "adlfs", "hf": "huggingface_hub"}
-EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "paramiko": "ssh"}
-
-
-class StorageError(Exception):
-    """A storage cannot be opened, listed or read: one line that says why (never a password)."""
-
-
-class ReadOnlyError(StorageError):
-    """A write was asked of a storage that is not writable."""
-
-
-_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_PROTOCOL_CHARS = _LETTERS | frozenset("0123456789+.-")
-
-
-def is_url(text: str) -> bool:
-    r"""``PROTOCOL://…`` (a Windows drive letter is not a protocol): what
-    ``re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+://", text)`` finds, without compiling it (the
-    quick commands ask it before anything else)."""
-    protocol, sep, _ = str(text).partition("://")
-    return bool(sep) and len(protocol) >= 2 and protocol[0] in _LETTERS \
-        and _PROTOCOL_CHARS.issuperset(protocol)
-
-
-def redact(text: str) -> str:
-    """The URL without a password (``ssh://user:secret@host`` → ``ssh://user@host``)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):[^/@]*@", r"\1@", str(text))
-
-
-def missing_backend(protocol: str, exc: BaseException, what: str = "URL") -> str:
-    """The message for a URL whose fsspec backend package is not installed."""
-    cause = exc.__cause__ or exc.__context__
-    package = BACKENDS.get(protocol) or getattr(cause, "name", None) or getattr(exc, "name", None)
-    if not package:
-        m = re.search(r"No module named '([^'.]+)", str(exc))
-        package = m.group(1) if m else None
-    if not package:
-        try:
-            from fsspec.registry import known_implementations
-
-            package = known_implementations[protocol]["class"].split(".", 1)[0]
-        except (ImportError, KeyError):
-            package = None
-    if not package:
-        return f"the {protocol}:// {what} needs a package that is not installed ({exc})"
-    package = package.split(".", 1)[0]
-    extra = EXTRAS.get(package)
-    hint = f"pip install {package}" + (f"  (or: pip install 'nanochat-ckpt[{extra}]')"
-                                       if extra else "")
-    return (f"the {protocol}:// {what} needs the {package} package, which is not installed: "
-            f"{hint}")
-
-
-class RemotePath(PurePosixPath):
-    """A path inside a remote storage. ``str()``, ``name``, ``parent`` and ``/`` work (and stay
-    RemotePaths); ``os.fspath`` raises, so ``open``/``os.unlink``/``os.stat`` of it fail instead
-    of touching a local file of the same name."""
-
-    __slots__ = ()
-
-    def __fspath__(self) -> str:
-        raise TypeError(f"{self} is a path in a remote (read-only) storage: read it through "
-                        "its Storage, never with local file functions")
-
-
-class FetchStats:
-    """Bytes and read requests fetched from a remote storage."""
-
-    __hash__ = None  # type: ignore[assignment]  # (compared by value: as a dataclass was)
-
-    def __init__(self, requests: int = 0, bytes: int = 0) -> None:
-        self.requests = requests
-        self.bytes = bytes
-        self._lock = _thread.allocate_lock()  # = threading.Lock(), without importing threading
-
-    def __repr__(self) -> str:
-        return f"FetchStats(requests={self.requests!r}, bytes={self.bytes!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchStats) or other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.requests, self.bytes) == (other.requests, other.bytes)
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.requests += 1
-            self.bytes += n
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests = self.bytes = 0
-
-
-class Storage:
-    """Where checkpoints live. Subclasses fill in the reads; writes exist on writable ones."""
-
-    writable = False  # unlink, rename, atomic writes, locks
-    watchable = False  # inotify-style change notification (watchfiles)
-    concurrent_reads = True  # several threads may read at once
-    root: Any  # the base dir: a Path (local) or a RemotePath
-    stats: FetchStats | None = None  # bytes fetched (remote storages count them)
-
-    # -- naming
-    def path(self, text: str) -> Any:
-        """A path object inside this storage."""
-        raise NotImplementedError
-
-    def join(self, parent: Any, name: str) -> Any:
-        return parent / name
-
-    def display(self, path: Any = None) -> str:
-        """What to show the user for ``path`` (the root when None)."""
-        raise NotImplementedError
-
-    @property
-    def name(self) -> str:
-        return self.display()
-
-    # -- reads
-    def list_dir(self, path: Any) -> list[Row]:
-        """The entries of one directory (links followed for size and type). Raises
-        FileNotFoundError / PermissionError / NotADirectoryError / OSError."""
-        raise NotImplementedError
-
-    def open(self, path: Any, size: int | None = None) -> IO[bytes]:
-        """A seekable binary file for positioned reads; ``size`` (from a listing) may save a
-        request. Raises OSError subclasses (FileNotFoundError, PermissionError, …)."""
-        raise NotImplementedError
-
-    def read_bytes(self, path: Any, limit: int | None = None) -> bytes:
-        """A whole small file; OSError when it is larger than ``limit``."""
-        raise NotImplementedError
-
-    def open_reader(self, path: Any, size: int) -> Reader:
-        """A bulk reader of the file's bytes (tensor streaming): positioned reads straight into
-        buffers where the file has a local descriptor, ranged blocks read ahead otherwise."""
-        from .readers import make_reader
-
-        return make_reader(self.open(path, size), size)
-
-    def read_many(self, paths: list[Any]) -> list[bytes | Exception]:
-        """Several small files; each result is the bytes or the error."""
-        def one(p: Any) -> bytes | Exception:
-            try:
-                return self.read_bytes(p)
-            except Exception as e:  # reported per file by the caller
-                return e
-        return self.map(one, paths)
-
-    def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
-        """``[fn(x) for x in items]``, overlapped where requests have latency to hide."""
-        return [fn(x) for x in items]
-
-    def imap(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
-        """:meth:`map`'s results one by one, in order, each as soon as it is ready."""
-        return (fn(x) for x in items)
-
-    def exists(self, path: Any) -> bool:
-        raise NotImplementedError
-
-    def stat(self, path: Any) -> tuple[int, float]:
-        """(size, mtime) of one file; OSError subclasses when it cannot be stat'ed."""
-        raise NotImplementedError
-
-    def zip_whole(self, path: Any, size: int, mtime_ns: int) -> bool | None:
-        """Whether a file ends in a zip end record, when that is cheap to know (None: not
-        checked, e.g. one request per file on a remote storage)."""
-        return None
-
-    def mmap(self, path: Any) -> _mmap.mmap | None:
-        """A read-only map of the whole file, where the storage can map files."""
-        return None
-
-    def disk_usage(self) -> tuple[int, int] | None:
-        """(free, total) bytes of the filesystem holding the root, where known."""
-        return None
-
-    def cache_key(self, path: Any, size: int, mtime: float) -> tuple[str, int, float]:
-        """A key for results about one version of one file."""
-        return (self.display(path), size, mtime)
-
-    def file_key(self, path: Any, size: int, mtime: float) -> tuple[Any, ...]:
-        """The identity of one version of one file, for results kept across runs: local
-        (device, inode, size, mtime_ns) from a fresh stat; remote (URL, size, mtime) from the
-        listing. OSError when the file is gone."""
-        return ("url", self.display(path), size, mtime)
-
-    def invalidate(self) -> None:
-        """Forget cached listings, so a rescan sees new files."""
-
-    # -- writes (writable storages only)
-    def _read_only(self, what: str) -> ReadOnlyError:
-        return ReadOnlyError(f"{self.display()} is read-only: cannot {what}")
-
-    def unlink(self, path: Any) -> None:
-        raise self._read_only("delete files")
-
-    def rename(self, src: Any, dst: Any) -> None:
-        raise self._read_only("move files")
-
-    def write_atomic(self, path: Any, data: bytes, mode: int | None = None) -> None:
-        raise self._read_only("write files")
-
-    def locked(self, path: Any) -> contextlib.AbstractContextManager[None]:
-        raise self._read_only("lock files")
-
-    def realpath(self, path: Any) -> str:
-        """The path with links resolved, as text (remote: its URL)."""
-        return self.display(path)
-
-    def lstat(self, path: Any) -> tuple[int, float, bool]:
-        raise self._read_only("check files before deleting them")
-
-    def shared_mode(self, directory: Any) -> int | None:
-        """The mode for a new sidecar file in ``directory``: owner read-write plus the
-        directory's group/other read bits (None where modes do not apply)."""
-        return None
-
-    def require_writable(self, what: str) -> None:
-        if not self.writable:
-            raise self._read_only(what)
-
 
 # --------------------------------------------------------------------------------------------
 # local disk
@@ -532,226 +299,6 @@ class NotARegularFile(OSError):
 LOCAL = LocalStorage()  # the storage of objects made without one (a local file by path)
 
 
-# --------------------------------------------------------------------------------------------
-# fsspec
-
-
-def mtime_of(info: dict[str, Any]) -> float:
-    """Modification time in seconds from an fsspec info dict (each backend names it its own
-    way); 0.0 when unknown (then the file never looks in flight)."""
-    import contextlib
-    import datetime as _dt
-
-    for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
-        v = info.get(key)
-        if v is None:
-            continue
-        if isinstance(v, _dt.datetime):
-            return v.timestamp()
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            return float(v)
-        if isinstance(v, str):
-            with contextlib.suppress(ValueError):
-                return _dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-    return 0.0
-
-
-def _as_os_error(e: BaseException) -> OSError:
-    """A backend's exception as the OSError the core handles (one line, no password)."""
-    if isinstance(e, OSError):
-        return e
-    return OSError(f"remote read failed ({type(e).__name__}: {redact(str(e))[:200]})")
-
-
-class _CountedFile(io.RawIOBase):
-    """A read-only view of an fsspec file that keeps its own position (some backends' ``seek``
-    returns nothing), counts what each ``read`` fetched, turns backend errors into OSErrors,
-    and holds the storage's lock around each seek + read pair."""
-
-    def __init__(self, raw: Any, stats: FetchStats, lock: Any, size: int | None) -> None:
-        super().__init__()
-        self._raw, self._stats, self._lock, self._size = raw, stats, lock, size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def _end(self) -> int:
-        if self._size is None:
-            size = getattr(self._raw, "size", None)
-            if not isinstance(size, int):
-                with self._lock:
-                    self._raw.seek(0, os.SEEK_END)
-                    size = int(self._raw.tell())
-            self._size = size
-        return self._size
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
-        self._pos = max(0, (self._end() if base is None else base) + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            n = max(0, self._end() - self._pos)
-        try:
-            with self._lock:
-                self._raw.seek(self._pos)
-                data = bytes(self._raw.read(n))
-        except Exception as e:
-            raise _as_os_error(e) from None
-        self._pos += len(data)
-        self._stats.add(len(data))
-        return data
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            import contextlib
-
-            with contextlib.suppress(Exception):
-                self._raw.close()
-        super().close()
-
-
-class FsspecStorage(Storage):
-    """A read-only base dir at any fsspec URL, read with ranged requests."""
-
-    writable = False
-    watchable = False
-
-    def __init__(self, fs: Any, root: str, url: str, *, block_size: int = BLOCK_SIZE,
-                 concurrent_reads: bool = True) -> None:
-        self.fs = fs
-        self.root = RemotePath(root)
-        self.url = url  # without a password
-        self.block_size = block_size
-        self.concurrent_reads = concurrent_reads
-        self.stats = FetchStats()
-        # one SFTP session is one channel: requests on it are serialized
-        if concurrent_reads:
-            import contextlib
-
-            self._lock: Any = contextlib.nullcontext()
-        else:
-            import threading
-
-            self._lock = threading.RLock()
-
-    def __repr__(self) -> str:
-        return f"FsspecStorage({self.url!r})"
-
-    @property
-    def protocol(self) -> str:
-        return self.url.split("://", 1)[0].lower()
-
-    def path(self, text: str) -> RemotePath:
-        return RemotePath(text)
-
-    def display(self, path: Any = None) -> str:
-        if path is None:
-            return self.url
-        text, root = str(path), str(self.root).rstrip("/")
-        if text == str(self.root):
-            return self.url
-        if text.startswith(root + "/"):
-            return self.url.rstrip("/") + "/" + text[len(root) + 1:]
-        return redact(str(self.fs.unstrip_protocol(text)))
-
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._lock:
-            return fn(*args, **kwargs)
-
-    def list_dir(self, path: Any) -> list[Row]:
-        own = str(path).rstrip("/")
-        rows: list[Row] = []
-        for info in self._call(self.fs.ls, str(path), detail=True):
-            name = str(info.get("name", "")).rstrip("/")
-            if not name or name == own:
-                if info.get("type") == "file":  # the path is a file: no directory here
-                    raise NotADirectoryError(20, "not a directory", str(path))
-                continue
-            is_link = info.get("type") == "link" or bool(info.get("islink", False))
-            if info.get("type") == "link":  # (sftp lists links unresolved: follow them)
-                try:
-                    info = {**self._call(self.fs.info, name), "name": name}
-                except Exception:
-                    rows.append((name.rsplit("/", 1)[-1], False, -1, 0.0, True, 0))
-                    continue
-            size = info.get("size")
-            rows.append((name.rsplit("/", 1)[-1], info.get("type") == "directory",
-                         int(size) if isinstance(size, int) else 0, mtime_of(info), is_link, 0))
-        return rows
-
-    def open(self, path: Any, size: int | None = None) -> IO[bytes]:
-        p = str(path)
-        try:
-            try:
-                raw = self._call(self.fs.open, p, "rb", block_size=self.block_size,
-                                 cache_type="none", size=size)
-            except TypeError:  # a filesystem whose open takes no cache options
-                raw = self._call(self.fs.open, p, "rb")
-        except Exception as e:
-            raise _as_os_error(e) from None
-        return _CountedFile(raw, self.stats, self._lock, size)  # type: ignore[return-value]
-
-    def read_bytes(self, path: Any, limit: int | None = None) -> bytes:
-        try:
-            data = bytes(self._call(self.fs.cat_file, str(path)))
-        except Exception as e:
-            raise _as_os_error(e) from None
-        self.stats.add(len(data))
-        if limit is not None and len(data) > limit:
-            raise OSError(f"larger than {limit} bytes")
-        return data
-
-    def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
-        if len(items) <= 1 or not self.concurrent_reads:
-            return [fn(x) for x in items]
-        return list(self.imap(fn, items))
-
-    def imap(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
-        if len(items) <= 1 or not self.concurrent_reads:
-            yield from (fn(x) for x in items)
-            return
-        from concurrent.futures import ThreadPoolExecutor  # (not at import: CLI start-up)
-
-        pool = ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(items)))
-        try:
-            yield from pool.map(fn, items)
-        finally:  # (a caller that stops early: the requests not started are dropped)
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def exists(self, path: Any) -> bool:
-        try:
-            return bool(self._call(self.fs.exists, str(path)))
-        except Exception:
-            return False
-
-    def stat(self, path: Any) -> tuple[int, float]:
-        try:
-            info = self._call(self.fs.info, str(path))
-        except Exception as e:
-            raise _as_os_error(e) from None
-        return int(info.get("size") or 0), mtime_of(info)
-
-    def invalidate(self) -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self._call(self.fs.invalidate_cache)
-
-
 def open_storage(location: str | os.PathLike[str], storage_options: dict[str, Any] | None = None,
                  *, writable: bool = True, what: str = "URL") -> Storage:
     """The storage of a local dir or an fsspec URL. Raises :class:`StorageError` (unknown
@@ -759,56 +306,6 @@ def open_storage(location: str | os.PathLike[str], storage_options: dict[str, An
     text = os.fspath(location)
     if not is_url(text):
         return LocalStorage(Path(text).expanduser(), writable=writable)
-    shown = redact(text)
-    protocol = text.split("://", 1)[0].lower()
-    if protocol in ("ssh", "sftp"):
-        return _open_ssh(text, shown, storage_options or {}, what)
-    try:
-        import fsspec.core
-    except ImportError:
-        raise StorageError(f"a {protocol}:// URL needs the fsspec package, which is not "
-                           "installed: pip install fsspec") from None
-    try:
-        fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
-    except ImportError as e:
-        raise StorageError(missing_backend(protocol, e, what)) from None
-    except ValueError as e:
-        if "Protocol not known" in str(e):
-            kind = "destination " if what == "destination" else ""
-            raise StorageError(f"unknown {kind}protocol {protocol}:// (fsspec knows s3, gs, ssh, "
-                               "file, memory, …)") from None
-        raise StorageError(f"{shown}: {e}") from None
-    except Exception as e:  # bad storage options, unreachable host
-        raise StorageError(f"{shown}: cannot open ({type(e).__name__}: {redact(str(e))})") \
-            from None
-    return FsspecStorage(fs, _clean_root(str(root)), _clean_url(shown))
+    from .remote import open_url
 
-
-def _clean_root(root: str) -> str:
-    return root.rstrip("/") if len(root) > 1 else root
-
-
-def _clean_url(shown: str) -> str:
-    display = shown.rstrip("/")
-    return display if not display.endswith(":/") else shown
-
-
-def _open_ssh(url: str, shown: str, options: dict[str, Any], what: str) -> FsspecStorage:
-    """``ssh://user@host[:port]/path`` through :mod:`.sftp`: the user's keys, agent and
-    ``~/.ssh/config``, host keys checked against ``known_hosts``, every request timed out."""
-    from . import sftp
-
-    try:
-        u = sftp.sftp_kwargs_from_url(url)
-        opts = {k: v for k, v in options.items() if k != "skip_instance_cache"}
-        if u.password and "password" not in opts:
-            opts["password"] = u.password
-        fs = sftp.open_sftp_fs(u.host, u.port, u.user, opts)
-        root = fs.expand_home(u.path) if u.path.startswith("~") else u.path
-    except sftp.SSHError as e:
-        raise StorageError(str(e)) from None
-    except ImportError as e:
-        raise StorageError(missing_backend("ssh", e, what)) from None
-    except Exception as e:  # the server went away between connect and the first call
-        raise StorageError(f"{shown}: {type(e).__name__}: {redact(str(e))}") from None
-    return FsspecStorage(fs, _clean_root(root or "/"), _clean_url(shown), concurrent_reads=False)
+    return open_url(text, storage_options, what=what)

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from .storage import StorageError, is_url, mtime_of, open_storage, redact
+from .remote import mtime_of
+from .storage import StorageError, is_url, open_storage, redact
 
 PARTIAL_SUFFIX = ".partial"
 DIRECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
