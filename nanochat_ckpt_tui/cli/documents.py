@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..store.check import CheckReport
+    from ..store.check_report import CheckReport
 
 
 def _path_text(path: Any, storage: Any) -> str:

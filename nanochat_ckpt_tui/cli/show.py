@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from ..store.check import CheckReport
+    from ..store.check_report import CheckReport
 
 
 def cmd_show(args: argparse.Namespace) -> int:

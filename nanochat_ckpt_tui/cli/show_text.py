@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # (not imported at run time: start-up)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..store.check import CheckReport
+    from ..store.check_report import CheckReport
     from ..store.summary import CheckpointSummary
 
 

@@ -30,8 +30,8 @@ TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
 
-    from .check import CheckReport
     from .check_cache import CheckCache
+    from .check_report import CheckReport
 
 STEP_KEY = "nanochat-ckpt.step-verdict"
 # = store.check.RESULT_VERSION (a test keeps them equal): a listing makes step keys without

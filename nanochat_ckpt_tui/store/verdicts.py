@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .check import DAMAGED, GOOD, UNCHECKED, UNHEALTHY, CheckReport, check
+from .check import check
 from .check_cache import CheckCache
+from .check_report import DAMAGED, GOOD, UNCHECKED, UNHEALTHY, CheckReport
 from .layout import Checkpoint, State, Tag
 from .stream import CancelLike, ProgressFn
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..fmt import ellipsize, human_bytes
-from ..store.check import DAMAGED, GOOD, UNHEALTHY, CheckReport, Finding, TensorHealth
+from ..store.check_report import DAMAGED, GOOD, UNHEALTHY, CheckReport, Finding, TensorHealth
 from ..store.layout import Checkpoint
 from .palette import Palette
 

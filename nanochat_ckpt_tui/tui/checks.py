@@ -25,7 +25,8 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from ..fmt import human_bytes
-from ..store.check import DAMAGED, GOOD, UNCHECKED, UNHEALTHY, CheckCancelled, CheckReport, check
+from ..store.check import CheckCancelled, check
+from ..store.check_report import DAMAGED, GOOD, UNCHECKED, UNHEALTHY, CheckReport
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from .diff_screen import side_label
 from .verdict_memo import VerdictMemo

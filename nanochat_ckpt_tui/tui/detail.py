@@ -26,7 +26,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from ..store.check import CheckReport, cached_report, norms_over_steps
+from ..store.check import cached_report, norms_over_steps
+from ..store.check_report import CheckReport
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
 from ..store.summary import CheckpointSummary, MetricPoint, summarize, tag_metrics
 from ..store.trash import TrashUsage

@@ -23,7 +23,7 @@ from ..fmt import (
     human_count,
     sparkline,
 )
-from ..store.check import CheckReport
+from ..store.check_report import CheckReport
 from ..store.layout import Catalog, Checkpoint, FileEntry, Stage, State, Tag
 from ..store.schedule import schedule_of
 from ..store.summary import CheckpointSummary, MetricPoint, ModelSummary

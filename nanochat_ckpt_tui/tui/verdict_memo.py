@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 
-from ..store.check import GOOD, UNCHECKED, CheckReport, cached_report
+from ..store.check import cached_report
 from ..store.check_cache import cache_dir
+from ..store.check_report import GOOD, UNCHECKED, CheckReport
 from ..store.layout import Checkpoint
 
 CANCEL_EVERY = 64  # steps looked up between two looks at the cancel flag
