@@ -19,6 +19,7 @@ from nanochat_ckpt_tui.store import workers
 from nanochat_ckpt_tui.store.check import CheckCancelled, check
 from nanochat_ckpt_tui.store.demo import save_checkpoint
 from nanochat_ckpt_tui.store.diff import DiffCancelled, diff
+from nanochat_ckpt_tui.store.diff_report import DEFAULT_CHUNK_ELEMS
 from nanochat_ckpt_tui.store.ptfile import CheckpointError
 from nanochat_ckpt_tui.store.readers import FdReopener
 from nanochat_ckpt_tui.store.refs import checkpoint_for_file
@@ -313,13 +314,12 @@ async def test_the_diff_screen_streams_in_worker_processes(
         demo_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from test_diff_screen import Host, pair, wait_report
 
-    from nanochat_ckpt_tui.store.diff_report import ONE_THREAD_CHUNK_ELEMS
     from nanochat_ckpt_tui.tui.diff_screen import DiffScreen
 
     if workers.usable_cpus() < 2:
         pytest.skip("one usable CPU: no worker processes")
     a, b = pair(demo_master)
-    expected = diff(a, b, workers=1, chunk_elems=ONE_THREAD_CHUNK_ELEMS)
+    expected = diff(a, b, workers=1)
     monkeypatch.setattr(workers, "MIN_PROCESS_BYTES", 0)  # the demo's small files, too
     started: list[int] = []
     real_start = workers.WorkerPool._start
@@ -351,5 +351,5 @@ def test_without_worker_processes_diff_and_check_use_threads(tmp_path: Path,
     got_check = check([ck], use_cache=False, workers=2, processes=True)[0].to_json()
     for rep in (expected, got, expected_check, got_check):
         rep.pop("elapsed_s")
-    assert got == expected and got["chunk_elems"] == 1 << 18
+    assert got == expected and got["chunk_elems"] == DEFAULT_CHUNK_ELEMS
     assert got_check == expected_check

@@ -101,7 +101,6 @@ from typing import Any
 from . import workers as procs
 from .diff_report import (
     DEFAULT_CHUNK_ELEMS,
-    ONE_THREAD_CHUNK_ELEMS,
     SCHEMA,
     DiffReport,
     GroupDiff,
@@ -404,13 +403,14 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
          processes: bool | None = None) -> DiffReport:
     """Compare checkpoint (or model file) ``a`` to ``b``; see the module docstring.
 
-    Tensor pairs are compared by ``workers`` at once (default: the usable CPUs, at most
-    ``MAX_WORKERS``) when both files can be read concurrently (local files): in worker
-    processes (:mod:`.workers`) when ``processes`` is true, or by default when there are at
-    least ``MIN_PROCESS_BYTES`` to read; else in threads. Each pair is streamed front to back
-    by one worker, so its numbers do not depend on how many there are, nor on where they run.
-    ``chunk_elems`` defaults to what is fastest per core: :data:`ONE_THREAD_CHUNK_ELEMS` on
-    one thread or in processes, else ``DEFAULT_CHUNK_ELEMS``.
+    Tensor pairs are compared by ``workers`` worker processes at once (default: the usable
+    CPUs, at most ``MAX_WORKERS``; :mod:`.workers`) when both files can be reopened by another
+    process (local files) and ``processes`` is true, or by default when there are at least
+    ``MIN_PROCESS_BYTES`` to read. Otherwise in this process: on one thread, or on
+    ``workers`` threads when ``workers`` is given (numpy hands the GIL over at every call, so
+    two threads on cache-sized chunks ran at 0.76× of one). Each pair is streamed front to back
+    by one worker in chunks of ``chunk_elems`` (default ``DEFAULT_CHUNK_ELEMS``), so the
+    numbers do not depend on how many workers there are, nor on where they run.
     Raises :class:`CheckpointError` for unreadable files and :class:`DiffCancelled` when
     ``cancel`` is set before the end.
     """
@@ -447,26 +447,21 @@ def diff(a: Checkpoint | str | os.PathLike[str], b: Checkpoint | str | os.PathLi
         sa.open()
         sb.open()
         n = _threads(workers, len(supported)) if sa.concurrent and sb.concurrent else 1
-        pool = None
+        chunk = report.chunk_elems = (chunk_elems or DEFAULT_CHUNK_ELEMS) & ~1  # (even: bf16)
+        accs = None
         if n > 1 and (processes if processes is not None else total >= procs.MIN_PROCESS_BYTES):
             jobs = _shared_jobs(sa, sb, supported)
             if jobs is not None:
                 pool = WorkerPool(n)
-        accs = None
-        if pool is not None:
-            chunk = report.chunk_elems = (chunk_elems or ONE_THREAD_CHUNK_ELEMS) & ~1
-            try:
-                accs = pool.map(_pair_job, [(*j, chunk) for j in jobs],
-                                [ta.nbytes + tb.nbytes for _, ta, tb in supported], prog)
-            except WorkersUnavailable:  # threads, then
-                pass
-            finally:
-                pool.close()
+                try:
+                    accs = pool.map(_pair_job, [(*j, chunk) for j in jobs],
+                                    [ta.nbytes + tb.nbytes for _, ta, tb in supported], prog)
+                except WorkersUnavailable:  # here, then
+                    pass
+                finally:
+                    pool.close()
         if accs is None:
-            if chunk_elems is None:
-                chunk_elems = ONE_THREAD_CHUNK_ELEMS if n == 1 else DEFAULT_CHUNK_ELEMS
-            chunk = report.chunk_elems = chunk_elems & ~1  # even, for the bf16 de-interleave
-            accs = _in_threads(np, supported, sa, sb, chunk, n, prog)
+            accs = _in_threads(np, supported, sa, sb, chunk, n if workers else 1, prog)
     finally:
         sa.close()
         sb.close()

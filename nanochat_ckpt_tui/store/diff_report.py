@@ -11,11 +11,10 @@ from .ptfile import strip_prefix
 from .stream import SideInfo, finite_or_none
 
 SCHEMA = "nanochat-ckpt.diff/1"
-# Elements per chunk. On one thread, 64K (256 KB float32 buffers) keep a chunk in the core's
-# cache. With several threads, every numpy call hands the GIL over, and at 64K the hand-overs
-# cost more than a second core gains (measured: 0.76x); 256K calls are long enough (1.6x).
-ONE_THREAD_CHUNK_ELEMS = 1 << 16
-DEFAULT_CHUNK_ELEMS = 1 << 18
+# Elements per chunk: 64K (256 KB float32 buffers) keep a chunk in the core's cache, the
+# fastest per core here. One size wherever a diff runs (one thread, worker processes), so its
+# numbers never depend on the machine's core count: float32 chunk sums move with the chunking.
+DEFAULT_CHUNK_ELEMS = 1 << 16
 
 
 
