@@ -39,6 +39,7 @@ from .checks import CheckActions
 from .detail import DetailPane
 from .disposer import Disposer
 from .footer import Footer  # (rebuilt only when its keys change: bytes over SSH)
+from .gc_pause import freeze as freeze_gc
 from .gc_pause import pause_gc
 from .help import HelpScreen, key_rows
 from .manage import ManageActions
@@ -272,7 +273,8 @@ class CkptApp(CheckActions, ManageActions, App[None]):
         # each scan and now and then while scrolling or typing a filter. So collect nothing
         # during the scan, then move what exists to the GC's permanent generation
         # (gc.freeze): reference counting still frees an old catalog when a new one
-        # replaces it; only cyclic garbage already present when freezing stays until exit.
+        # replaces it. The cyclic garbage made meanwhile is collected first (gc_pause.freeze),
+        # unless the scan made so many objects that a collection would stall the UI.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -281,7 +283,7 @@ class CkptApp(CheckActions, ManageActions, App[None]):
             def partial(cat: Catalog) -> None:  # (a first scan that takes a while)
                 cat.warm()  # byte totals summed here, not on the UI thread
                 shown.append(True)
-                gc.freeze()
+                freeze_gc()
                 self.post_message(Scanned(base, cat, {}, early=True, index=index_rows(cat)))
 
             where = self._remote_storage() if self.remote_url else base
@@ -290,13 +292,13 @@ class CkptApp(CheckActions, ManageActions, App[None]):
             index = index_rows(cat)
             early = early and (bool(shown) or len(cat.checkpoints) > EARLY_AT)
             if early:  # a big first scan: the whole tree now, then val_bpb as it is read
-                gc.freeze()
+                freeze_gc()
                 self.post_message(Scanned(base, cat, {}, early=True, index=index))
             bpb = self._read_metas(base, cat, early)
             trash = None
             with contextlib.suppress(OSError):  # (an unreadable trash: not shown)
                 trash = trash_usage(cat.storage, cat.base_dir)
-            gc.freeze()
+            freeze_gc()
             self.post_message(Scanned(base, cat, bpb, trash=trash, index=index,
                                       recheck=recheck_delay(cat, self.clock())))
         except Exception as e:  # noqa: BLE001 - a scan must never take the app down

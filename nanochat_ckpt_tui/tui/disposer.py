@@ -26,7 +26,7 @@ class Disposer:
 
     def __init__(self, grace: float = GRACE) -> None:
         self.grace = grace
-        self._queue: queue.SimpleQueue[Catalog | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[float, Catalog] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.dropped = 0  # catalogs released so far (tests)
 
@@ -35,7 +35,7 @@ class Disposer:
             self._thread = threading.Thread(target=self._run, name="nanochat-ckpt-disposer",
                                             daemon=True)
             self._thread.start()
-        self._queue.put(catalog)
+        self._queue.put((time.monotonic(), catalog))
 
     def close(self) -> None:
         if self._thread is not None:
@@ -43,14 +43,16 @@ class Disposer:
 
     def _run(self) -> None:
         while True:
-            catalog = self._queue.get()
-            if catalog is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            dropped_at, catalog = item
             pieces: list[object] = [c for t in catalog.tags for c in t.checkpoints]
             pieces += catalog.tags
             pieces += catalog.stages
-            del catalog
-            time.sleep(self.grace)
+            del catalog, item
+            # the grace counts from the drop: rescans in a burst do not queue up behind it
+            time.sleep(max(0.0, dropped_at + self.grace - time.monotonic()))
             while pieces:  # stages first (the end of the list), then tags, then checkpoints
                 del pieces[-CHUNK:]
             self.dropped += 1

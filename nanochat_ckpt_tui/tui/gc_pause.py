@@ -1,4 +1,5 @@
-"""A short pause of Python's cyclic garbage collector around a burst of UI work.
+"""The TUI and Python's cyclic garbage collector: a short pause around a burst of UI work, and
+freezing long-lived objects without keeping garbage frozen with them.
 
 A full collection walks every object the GC tracks and frees the cyclic garbage Textual's
 rendering leaves behind (strips that cache themselves): 10-50 ms here. Landing inside a new
@@ -14,6 +15,9 @@ import gc
 from textual.app import App
 
 PAUSE = 0.3  # seconds
+# Up to this many objects (frozen ones included), a freeze first collects all the garbage,
+# the frozen kind too: ~0.1 µs an object here (150,000: 16 ms), in the freezing thread.
+COLLECT_BEFORE_FREEZE = 400_000
 
 
 def pause_gc(app: App[object]) -> None:
@@ -22,3 +26,20 @@ def pause_gc(app: App[object]) -> None:
     if gc.isenabled():
         gc.disable()
         app.set_timer(PAUSE, gc.enable)
+
+
+def freeze() -> None:
+    """``gc.freeze()``: the objects alive move out of the cyclic GC's reach, so a big catalog is
+    not walked by every full collection. What was frozen and became cyclic garbage later (an
+    old catalog's tree nodes, Textual's strips that cache themselves) is never collected
+    while frozen: on the demo a rescan leaked ~2,000 objects, ~270 KB, every rescan, for as
+    long as the app ran. So while that is cheap (COLLECT_BEFORE_FREEZE objects in all), the
+    frozen objects are first let go and everything is collected; a bigger tree (a huge base
+    dir: a collection would stall the UI) collects only what is not frozen yet."""
+    young = gc.get_count()[0]
+    if gc.get_freeze_count() + young <= COLLECT_BEFORE_FREEZE:
+        gc.unfreeze()
+        gc.collect()
+    elif young <= COLLECT_BEFORE_FREEZE:
+        gc.collect()
+    gc.freeze()

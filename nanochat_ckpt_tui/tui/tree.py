@@ -8,7 +8,6 @@ from the current catalog, so a rescan only has to invalidate them.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ..store.layout import Catalog, Checkpoint, Stage, Tag
+from .gc_pause import freeze as freeze_gc
 from .palette import Palette
 from .tree_filter import filter_view, summary
 from .tree_labels import NAME_MIN, RowLabels
@@ -495,7 +495,7 @@ class CheckpointTree(RowLabels, Tree[NodeRef]):
         Nodes are freed by reference counting when they go (:meth:`_forget`)."""
         if self._nodes_made >= FREEZE_AFTER:
             self._nodes_made = 0
-            gc.freeze()
+            freeze_gc()
 
     def _build(self) -> None:
         """Tree._build for big trees (:func:`.tree_lines.flatten`): every node gets its line
