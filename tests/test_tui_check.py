@@ -95,7 +95,19 @@ async def check_done(pilot) -> None:  # type: ignore[no-untyped-def]
 # -- c: check -------------------------------------------------------------------------------
 
 
-async def test_c_checks_the_highlighted_step_and_shows_the_findings(nan_master: Path) -> None:
+@pytest.mark.parametrize("in_processes", [False, True])
+async def test_c_checks_the_highlighted_step_and_shows_the_findings(
+        nan_master: Path, in_processes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    if in_processes:  # as a big checkpoint's check runs: in worker processes, from the app
+        from nanochat_ckpt_tui.store import workers
+
+        if workers.usable_cpus() < 2:
+            pytest.skip("one usable CPU: no worker processes")
+        monkeypatch.setattr(workers, "MIN_PROCESS_BYTES", 0)
+        real_start = workers.WorkerPool._start
+        monkeypatch.setattr(workers.WorkerPool, "_start",
+                            lambda self: (started.append(self.processes), real_start(self))[1])
     app = make_app(nan_master)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -118,6 +130,7 @@ async def test_c_checks_the_highlighted_step_and_shows_the_findings(nan_master: 
         note = next(m for m in messages(app) if "base/d3@500" in m)
         assert note.startswith("base/d3@500: unhealthy: model_000500.pt lm_head.weight: 3 NaN")
         assert next(n for n in app._notifications if n.message == note).severity == "error"
+    assert bool(started) == in_processes
 
 
 async def test_c_on_a_tag_checks_its_steps_and_on_marks_the_marked(nan_master: Path) -> None:
