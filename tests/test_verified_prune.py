@@ -72,6 +72,25 @@ def test_a_broken_latest_can_be_deleted_with_an_explicit_confirmation(d3: Path) 
                                                   "optim_000500_rank1.pt"]
     assert plan.confirm and "latest step" in plan.confirm[0] and "model_000500.pt" in plan.confirm[0]
     assert "damaged" in plan.confirm[0]
+    assert plan.confirm_keys == [tag.latest.key]  # the step each second yes is about
+
+
+def test_the_second_yes_is_about_exact_keys_not_prefixes(d3: Path) -> None:
+    """What the app keeps or drops after "delete the rest": keys, never text matching (a
+    step 500's note must not catch step 5000)."""
+    from dataclasses import replace
+
+    from nanochat_ckpt_tui.tui.confirm_delete import latest_keys, without
+
+    cat, tag = catalog(d3)
+    plan = plan_selection(cat, [tag.latest])
+    key = tag.latest.key
+    longer = replace(plan.items[0], checkpoint=key + "0")  # e.g. …@500 and …@5000
+    plan = replace(plan, items=[*plan.items, longer])
+    assert latest_keys(plan) == [key]
+    rest = without(plan, [key])
+    assert [i.checkpoint for i in rest.items] == [key + "0"]
+    assert rest.confirm == [] and rest.confirm_keys == []
 
 
 def test_a_nan_in_the_latest_step_protects_the_last_good_one(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ class PrunePlan:
     verified: bool = False  # the newest good step of each tag was looked for (check, cache first)
     kept_verdicts: dict[str, str] = field(default_factory=dict)  # kept steps judged: key → verdict
     confirm: list[str] = field(default_factory=list)  # deletions that need an explicit "yes"
+    confirm_keys: list[str] = field(default_factory=list)  # the steps ``confirm`` is about
 
     @property
     def bytes_freed(self) -> int:
@@ -160,7 +161,7 @@ def _hard_protection(ck: Checkpoint, files: list[FileEntry], base_real: str,
 
 
 def _soft_protection(ck: Checkpoint, tag: Tag | None, override: Override,
-                     verdicts: Verdicts | None, confirm: list[str]) -> str | None:
+                     verdicts: Verdicts | None, plan: PrunePlan) -> str | None:
     if tag is not None and tag.pins_error and not override.pinned:
         return "pins file unreadable, so pins are unknown: " + tag.pins_error
     if ck.pinned and not override.pinned:
@@ -169,8 +170,9 @@ def _soft_protection(ck: Checkpoint, tag: Tag | None, override: Override,
         bad = latest_is_bad(ck, verdicts)
         if bad is None:
             return "latest step of its tag (nanochat's default for chat, eval and resume)"
-        confirm.append(f"{ck.key} is the latest step of its tag and it is {bad.describe()}: "
-                       "delete it so nanochat stops resuming from it")
+        plan.confirm.append(f"{ck.key} is the latest step of its tag and it is "
+                            f"{bad.describe()}: delete it so nanochat stops resuming from it")
+        plan.confirm_keys.append(ck.key)
     return None
 
 
@@ -203,7 +205,7 @@ class _Planner:
                                                      overridable=False))
             return
         soft = _soft_protection(ck, self.tags.get((ck.stage, ck.tag)), self.override,
-                                self.verdicts, self.plan.confirm)
+                                self.verdicts, self.plan)
         if soft:
             self.plan.protected.append(ProtectedItem(ck.key, soft, tuple(f.name for f in files)))
             return

@@ -271,15 +271,15 @@ class ConfirmLatest(Dialog["str | None"]):
 
 
 def latest_keys(plan: PrunePlan) -> list[str]:
-    """The checkpoints of the plan that its ``confirm`` entries are about (each entry starts
-    with the step's key)."""
-    return [k for k in plan.checkpoints if any(c.startswith(k + " ") for c in plan.confirm)]
+    """The checkpoints of the plan that need a second yes (``plan.confirm_keys``)."""
+    return [k for k in plan.checkpoints if k in plan.confirm_keys]
 
 
 def without(plan: PrunePlan, keys: list[str]) -> PrunePlan:
-    """The plan less the files of ``keys`` (and no second confirmation left)."""
+    """The plan less the files of ``keys`` (and no second confirmation left about them)."""
     from dataclasses import replace
 
+    kept = [(c, k) for c, k in zip(plan.confirm, plan.confirm_keys, strict=True)
+            if k not in keys]
     return replace(plan, items=[i for i in plan.items if i.checkpoint not in keys],
-                   confirm=[c for c in plan.confirm
-                            if not any(c.startswith(k + " ") for k in keys)])
+                   confirm=[c for c, _ in kept], confirm_keys=[k for _, k in kept])
