@@ -353,3 +353,40 @@ def test_without_worker_processes_diff_and_check_use_threads(tmp_path: Path,
         rep.pop("elapsed_s")
     assert got == expected and got["chunk_elems"] == DEFAULT_CHUNK_ELEMS
     assert got_check == expected_check
+
+
+def test_a_worker_keeps_a_few_files_open_not_all(tmp_path: Path) -> None:
+    """A check of a whole base dir streams thousands of files through the same workers: each
+    keeps the OPEN_READERS most recent open and closes the rest (descriptors are limited)."""
+    openers = []
+    for i in range(workers.OPEN_READERS + 4):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(bytes([i]) * 16)
+        with LOCAL.open_reader(p, 16) as r:
+            opener = r.reopener()
+        openers.append(FdReopener(-1, 0, str(p), 16, opener.ident))  # (by path: ours closed)
+    try:
+        readers = [workers.reader_for(o) for o in openers]
+        assert workers.reader_for(openers[-1]) is readers[-1]  # kept for the next job
+        open_now = [r for r in readers if not r._file.closed]
+        assert open_now == readers[-workers.OPEN_READERS:]
+        assert _read_start_with(workers.reader_for(openers[0]))[:1] == b"\x00"  # reopened
+    finally:
+        for r in workers._readers.values():
+            r.close()
+        workers._readers.clear()
+
+
+def test_a_check_of_many_steps_in_processes(demo_master: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step of the demo (dozens of files) through two workers that may keep only two
+    files open each: the same reports as one thread."""
+    from nanochat_ckpt_tui.store.layout import scan
+
+    monkeypatch.setattr(workers, "OPEN_READERS", 2)  # (a forked worker inherits it)
+    cks = [ck for ck in scan(demo_master).checkpoints if ck.openable]
+    one = [r.to_json() for r in check(cks, use_cache=False, workers=1)]
+    many = [r.to_json() for r in check(cks, use_cache=False, workers=2, processes=True)]
+    for rep in one + many:
+        rep.pop("elapsed_s")
+    assert len(cks) > 10 and many == one

@@ -388,7 +388,7 @@ def _stream_record(job: _Job, reader: Any, kernel: _Kernel, prog: Any) -> _Strea
 def _stream_in_worker(item: tuple[Any, _Job], prog: Any) -> _Streamed:
     """One record, in a worker process (reader and kernel kept for the worker's life)."""
     opener, job = item
-    reader = procs.cached(opener, opener)
+    reader = procs.reader_for(opener)
     kernel = procs.cached(("check", job.chunk_bytes), lambda: _new_kernel(job.chunk_bytes))
     return _stream_record(job, reader, kernel, prog)
 

@@ -528,8 +528,8 @@ def _pair_job(job: tuple[Any, ...], prog: Any) -> _Acc:
     import numpy as np
 
     ta, tb, xa, xb, chunk = job
-    sa = xa.side(procs.cached(xa.opener, xa.opener))
-    sb = xb.side(procs.cached(xb.opener, xb.opener))
+    sa = xa.side(procs.reader_for(xa.opener))
+    sb = xb.side(procs.reader_for(xb.opener))
     work = procs.cached(("diff", chunk), lambda: _Work(np, chunk))
     return _compare_pair(np, ta, tb, sa, sb, work, prog)
 

@@ -68,7 +68,8 @@ class WorkerProgress:
 
 
 _progress: WorkerProgress | None = None
-_state: dict[Any, Any] = {}  # per worker process: open readers, buffers (see :func:`cached`)
+_state: dict[Any, Any] = {}  # per worker process: reusable buffers (see :func:`cached`)
+_readers: dict[Any, Any] = {}  # per worker process: opener → open reader, oldest first
 
 
 def _init(counts: Any, cancel: Any, next_slot: Any) -> None:
@@ -88,11 +89,27 @@ def _init(counts: Any, cancel: Any, next_slot: Any) -> None:
         next_slot.value += 1
     _progress = WorkerProgress(counts, slot, cancel)
     _state.clear()  # (a forked worker starts with a copy of the parent's)
+    _readers.clear()
+
+
+OPEN_READERS = 8  # files a worker keeps open (a check of a whole base dir reads thousands)
+
+
+def reader_for(opener: Callable[[], Any]) -> Any:
+    """An open reader of the file ``opener`` opens: kept for the next job on the same file,
+    the OPEN_READERS most recent ones at most (the rest closed: descriptors are limited)."""
+    reader = _readers.pop(opener, None)
+    if reader is None:
+        reader = opener()
+        while len(_readers) >= OPEN_READERS:
+            _readers.pop(next(iter(_readers))).close()
+    _readers[opener] = reader  # (now the most recent)
+    return reader
 
 
 def cached(key: Any, make: Callable[[], Any]) -> Any:
-    """A per-worker-process object (an open reader, reusable buffers), made on first use and
-    kept until the worker exits with its pool."""
+    """A per-worker-process object (reusable buffers), made on first use and kept until the
+    worker exits with its pool."""
     obj = _state.get(key)
     if obj is None:
         obj = _state[key] = make()
