@@ -58,8 +58,9 @@ from .summary import meta_problem, read_meta
 from .workers import WorkerPool, WorkersUnavailable, usable_cpus
 
 RESULT_VERSION = 1  # of the per-file documents in the cache
-CHUNK_BYTES = 512 << 10  # read and hash this much at a time (a multiple of every itemsize;
-# small enough that a chunk and its widened values stay in the core's cache)
+CHUNK_BYTES = 256 << 10  # read and hash this much at a time (a multiple of every itemsize):
+# a chunk, its widened values and its bits (1 MB) stay in a core's 2 MB cache. Measured on the
+# 1.12 GB bench file, min of 5: 0.31 s in two workers, 0.54 s on one core (512 KB: 0.34 / 0.61)
 MAX_WORKERS = 8  # workers streaming records (8 × ~8 MB of buffers at most)
 _LAYER_RE = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")
 

@@ -189,11 +189,8 @@ class WorkerPool:
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = _context()
-        if ctx.get_start_method() == "fork":  # what a forkserver preloads: imported once,
-            import importlib  # here, and shared by the workers' pages
-
-            for name in PRELOAD:
-                importlib.import_module(name)
+        if ctx.get_start_method() == "fork":  # numpy imported once, here, and shared by the
+            import numpy  # noqa: F401  workers' pages (the caller's modules are loaded already)
         self._counts = ctx.RawArray("q", self.processes)
         self._cancel = ctx.RawValue("b", 0)
         self._exec = ProcessPoolExecutor(
