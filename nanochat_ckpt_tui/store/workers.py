@@ -235,19 +235,19 @@ class WorkerPool:
             self._cancel.value = 1
             self.close()
             raise
-        redo: list[int] = []
+        redo: list[int] = []  # items a dead worker took down, or stopped because of it
+        errors: list[tuple[int, BaseException]] = []
         for f, b in futures.items():
             exc = f.exception()
-            if isinstance(exc, BrokenProcessPool):
-                redo += b
-            elif exc is None:
+            if exc is None:
                 for i, r in zip(b, f.result(), strict=True):
                     results[i] = r
-        if not redo:
-            errors = [(min(b), f.exception()) for f, b in futures.items()
-                      if f.exception() is not None and not isinstance(f.exception(), Cancelled)]
-            if errors:
-                raise min(errors, key=lambda e: e[0])[1]
+            elif isinstance(exc, BrokenProcessPool | Cancelled):
+                redo += b
+            else:
+                errors.append((min(b), exc))
+        if errors:  # what fn raised, for the first item that raised
+            raise min(errors, key=lambda e: e[0])[1]
         prog.check()  # cancelled by the caller: raise what it expects
         if redo:  # a worker died (killed, out of memory): the rest here, one by one
             self.close()
