@@ -390,3 +390,17 @@ def test_a_check_of_many_steps_in_processes(demo_master: Path,
     for rep in one + many:
         rep.pop("elapsed_s")
     assert len(cks) > 10 and many == one
+
+
+def test_a_script_read_from_stdin_falls_back_to_threads(tmp_path: Path) -> None:
+    """A forkserver's workers import the main module by its file; a script piped to python has
+    none: the pool does not start (threads instead), and nothing lands on the terminal."""
+    import subprocess
+    import sys
+
+    pa, pb = _big_pair(tmp_path)
+    script = STDERR_LIKE_TEXTUAL.replace("Capture()", "sys.__stderr__")
+    proc = subprocess.run([sys.executable, "-", str(pa), str(pb)], input=script,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "0"] and proc.stderr == ""  # no worker processes

@@ -135,6 +135,17 @@ def _context() -> Any:
     return ctx
 
 
+def _main_importable() -> bool:
+    """A forkserver's worker first imports the calling process's main module by its file, as
+    ``__mp_main__``: a script read from stdin has a file name but no file, and every worker
+    would die with a traceback on the terminal."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__spec__", None) is not None:  # ``python -m``: imported by name
+        return True
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.isfile(path)
+
+
 class WorkersUnavailable(Exception):
     """Worker processes could not be started here: the caller streams in threads instead."""
 
@@ -189,6 +200,8 @@ class WorkerPool:
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = _context()
+        if ctx.get_start_method() != "fork" and not _main_importable():
+            raise OSError("the main module cannot be imported by a worker process")
         if ctx.get_start_method() == "fork":  # numpy imported once, here, and shared by the
             import numpy  # noqa: F401  workers' pages (the caller's modules are loaded already)
         self._counts = ctx.RawArray("q", self.processes)
