@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_diff import _anon_all_kb, warm, write_pair  # noqa: E402
+from bench_diff import _anon_all_kb, run_threads, warm, write_pair  # noqa: E402
 
 
 def worker_baseline(path: str) -> dict:
@@ -56,7 +56,6 @@ def worker_baseline(path: str) -> dict:
 
 
 def worker_limit(path: str, threads: int = 1, fastest: bool = False) -> dict:
-    import threading
     import zlib
 
     from nanochat_ckpt_tui.store.check import crc32_function
@@ -72,13 +71,7 @@ def worker_limit(path: str, threads: int = 1, fastest: bool = False) -> dict:
             n = os.preadv(fd, [buf], off)
             crc32(memoryview(buf)[:n], 0)
 
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    took = time.perf_counter() - t0
+    took = run_threads(run, threads)
     os.close(fd)
     return {"s": took, "crc": crc32.__module__}
 

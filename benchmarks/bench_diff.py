@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEPTH, N_EMBD, VOCAB, N_HEAD = 20, 1280, 65536, 10
@@ -201,6 +202,20 @@ def _usable_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def run_threads(run: Callable[[int], None], threads: int) -> float:
+    """Seconds for ``run(0)`` … ``run(threads - 1)``, each on its own thread, all started at
+    once (the limits of bench_diff and bench_check)."""
+    import threading
+
+    t = time.perf_counter()
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    return time.perf_counter() - t
+
+
 def worker_limit(a: str, b: str, threads: int, tuned: bool = False) -> dict:
     """What ``threads`` threads can do here with the least any diff must do: read both files
     with pread, widen each bf16 chunk to float32 and take one dot product, the chunks of both
@@ -210,7 +225,6 @@ def worker_limit(a: str, b: str, threads: int, tuned: bool = False) -> dict:
     reference): 256 KB chunks that stay in the core's cache, widened by the two integer
     passes the diff uses (even elements, then odd) - the fastest way found on this machine
     to do just that, with none of the diff's other work (B−A, |B−A|, its sums and max)."""
-    import threading
 
     import numpy as np
 
@@ -233,13 +247,7 @@ def worker_limit(a: str, b: str, threads: int, tuned: bool = False) -> dict:
             float(np.dot(out[:m], out[:m]))
 
     np.seterr(all="ignore")  # (the widened bytes of zip headers are not numbers)
-    t = time.perf_counter()
-    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    elapsed = time.perf_counter() - t
+    elapsed = run_threads(run, threads)
     for fd in fds.values():
         os.close(fd)
     return {"elapsed": elapsed, "threads": threads}

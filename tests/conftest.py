@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,3 +63,26 @@ def s3_server() -> Iterator[dict[str, Any]]:
                "client_kwargs": {"region_name": "eu-west-1"}, "skip_instance_cache": True}
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def memory_copy(src: Path) -> Iterator[str]:
+    """``src`` copied into fsspec's in-memory filesystem (a remote base dir in the same
+    process): its ``memory://`` URL, removed afterwards."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    root = f"/nanochat-{uuid.uuid4().hex[:8]}"
+    for p in src.rglob("*"):
+        if p.is_file():
+            fs.pipe(f"{root}/{p.relative_to(src)}", p.read_bytes())
+    try:
+        yield f"memory://{root}"
+    finally:
+        fs.rm(root, recursive=True)
+
+
+@pytest.fixture
+def memory_base(demo_master: Path) -> Iterator[str]:
+    """The demo as a remote (read-only) base dir: its ``memory://`` URL."""
+    with memory_copy(demo_master) as url:
+        yield url

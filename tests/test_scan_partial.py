@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from pathlib import Path
 
-import pytest
+from conftest import memory_copy
 
 from nanochat_ckpt_tui.store.layout import Catalog, scan
 from nanochat_ckpt_tui.store.pins import update_pin
@@ -95,20 +94,11 @@ def test_partials_of_an_empty_or_missing_base_dir(tmp_path: Path) -> None:
 def test_remote_partials_equal_the_plain_scan(demo_dir: Path) -> None:
     """Over fsspec the tag dirs are listed concurrently (Storage.imap); the partials and the
     result are the same as local ones."""
-    fsspec = pytest.importorskip("fsspec")
     base = with_notes(demo_dir)
-    fs = fsspec.filesystem("memory")
-    root = f"/partial-{uuid.uuid4().hex[:8]}"
-    for p in base.rglob("*"):
-        if p.is_file():
-            fs.pipe(f"{root}/{p.relative_to(base)}", p.read_bytes())
-    try:
-        url = f"memory://{root}"
+    with memory_copy(base) as url:
         plain = scan(url, now=LATER)
         parts: list[Catalog] = []
         final = scan(url, now=LATER, partial=parts.append, first=0, every=0)
         assert final == plain and len(plain.notes) == 5
         check_partials(parts, final)
         assert [t.name for t in final.tags] == [t.name for t in scan(base, now=LATER).tags]
-    finally:
-        fs.rm(root, recursive=True)

@@ -4,14 +4,12 @@ moves the cursor or undoes what the user opened or closed."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_tui_app import many_steps
 
 from nanochat_ckpt_tui.store import layout
 from nanochat_ckpt_tui.tui import app as app_module
@@ -20,7 +18,6 @@ from nanochat_ckpt_tui.tui.testing import settle, wait_for
 from nanochat_ckpt_tui.tui.tree import CheckpointTree
 
 pytestmark = pytest.mark.asyncio
-EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18  # a zip end record only: a whole (empty) zip
 
 
 class Gate:
@@ -106,25 +103,12 @@ async def test_tree_shows_before_the_scan_ends_and_keeps_the_cursor(
         assert "scanning…" not in pane(app) and "1500" in pane(app)
 
 
-def steps_dir(base: Path, tags: int, steps: int) -> Path:
-    """``tags`` tags (d1 …) of ``steps`` whole but empty checkpoints, a day old."""
-    old = time.time() - 86400
-    for t in range(1, tags + 1):
-        d = base / "base_checkpoints" / f"d{t}"
-        d.mkdir(parents=True)
-        for s in range(1, steps + 1):
-            for name, data in ((f"model_{s:06d}.pt", EMPTY_ZIP),
-                               (f"meta_{s:06d}.json", b'{"val_bpb": 1.0}')):
-                (d / name).write_bytes(data)
-                os.utime(d / name, (old, old))
-    return base
-
-
 async def test_a_big_base_dir_opens_only_its_default_tag_from_the_first_partial(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, partials_at_once: None) -> None:
     """Which tags start open is decided from the first partial catalog: 3 tags, the first
     listed with 250 steps, suggest 750 in all, too many to open every tag."""
-    base = steps_dir(tmp_path / "base", tags=3, steps=250)
+    base = tmp_path / "base"
+    many_steps(base, tags=3, steps=250)
     gate = Gate(monkeypatch, layout, "tag_from_rows", free=1)
     app = CkptApp(base, watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -142,17 +126,6 @@ async def test_a_big_base_dir_opens_only_its_default_tag_from_the_first_partial(
         assert "base_checkpoints/d1@1" not in rows and "base_checkpoints/d3@1" in rows
         assert len(rows) == 1 + 3 + 250
 
-
-@pytest.fixture
-def memory_base(demo_master: Path) -> Iterator[str]:
-    fsspec = pytest.importorskip("fsspec")
-    fs = fsspec.filesystem("memory")
-    root = f"/partial-{uuid.uuid4().hex[:8]}"
-    for p in demo_master.rglob("*"):
-        if p.is_file():
-            fs.pipe(f"{root}/{p.relative_to(demo_master)}", p.read_bytes())
-    yield f"memory://{root}"
-    fs.rm(root, recursive=True)
 
 
 async def test_a_remote_base_dir_shows_partial_catalogs_too(

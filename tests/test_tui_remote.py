@@ -4,8 +4,6 @@ nothing that writes is offered."""
 from __future__ import annotations
 
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,17 +17,6 @@ from nanochat_ckpt_tui.tui.tree import CheckpointTree
 pytestmark = pytest.mark.asyncio
 D4 = "base_checkpoints/d4"
 
-
-@pytest.fixture
-def memory_base(demo_master: Path) -> str:
-    fsspec = pytest.importorskip("fsspec")
-    fs = fsspec.filesystem("memory")
-    root = f"/nanochat-{uuid.uuid4().hex[:8]}"
-    for p in demo_master.rglob("*"):
-        if p.is_file():
-            fs.pipe(f"{root}/{p.relative_to(demo_master)}", p.read_bytes())
-    yield f"memory://{root}"
-    fs.rm(root, recursive=True)
 
 
 async def test_browse_remote_read_only(memory_base: str) -> None:

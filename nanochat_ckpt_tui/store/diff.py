@@ -286,6 +286,18 @@ def _stream_bf16(np: Any, wa: ContiguousStream, wb: ContiguousStream, n_total: i
         prog.add(4 * n)
 
 
+def _read_chunk(stream: ContiguousStream, load: Loader, raw: Any, out: Any, scratch: Any,
+                i: int, n: int, itemsize: int) -> Any:
+    """Elements ``[i, i + n)`` of one side as compute values: read straight into ``out`` when
+    no conversion is needed, else into ``raw`` and widened into ``out``."""
+    if load.direct:
+        stream.read(out[:n], i, itemsize)
+        return out[:n]
+    x = raw[:n * itemsize].view(load.raw_dtype)
+    stream.read(x, i, itemsize)
+    return load.load(x, out, scratch)
+
+
 def _compare(ta: TensorInfo, tb: TensorInfo, sa: SideBytes, sb: SideBytes, work: _Work,
              prog: Any) -> _Acc:
     """Stream one tensor pair through the kernel."""
@@ -309,20 +321,8 @@ def _compare(ta: TensorInfo, tb: TensorInfo, sa: SideBytes, sb: SideBytes, work:
         for i in range(0, n_total, chunk):
             prog.check()
             n = min(chunk, n_total - i)
-            if ra.direct:
-                a = buf.a[:n]
-                wa.read(a, i, ta.itemsize)
-            else:
-                xa = work.raw_a[:n * ta.itemsize].view(ra.raw_dtype)
-                wa.read(xa, i, ta.itemsize)
-                a = ra.load(xa, buf.a, buf.a32)
-            if rb.direct:
-                b = buf.b[:n]
-                wb.read(b, i, tb.itemsize)
-            else:
-                xb = work.raw_b[:n * tb.itemsize].view(rb.raw_dtype)
-                wb.read(xb, i, tb.itemsize)
-                b = rb.load(xb, buf.b, buf.a32)
+            a = _read_chunk(wa, ra, work.raw_a, buf.a, buf.a32, i, n, ta.itemsize)
+            b = _read_chunk(wb, rb, work.raw_b, buf.b, buf.a32, i, n, tb.itemsize)
             _chunk(np, a, b, buf, acc)
             prog.add(n * per_elem)
         return acc

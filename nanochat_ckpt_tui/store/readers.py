@@ -19,10 +19,10 @@ import io
 import mmap
 import os
 import threading
-from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK_BYTES = 8 << 20  # a block reader fetches the file in ranged requests of this size
