@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gc
 import os
-from pathlib import Path
 
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
+from ..store.localpath import LocalPath
 from ..store.step_verdicts import cached_verdicts, skipped_note
 from ..store.storage import is_url
 from ..store.summary import assess_metas
@@ -92,7 +92,7 @@ def _parent_text(cat: Catalog, levels: int = 1) -> str:
         for _ in range(levels):
             loc = loc.rstrip("/").rpartition("/")[0]
         return loc
-    path = Path(os.path.abspath(loc))
+    path = LocalPath(os.path.abspath(loc))
     for _ in range(levels):
         path = path.parent
     return str(path)
@@ -113,7 +113,7 @@ def misplaced_hint(cat: Catalog) -> str | None:
     except Exception:
         return None
     if _holds_steps(rows):
-        parent = Path(os.path.abspath(cat.location)).parent.name if not is_url(cat.location) \
+        parent = LocalPath(os.path.abspath(cat.location)).parent.name if not is_url(cat.location) \
             else cat.location.rstrip("/").rpartition("/")[0].rpartition("/")[2]
         if parent.endswith("_checkpoints"):
             stage = STAGE_DIRS.get(parent, parent.removesuffix("_checkpoints"))

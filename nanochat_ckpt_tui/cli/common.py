@@ -10,7 +10,6 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
 from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
@@ -412,7 +411,7 @@ def _scan(base: str | None, args: argparse.Namespace, *, metas: bool = True) -> 
     cat = _load(base, args)
     if not cat.exists and cat.storage.writable and os.path.lexists(cat.base_dir):
         hint = ""
-        if classify(Path(cat.base_dir).name)[0] is not FileKind.OTHER:
+        if classify(cat.base_dir.name)[0] is not FileKind.OTHER:
             hint = f"; to look at one checkpoint: nanochat-ckpt show {cat.location}"
         raise CliError(f"{cat.location} is not a directory (give the base dir that holds "
                        f"base_checkpoints/ and friends{hint})")

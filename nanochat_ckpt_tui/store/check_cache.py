@@ -15,9 +15,9 @@ from __future__ import annotations
 import _thread
 import os
 import time
-from pathlib import Path
 
 from . import fastjson
+from .localpath import LocalPath
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
@@ -28,12 +28,13 @@ SCHEMA_VERSION = 1
 CACHE_ENV = "NANOCHAT_CKPT_CACHE"
 
 
-def cache_dir() -> Path:
+def cache_dir() -> LocalPath:
     env = os.environ.get(CACHE_ENV)
     if env:
-        return Path(env).expanduser()
+        return LocalPath(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path("~/.cache").expanduser()) / "nanochat-ckpt"
+    return (LocalPath(xdg).expanduser() if xdg else LocalPath("~/.cache").expanduser()) / \
+        "nanochat-ckpt"
 
 
 # = json.JSONEncoder(separators=(",", ":")).encode (json.dumps makes one a call)
@@ -47,8 +48,8 @@ def key_text(key: tuple[Any, ...]) -> str:
 class CheckCache:
     """Per-file check results (JSON documents) and sha256 sums, by file key."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_dir() / "checks.sqlite"
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = LocalPath(path) if path else cache_dir() / "checks.sqlite"
         self._lock = _thread.allocate_lock()  # (= threading.Lock(): not importing threading)
         self._db: sqlite3.Connection | None = None
         self._broken = False
@@ -111,7 +112,7 @@ class CheckCache:
 
         self.note = why
         for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
+            p = LocalPath(str(self.path) + suffix)
             with contextlib.suppress(OSError):
                 p.replace(p.with_name(p.name + f".corrupt-{int(time.time())}"))
 

@@ -20,15 +20,14 @@ import re
 import time
 from functools import cached_property
 from operator import itemgetter
-from pathlib import Path
 
+from .localpath import LocalPath, child
 from .storage import (
     LOCAL,
     LocalStorage,
     Row,
     Storage,
     StorageError,
-    child_path,
     is_url,
     open_storage,
     redact,
@@ -40,12 +39,13 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .pins import PinEntry
+    from .remote import RemotePath
 
 # The pins sidecar (= pins.SIDECAR, a test keeps them equal): a scan skips it, and imports
 # :mod:`.pins` only to read one it found.
 SIDECAR = ".nanochat-ckpt.json"
 
-DEFAULT_BASE = Path("~/.cache/nanochat")
+DEFAULT_BASE = LocalPath("~/.cache/nanochat")
 WRITE_WINDOW = 5.0  # seconds: a group with a file modified this recently is "being written"
 STALL_WINDOW = 120.0  # seconds: an unreadable zip this recent is still being written
 FIRST_PARTIAL = 0.25  # seconds: a scan still running then shows what it has
@@ -108,11 +108,11 @@ class FileEntry(tuple):  # type: ignore[type-arg]
     the mtime in ns when the listing gave it), compared and hashed by value as a frozen
     dataclass would be, but a tuple: a scan makes one per file, and a tuple is made 5x faster
     than a frozen dataclass (30 ms less for 24,000 files); the name is kept beside the path
-    (``Path.name`` costs ~1 µs a call)."""
+    (a path's ``name`` is a slice: one per call)."""
 
     __slots__ = ()
 
-    def __new__(cls, path: Path, kind: FileKind, size: int, mtime: float,
+    def __new__(cls, path: LocalPath | RemotePath, kind: FileKind, size: int, mtime: float,
                 step: int | None = None, rank: int | None = None, is_link: bool = False,
                 mtime_ns: int | None = None) -> FileEntry:
         return tuple.__new__(cls, (path, kind, size, mtime, step, rank, is_link, path.name,
@@ -127,7 +127,7 @@ class FileEntry(tuple):  # type: ignore[type-arg]
             strict=True)) + ")")
 
     if TYPE_CHECKING:
-        path: Path
+        path: LocalPath | RemotePath
         kind: FileKind
         size: int
         mtime: float
@@ -190,7 +190,7 @@ class Checkpoint(Record):
     _fields = ("stage", "tag", "step", "dir", "model", "meta", "optim", "legacy", "state",
                "problems", "is_latest", "pinned", "note", "unfinished")
 
-    def __init__(self, stage: str, tag: str, step: int, dir: Path,
+    def __init__(self, stage: str, tag: str, step: int, dir: LocalPath | RemotePath,
                  model: FileEntry | None = None, meta: FileEntry | None = None,
                  optim: list[FileEntry] | None = None, legacy: FileEntry | None = None,
                  state: State = State.COMPLETE, problems: list[str] | None = None,
@@ -282,7 +282,7 @@ class Tag(Record):
     _fields = ("stage", "name", "path", "checkpoints", "other_files", "mtime", "is_link",
                "pins_error", "error", "scanning")
 
-    def __init__(self, stage: str, name: str, path: Path,
+    def __init__(self, stage: str, name: str, path: LocalPath | RemotePath,
                  checkpoints: list[Checkpoint] | None = None,
                  other_files: list[FileEntry] | None = None, mtime: float = 0.0,
                  is_link: bool = False, pins_error: str | None = None,
@@ -364,7 +364,7 @@ class Stage(Record):
 
     _fields = ("dirname", "path", "tags", "other_files", "error")
 
-    def __init__(self, dirname: str, path: Path, tags: list[Tag] | None = None,
+    def __init__(self, dirname: str, path: LocalPath | RemotePath, tags: list[Tag] | None = None,
                  other_files: list[FileEntry] | None = None, error: str | None = None
                  ) -> None:
         self.dirname = dirname
@@ -417,7 +417,7 @@ class Catalog(Record):
     _fields = ("base_dir", "stages", "notes", "free_bytes", "disk_bytes", "scanned_at",
                "exists", "complete")
 
-    def __init__(self, base_dir: Path, stages: list[Stage] | None = None,
+    def __init__(self, base_dir: LocalPath | RemotePath, stages: list[Stage] | None = None,
                  notes: list[str] | None = None, free_bytes: int | None = None,
                  disk_bytes: int | None = None, scanned_at: float = 0.0, exists: bool = True,
                  storage: Storage = LOCAL, complete: bool = True) -> None:
@@ -477,10 +477,10 @@ class Catalog(Record):
         return next((s for s in self.stages if name in (s.dirname, s.label)), None)
 
 
-def resolve_base_dir(arg: str | os.PathLike[str] | None = None) -> Path:
+def resolve_base_dir(arg: str | os.PathLike[str] | None = None) -> LocalPath:
     """The argument, else ``$NANOCHAT_BASE_DIR``, else ``~/.cache/nanochat`` (as nanochat)."""
     raw = arg or os.environ.get("NANOCHAT_BASE_DIR") or DEFAULT_BASE
-    return Path(raw).expanduser()
+    return LocalPath(raw).expanduser()
 
 
 def _digits_end(text: str, start: int) -> int:
@@ -609,8 +609,8 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
     tag.mtime = mtime or max((r[3] for r in rows), default=0.0)
     tag.is_link = is_link
     whole = storage.zip_whole if type(storage).zip_whole is not Storage.zip_whole else None
-    # a local tag dir's file paths are made by child_path itself (no wrapper call per file)
-    join = child_path if type(storage).join is LocalStorage.join and isinstance(path, Path) \
+    # a local tag dir's file paths are made by localpath.child itself (no wrapper call per file)
+    join = child if type(storage).join is LocalStorage.join and type(path) is LocalPath \
         else storage.join
     prefix = str(path).rstrip("/") + "/"  # (the tail check gets prefix + name: no Path per file)
     tail_ok = None

@@ -21,7 +21,6 @@ import math
 import re
 import reprlib
 import struct
-from pathlib import Path, PurePath
 
 from . import zipdir
 from .storage import LOCAL, NotARegularFile, Storage
@@ -33,8 +32,14 @@ except ImportError:  # pragma: no cover - a Python without the C pickle
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterator
     from typing import Any, BinaryIO
+
+    from .localpath import LocalPath
+    from .remote import RemotePath
+
+    AnyPath = LocalPath | RemotePath
 
 ORIG_MOD = "_orig_mod."
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
@@ -106,10 +111,12 @@ def _clip(text: Any, limit: int = 80) -> str:
 class CheckpointError(Exception):
     """A checkpoint file that cannot be read: one clear sentence, never a traceback."""
 
-    def __init__(self, message: str, path: str | Path | None = None) -> None:
+    def __init__(self, message: str, path: str | os.PathLike[str] | AnyPath | None = None) -> None:
         self.path = str(path) if path is not None else None
         self.reason = message
-        super().__init__(f"{Path(path).name}: {message}" if path is not None else message)
+        text = str(path).rstrip("/") if path is not None else ""
+        super().__init__(f"{text[text.rfind('/') + 1:]}: {message}" if path is not None
+                         else message)
 
     def __reduce__(self) -> tuple[Any, ...]:  # (from a worker process: the same exception)
         return type(self), (self.reason, self.path)
@@ -515,7 +522,7 @@ class PtArchive(_Record):
     _fields = ("path", "prefix", "file_size", "root", "byteorder")  # (repr)
     _compare = ("path", "prefix", "file_size", "root", "storages", "byteorder")
 
-    def __init__(self, path: Path, prefix: str, file_size: int, root: Any,
+    def __init__(self, path: AnyPath, prefix: str, file_size: int, root: Any,
                  storages: dict[str, zipdir.Member], byteorder: str = "little",
                  storage: Storage = LOCAL) -> None:
         self.path = path
@@ -561,7 +568,7 @@ class PtArchive(_Record):
         return offset
 
 
-def _os_error(e: OSError, path: Path) -> CheckpointError:
+def _os_error(e: OSError, path: AnyPath) -> CheckpointError:
     if isinstance(e, FileNotFoundError | NotADirectoryError):
         return CheckpointError("file not found (deleted or moved?)", path)
     if isinstance(e, PermissionError):
@@ -571,7 +578,7 @@ def _os_error(e: OSError, path: Path) -> CheckpointError:
     return CheckpointError(f"cannot open: {e.strerror or e}", path)
 
 
-def _open_source(path: Path, storage: Storage | None, size: int | None,
+def _open_source(path: AnyPath, storage: Storage | None, size: int | None,
                  fileobj: BinaryIO | None) -> tuple[zipdir.Source, BinaryIO | None]:
     """A positioned-read source for the file (and the file to close, when we opened it)."""
     own = None
@@ -596,7 +603,7 @@ def _open_source(path: Path, storage: Storage | None, size: int | None,
     return src, own
 
 
-def _not_a_zip(path: Path, src: zipdir.Source, e: Exception) -> CheckpointError:
+def _not_a_zip(path: AnyPath, src: zipdir.Source, e: Exception) -> CheckpointError:
     try:
         head = src.read(0, min(len(_LEGACY_MAGIC), src.size))
     except Exception:
@@ -619,7 +626,8 @@ def read_archive(path: Any, *, storage: Storage | None = None, size: int | None 
     With ``fileobj`` (a seekable binary file), the zip is read from it instead, and ``path``
     only names it in messages.
     """
-    path = path if isinstance(path, PurePath) else Path(path)
+    if isinstance(path, str):
+        path = (storage or LOCAL).path(path)
     src, fd = _open_source(path, storage, size, fileobj)
     try:
         try:
@@ -795,7 +803,7 @@ class ModelFile(_Record):
     _fields = ("path", "file_size", "layout", "tensors", "orig_mod_prefix", "step", "config",
                "has_optimizer", "non_tensor_keys")
 
-    def __init__(self, path: Path, file_size: int, layout: str, tensors: list[TensorInfo],
+    def __init__(self, path: AnyPath, file_size: int, layout: str, tensors: list[TensorInfo],
                  orig_mod_prefix: bool = False, step: int | None = None,
                  config: dict[str, Any] | None = None, has_optimizer: bool = False,
                  non_tensor_keys: list[str] | None = None) -> None:
@@ -887,7 +895,7 @@ class OptimizerFile(_Record):
 
     _fields = ("path", "file_size", "form", "groups", "tensors", "n_states")
 
-    def __init__(self, path: Path, file_size: int, form: str, groups: list[ParamGroup],
+    def __init__(self, path: AnyPath, file_size: int, form: str, groups: list[ParamGroup],
                  tensors: list[TensorInfo], n_states: int) -> None:
         self.path = path
         self.file_size = file_size

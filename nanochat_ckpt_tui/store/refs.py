@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from pathlib import Path
 
 from .layout import (
     LOCAL,
@@ -20,6 +19,7 @@ from .layout import (
     scan,
     scan_tag_dir,
 )
+from .localpath import LocalPath
 from .storage import StorageError, open_storage, redact
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
@@ -74,14 +74,14 @@ def parse_step(text: str, tag: Tag) -> Checkpoint:
     return ck
 
 
-def _absolute(path: str | os.PathLike[str]) -> Path:
+def _absolute(path: str | os.PathLike[str]) -> LocalPath:
     """An absolute path, ``.`` and ``..`` folded away, so that a relative path
     (``./model_000006.pt`` inside a tag dir, ``.``) still names its tag and stage dirs. Links are
     not followed: a tag dir that is a symbolic link keeps the name the user sees."""
-    return Path(os.path.abspath(Path(path).expanduser()))
+    return LocalPath(os.path.abspath(LocalPath(path).expanduser()))
 
 
-def checkpoint_for_file(path: Path) -> Checkpoint:
+def checkpoint_for_file(path: str | os.PathLike[str]) -> Checkpoint:
     """The checkpoint group a file belongs to, or a lone group for a file of any other name."""
     path = _absolute(path)
     kind, step, _ = classify(path.name)
@@ -103,7 +103,7 @@ def resolve(catalog: Catalog, ref: str) -> Checkpoint:
     A path to anything that exists and is not a directory (a FIFO, socket or device named
     ``model_000200.pt`` too) is that file's checkpoint: reading it says "not a regular file"
     rather than "no tag" (nothing here opens it)."""
-    p = Path(ref).expanduser()
+    p = LocalPath(ref).expanduser()
     if "@" not in ref and (p.is_file() or (os.path.lexists(p) and not p.is_dir())):
         return checkpoint_for_file(p)
     spec, _, step = ref.partition("@")

@@ -12,9 +12,8 @@ import io
 import os
 import stat as _stat
 import struct
-import sys
-from pathlib import Path
 
+from .localpath import LocalPath, child
 from .seam import (
     BACKENDS,
     EXTRAS,
@@ -57,11 +56,6 @@ else:  # pragma: no cover - Windows
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _TAIL_CACHE: dict[tuple[str, int, int], bool] = {}
 _TAIL_CACHE_MAX = 200_000
-
-# ``parent / name`` for a name from scandir. Before 3.12 pathlib parses every Path it builds
-# (a third of the scan's time); its own child constructor (used by Path.glob) skips the parse.
-child_path = Path._make_child_relpath if sys.version_info < (3, 12) else Path.joinpath  # type: ignore[attr-defined]
-
 
 _EOCD = struct.Struct("<4s8xII2x")  # end of central directory: signature, cd size, cd offset
 _Z64 = struct.Struct("<4s36xQQ")  # zip64 end record: signature, …, cd size, cd offset
@@ -127,19 +121,19 @@ class LocalStorage(Storage):
     concurrent_reads = True
 
     def __init__(self, root: str | os.PathLike[str] = ".", *, writable: bool = True) -> None:
-        self.root = Path(root)
+        self.root = LocalPath(root)
         self.writable = writable
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r}, writable={self.writable})"
 
-    def path(self, text: str) -> Path:
-        return Path(text)
+    def path(self, text: str) -> LocalPath:
+        return LocalPath(text)
 
-    def join(self, parent: Any, name: str) -> Path:
-        if isinstance(parent, Path):
-            return child_path(parent, name)  # type: ignore[no-any-return]
-        return Path(parent, name)
+    def join(self, parent: Any, name: str) -> LocalPath:
+        if type(parent) is LocalPath and name and "/" not in name and name not in (".", ".."):
+            return child(parent, name)
+        return LocalPath(parent, name)
 
     def display(self, path: Any = None) -> str:
         return str(self.root if path is None else path)
@@ -241,7 +235,7 @@ class LocalStorage(Storage):
     def write_atomic(self, path: Any, data: bytes, mode: int | None = None) -> None:
         """Write ``path`` whole or not at all: a temp file beside it, fsync, rename."""
         self.require_writable("write files")
-        path = Path(path)
+        path = LocalPath(path)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if mode is None else mode)
         try:
@@ -305,7 +299,7 @@ def open_storage(location: str | os.PathLike[str], storage_options: dict[str, An
     protocol, missing backend package, unreachable host, refused host key, …)."""
     text = os.fspath(location)
     if not is_url(text):
-        return LocalStorage(Path(text).expanduser(), writable=writable)
+        return LocalStorage(LocalPath(text).expanduser(), writable=writable)
     from .remote import open_url
 
     return open_url(text, storage_options, what=what)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 from . import fastjson
 from .layout import LOCAL, Checkpoint, FileEntry, Record, State, Tag
@@ -24,7 +23,9 @@ TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+    from .localpath import LocalPath
     from .ptfile import CheckpointError, ModelFile, OptimizerFile, TensorInfo
+    from .remote import RemotePath
 
     class MetaError(CheckpointError):
         """A meta JSON file that cannot be used."""
@@ -73,7 +74,7 @@ class Meta(Record):
 
     _fields = ("path", "data")
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: LocalPath | RemotePath, data: dict[str, Any]) -> None:
         self.path = path
         self.data = data
 
@@ -135,7 +136,7 @@ def debiased_train_loss(ema: float | None, step: int | None) -> float | None:
 _META_CACHE: dict[tuple[str, int, float], Meta | MetaError] = {}
 
 
-def read_meta(entry: FileEntry | Path, storage: Storage | None = None) -> Meta:
+def read_meta(entry: FileEntry | LocalPath | RemotePath, storage: Storage | None = None) -> Meta:
     """Parse a meta JSON (Infinity/NaN allowed). Raises :class:`MetaError` with one clear line.
 
     ``entry`` is a file of ``storage`` (local disk when None). Parsed metas are cached by the
@@ -183,7 +184,7 @@ _LAST_DIR: tuple[Any, Any, str | None] = (None, None, None)  # (dir, storage, it
 
 def _dir_text(ck: Checkpoint) -> str | None:
     """For a local step, the text its files' paths start with (``str(ck.dir) + "/"``): a meta's
-    cache key is then made without formatting its Path (5 µs each, 6,000 steps an ``ls``).
+    cache key is then made without formatting its path (5 µs each, 6,000 steps an ``ls``).
     The steps of a tag share their dir: the last answer is kept (one tuple, swapped whole, so
     threads never see half of it)."""
     global _LAST_DIR
@@ -272,7 +273,7 @@ def prefetch_metas(checkpoints: list[Checkpoint]) -> list[tuple[Any, ...] | None
     """Read the meta files of checkpoints not read yet into the cache that :func:`read_meta`
     uses, concurrently where the storage allows it (call before ``val_bpb_of`` over many
     checkpoints); failures are left for ``read_meta`` to report. Local files are read by
-    their path text (no Path formatted). The cache key of each step's meta (None: none to
+    their path text (no path formatted). The cache key of each step's meta (None: none to
     read)."""
     by_storage: dict[int, tuple[Storage, list[tuple[Any, tuple[Any, ...], Any]]]] = {}
     keys: list[tuple[Any, ...] | None] = []
