@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nanochat_ckpt_tui.store import layout
+from nanochat_ckpt_tui.store import tagdir
 from nanochat_ckpt_tui.store.demo import write_tag
 from nanochat_ckpt_tui.store.layout import State
 from nanochat_ckpt_tui.tui.app import CkptApp
@@ -23,7 +23,7 @@ SIZE = (120, 40)
 @pytest.fixture
 def short_window(monkeypatch: pytest.MonkeyPatch) -> float:
     """A 1 s "being written" window instead of 5 s, so the badge clears quickly."""
-    monkeypatch.setattr(layout, "WRITE_WINDOW", 1.0)
+    monkeypatch.setattr(tagdir, "WRITE_WINDOW", 1.0)
     return 1.0
 
 

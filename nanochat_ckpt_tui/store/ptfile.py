@@ -126,7 +126,7 @@ class _Record:
     """What ``@dataclass`` gave the classes below, without generating code at import (the
     dataclasses module and its code generation cost ``show`` ~7 ms of its start): ``repr``
     over ``_fields``, ``==`` over ``_compare`` (default: ``_fields``), as
-    :class:`.layout.Record` does for the scan's records (ptfile sits below layout)."""
+    :class:`.catalog.Record` does for the scan's records (ptfile sits below catalog)."""
 
     _fields: tuple[str, ...] = ()
     _compare: tuple[str, ...] | None = None

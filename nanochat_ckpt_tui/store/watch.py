@@ -18,7 +18,7 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from . import layout
+from . import tagdir
 from .layout import Catalog, State
 
 RECHECK_MARGIN = 0.3  # seconds past a window's end before rescanning
@@ -126,8 +126,8 @@ def recheck_delay(catalog: Catalog, now: float) -> float | None:
     for ck in catalog.checkpoints:
         if ck.state is not State.WRITING:
             continue
-        until = ck.mtime + layout.WRITE_WINDOW - now
+        until = ck.mtime + tagdir.WRITE_WINDOW - now
         if until <= 0:
-            until = ck.mtime + layout.STALL_WINDOW - now
+            until = ck.mtime + tagdir.STALL_WINDOW - now
         delays.append(max(until, 0.0) + RECHECK_MARGIN)
     return min(delays) if delays else None
