@@ -258,6 +258,33 @@ async def test_badges_come_from_the_check_cache_after_each_scan(nan_base: Path) 
         assert "verified" not in tree._label(tree.ref_for(f"{D3}@200")).plain
 
 
+async def test_the_app_remembers_rebuilt_verdicts_for_ls(nan_base: Path) -> None:
+    """The app looks verdicts up as ``ls`` does: a step checked elsewhere whose verdict was
+    never remembered is rebuilt once from its files' results and remembered under its step
+    key, so the next ``ls`` finds it without rebuilding anything."""
+    from nanochat_ckpt_tui.store.check_cache import default_cache, key_text
+    from nanochat_ckpt_tui.store.step_verdicts import cached_verdicts, step_keys
+
+    cks = scan(nan_base).stage("base").tag("d3").checkpoints
+    check(cks[:2])  # (as the app or a prune checks: the files' results, no step verdict)
+    cache = default_cache()
+    texts = [key_text(k) for k in step_keys(cks[:2]) if k is not None]
+    assert len(texts) == 2 and cache.get_many(texts) == {}
+    app = make_app(nan_base)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.query_one(CheckpointTree).verdicts == {f"{D3}@100": "good",
+                                                          f"{D3}@200": "good"}
+        looked = app.verdict_memo.looked_up
+        app.request_scan()  # its own writes do not make it ask again
+        await settle(pilot)
+        assert app.verdict_memo.looked_up == looked
+    assert {doc["verdict"] for doc in cache.get_many(texts).values()} == {"good"}
+    assert len(cache.get_many(texts)) == 2
+    assert cached_verdicts(scan(nan_base).stage("base").tag("d3").checkpoints, cache,
+                           budget=0) == ({f"{D3}@100": "good", f"{D3}@200": "good"}, 0)
+
+
 async def test_nothing_is_looked_up_when_no_check_ever_ran(nan_master: Path) -> None:
     from nanochat_ckpt_tui.tui.verdict_memo import cache_exists
 

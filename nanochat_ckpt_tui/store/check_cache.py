@@ -54,6 +54,7 @@ class CheckCache:
         self._db: sqlite3.Connection | None = None
         self._broken = False
         self.note: str | None = None  # why the cache is not used, or was rebuilt
+        self.writes = 0  # rows this object wrote (a reader tells its own writes from others')
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
@@ -189,6 +190,7 @@ class CheckCache:
                                                texts)}
 
     def put(self, key: tuple[Any, ...], doc: dict[str, Any]) -> None:
+        self.writes += 1
         self._run("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
                   (key_text(key), _COMPACT(doc), time.time()), False)
 
@@ -197,6 +199,7 @@ class CheckCache:
         return row[0] if row else None
 
     def put_sha256(self, key: tuple[Any, ...], sha: str) -> None:
+        self.writes += 1
         self._run("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)",
                   (key_text(key), sha, time.time()), False)
 

@@ -1,28 +1,31 @@
 """The check verdicts the tree badges (verified, damaged, unhealthy), looked up in the check
 cache off the UI thread, remembered for the app's life.
 
-:func:`~nanochat_ckpt_tui.store.check.cached_report` rebuilds a step's report from the per-file
-results in the cache (no checkpoint byte is read): ~4 ms for a step with 8 optimizer shards.
-After every scan the app asks again for every step, so each verdict is remembered here with
-the step's signature (its state, problems, and every file's name, size and mtime): a rescan
-looks up only the steps whose files changed. A step without a verdict (never checked in this
-version) is asked again only when the cache file changed since (a check ran, here or in
-another process). When no check ever ran (no cache file), nothing is looked up.
+The lookup is the store's, the one ``ls`` uses (:func:`~nanochat_ckpt_tui.store.step_verdicts.
+cached_verdicts`): the steps never checked are found in one query per 500 and cost nothing
+more; a checked step's verdict is read under its step key, or rebuilt once from its files'
+results and remembered there (for the next ``ls`` too). After every scan the app asks again
+for every step, so each verdict is also remembered here with the step's signature (its state,
+problems, and every file's name, size and mtime): a rescan looks up only the steps whose files
+changed. A step without a verdict (never checked in this version) is asked again only when the
+cache file changed since (a check ran, here or in another process). When no check ever ran (no
+cache file), nothing is looked up.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 
-from ..store.check import cached_report
-from ..store.check_cache import cache_dir
+from ..store.check_cache import CheckCache, cache_dir, existing_cache
 from ..store.check_report import GOOD, UNCHECKED, CheckReport
 from ..store.layout import Checkpoint
+from ..store.step_verdicts import cached_verdicts
 
-CANCEL_EVERY = 64  # steps looked up between two looks at the cancel flag
+CHUNK = 256  # steps looked up at once, between two looks at the cancel flag
 PARTIAL_EVERY = 1.0  # seconds: a long lookup hands over what it found so far this often
 
 
@@ -61,6 +64,19 @@ def verdict_of(report: CheckReport | None) -> str | None:
     return report.verdict
 
 
+def _verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None) -> dict[str, str]:
+    """key → verdict of those steps a check judged whole (never an ``unchecked``)."""
+    try:
+        found, _ = cached_verdicts(checkpoints, cache, budget=math.inf)
+    except Exception:  # noqa: BLE001 - an odd file: look the steps up one by one
+        if len(checkpoints) == 1:
+            return {}  # (that one: no badge, never a crash)
+        found = {}
+        for ck in checkpoints:
+            found.update(_verdicts([ck], cache))
+    return {k: v for k, v in found.items() if v != UNCHECKED}
+
+
 class VerdictMemo:
     """Verdicts by checkpoint key, each with the signature it was found for."""
 
@@ -68,7 +84,7 @@ class VerdictMemo:
         self._memo: dict[str, tuple[Hashable, str | None]] = {}
         self._stamp: tuple[Hashable, ...] | None = None
         self._lock = threading.Lock()
-        self.looked_up = 0  # reports rebuilt from the cache (tests)
+        self.looked_up = 0  # steps looked up in the cache (tests)
 
     def lookup(self, checkpoints: Iterable[Checkpoint],
                cancelled: Callable[[], bool] = lambda: False,
@@ -84,29 +100,40 @@ class VerdictMemo:
             old, fresh = self._memo, stamp != self._stamp
         memo: dict[str, tuple[Hashable, str | None]] = {}
         out: dict[str, str] = {}
-        last = time.monotonic()
-        for i, ck in enumerate(checkpoints):
-            if i % CANCEL_EVERY == 0:
-                if cancelled():
-                    return None
-                if partial is not None and time.monotonic() - last > PARTIAL_EVERY:
-                    last = time.monotonic()
-                    partial(dict(out))
+        todo: list[tuple[Checkpoint, int]] = []
+        for ck in checkpoints:
             sig = signature(ck)
             known = old.get(ck.key)
             if known is not None and known[0] == sig and (known[1] is not None or not fresh):
-                verdict = known[1]
+                memo[ck.key] = known
+                if known[1] is not None:
+                    out[ck.key] = known[1]
             else:
-                self.looked_up += 1
-                try:
-                    verdict = verdict_of(cached_report(ck))
-                except Exception:  # noqa: BLE001 - an odd file: no badge, never a crash
-                    verdict = None
-            memo[ck.key] = (sig, verdict)
-            if verdict is not None:
-                out[ck.key] = verdict
+                todo.append((ck, sig))
+        cache = existing_cache() if todo else None
+        writes = cache.writes if cache is not None else 0
+        last = time.monotonic()
+        for start in range(0, len(todo), CHUNK):
+            if cancelled():
+                return None
+            if partial is not None and time.monotonic() - last > PARTIAL_EVERY:
+                last = time.monotonic()
+                partial(dict(out))
+            part = todo[start:start + CHUNK]
+            found = _verdicts([ck for ck, _ in part], cache)
+            self.looked_up += len(part)
+            for ck, sig in part:
+                verdict = found.get(ck.key)
+                memo[ck.key] = (sig, verdict)
+                if verdict is not None:
+                    out[ck.key] = verdict
         if cancelled():
             return None
+        if cache is not None and cache.writes != writes:
+            # the lookup remembered rebuilt verdicts under their step keys: the cache changed,
+            # but not for the steps without a verdict (a check in another process that ended
+            # during this lookup is seen at the cache's next change)
+            stamp = _stamp()
         with self._lock:
             for key, (sig, verdict) in self._memo.items():  # recorded meanwhile (a check)
                 if key in memo and memo[key][0] == sig and verdict is not None \
