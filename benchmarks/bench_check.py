@@ -58,7 +58,7 @@ def worker_baseline(path: str) -> dict:
 def worker_limit(path: str, threads: int = 1, fastest: bool = False) -> dict:
     import zlib
 
-    from nanochat_ckpt_tui.store.check import crc32_function
+    from nanochat_ckpt_tui.store.check_kernel import crc32_function
 
     crc32 = crc32_function() if fastest else zlib.crc32
     chunk = 512 << 10

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from nanochat_ckpt_tui.store import check as ck_mod
+from nanochat_ckpt_tui.store import check_kernel
 from nanochat_ckpt_tui.store.check import cached_report, check
 from nanochat_ckpt_tui.store.check_cache import CheckCache
 from nanochat_ckpt_tui.store.demo import (
@@ -122,7 +123,7 @@ def test_the_crc_is_zlibs_with_or_without_zlib_ng(tag: Path, monkeypatch: pytest
     else:
         for mod in ("zlib_ng", "zlib_ng.zlib_ng"):  # the import fails, as with no wheel
             monkeypatch.setitem(sys.modules, mod, None)
-    crc32 = ck_mod.crc32_function()
+    crc32 = check_kernel.crc32_function()
     assert (crc32.__module__ or "").startswith("zlib_ng") == zlib_ng
     data = os.urandom(100_003)
     assert crc32(data, 0) == zlib.crc32(data) and crc32(data[7:], crc32(data[:7], 0)) == \

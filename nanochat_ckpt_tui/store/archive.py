@@ -56,8 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from .check import RecordCrcs
 from .check_cache import CheckCache, default_cache
+from .check_kernel import RecordCrcs
 from .layout import WRITE_WINDOW, Checkpoint, FileEntry, State
 from .manifest import (
     MANIFEST,

@@ -31,8 +31,6 @@ NaN/Inf or inconsistent: nanochat would load garbage or fail), ``good``, or ``un
 from __future__ import annotations
 
 import math
-import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +40,7 @@ from typing import Any
 from . import workers as procs
 from . import zipdir
 from .check_cache import CheckCache, default_cache
+from .check_kernel import HealthKernel
 from .check_report import (
     DAMAGED,
     UNHEALTHY,
@@ -50,11 +49,11 @@ from .check_report import (
     Finding,
     TensorHealth,
 )
-from .layout import Checkpoint, FileEntry, FileKind, State
+from .layout import Checkpoint, FileEntry, FileKind
 from .ptfile import CheckpointError, TensorInfo, read_archive, tensors_and_problems
+from .step_findings import LAYER_RE, meta_findings, step_findings
 from .storage import Storage
 from .stream import RAW_DTYPES, Cancelled, CancelLike, Progress, ProgressFn
-from .summary import meta_problem, read_meta
 from .workers import WorkerPool, WorkersUnavailable, usable_cpus
 
 RESULT_VERSION = 1  # of the per-file documents in the cache
@@ -62,111 +61,10 @@ CHUNK_BYTES = 256 << 10  # read and hash this much at a time (a multiple of ever
 # a chunk, its widened values and its bits (1 MB) stay in a core's 2 MB cache. Measured on the
 # 1.12 GB bench file, min of 5: 0.31 s in two workers, 0.54 s on one core (512 KB: 0.34 / 0.61)
 MAX_WORKERS = 8  # workers streaming records (8 × ~8 MB of buffers at most)
-_LAYER_RE = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")
-
-
-def crc32_function() -> Callable[[Any, int], int]:
-    """The fastest CRC-32 at hand, with zlib's values: zlib-ng's (SIMD; it releases the GIL
-    like zlib) when installed, else zlib's."""
-    try:
-        from zlib_ng.zlib_ng import crc32
-    except ImportError:  # no wheel for this platform: the same numbers, slower
-        from zlib import crc32
-    return crc32
 
 
 class CheckCancelled(Cancelled):
     """Raised by :func:`check` when its cancel event is set."""
-
-
-# --------------------------------------------------------------------------------------------
-# the tensor statistics kernel
-
-
-class _Kernel:
-    """One thread's reused buffers; turns a chunk of one tensor's raw bytes into health sums."""
-
-    def __init__(self, np: Any, chunk_bytes: int) -> None:
-        self.np = np
-        self.chunk_bytes = chunk_bytes
-        self.buf = bytearray(chunk_bytes)  # the raw bytes read
-        self.f32 = np.empty(chunk_bytes // 2 + 8, np.float32)  # bf16/fp16 widened
-        self.bits = np.empty(chunk_bytes // 2 + 8, np.uint16)  # |x| as bits (bf16, fp16)
-        self._f64: Any = None  # made on first use: float64 and wide integer tensors
-        self.crc32 = crc32_function()
-        self.swap_free = sys.byteorder == "little"
-
-    def values(self, raw: Any, dtype: str, little: bool) -> Any:
-        np = self.np
-        n = len(raw) // _ITEMSIZE[dtype]
-        code = ("<" if little else ">") + RAW_DTYPES[dtype]
-        x = np.frombuffer(raw, dtype=code, count=n)
-        if dtype == "bfloat16":
-            out = self.f32[:n]
-            bits = out.view(np.uint32)
-            if little and self.swap_free and n % 2 == 0:
-                # two integer passes (even elements, then odd) beat one widening cast; the
-                # sums taken of the values do not depend on their order
-                u, h = x.view(np.uint32), n // 2
-                np.left_shift(u, 16, out=bits[:h])
-                np.bitwise_and(u, 0xFFFF0000, out=bits[h:])
-            else:
-                np.left_shift(x, 16, out=bits, dtype=np.uint32)
-            return out
-        if dtype in ("float32", "float64") and x.dtype.isnative:
-            return x
-        if dtype in _WIDE_HEALTH:
-            if self._f64 is None or len(self._f64) < n:
-                self._f64 = np.empty(max(n, self.chunk_bytes // 4 + 8), np.float64)
-            out = self._f64[:n]
-        else:
-            out = self.f32[:n] if n <= len(self.f32) else np.empty(n, np.float32)
-        np.copyto(out, x, casting="unsafe")
-        return out
-
-    def _absmax(self, raw: Any, dtype: str, little: bool, x: Any) -> float:
-        """max |x| of finite values; for 16-bit floats from the sign-cleared bits (half the
-        bytes of the widened values, and one pass)."""
-        np = self.np
-        if dtype in ("bfloat16", "float16") and little == (sys.byteorder == "little"):
-            u = np.frombuffer(raw, dtype=np.uint16, count=x.size)
-            bits = self.bits[:x.size]
-            np.bitwise_and(u, 0x7FFF, out=bits)
-            top = int(bits.max())
-            if dtype == "bfloat16":
-                return float(np.array([top << 16], np.uint32).view(np.float32)[0])
-            return float(np.array([top], np.uint16).view(np.float16)[0])
-        return max(float(x.max()), -float(x.min()))
-
-    def add(self, h: TensorHealth, raw: Any, dtype: str, little: bool) -> None:
-        np = self.np
-        x = self.values(raw, dtype, little)
-        n = x.size
-        if n == 0:
-            return
-        sq = float(np.dot(x, x))
-        if math.isfinite(sq):  # no NaN, no Inf (nor an overflow) in the chunk: the fast path
-            h.finite += n
-            h.sumsq += sq
-            h.total += float(np.add.reduce(x))
-            h.absmax = max(h.absmax, self._absmax(raw, dtype, little, x))
-            return
-        nan = int(np.count_nonzero(np.isnan(x)))
-        pos = int(np.count_nonzero(np.isposinf(x)))
-        neg = int(np.count_nonzero(np.isneginf(x)))
-        h.nan, h.posinf, h.neginf = h.nan + nan, h.posinf + pos, h.neginf + neg
-        fin = x[np.isfinite(x)].astype(np.float64)
-        h.finite += fin.size
-        if fin.size:
-            h.sumsq += float(np.dot(fin, fin))
-            h.total += float(fin.sum())
-            h.absmax = max(h.absmax, float(np.abs(fin).max()))
-
-
-_ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
-             "int16": 2, "int8": 1, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8,
-             "bool": 1}
-_WIDE_HEALTH = {"float64", "int32", "int64", "uint32", "uint64"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,12 +82,12 @@ class _Pool:
         self._exec: Any = None
         self.procs = WorkerPool(self.workers) if processes and self.workers > 1 else None
 
-    def kernel(self) -> _Kernel:
+    def kernel(self) -> HealthKernel:
         k = getattr(self._local, "kernel", None)
         if k is None:
             import numpy as np
 
-            k = self._local.kernel = _Kernel(np, self.chunk_bytes)
+            k = self._local.kernel = HealthKernel(np, self.chunk_bytes)
         return k
 
     def stream(self, jobs: list[_Job], reader: Any, prog: Progress) -> list[_Streamed]:
@@ -359,7 +257,7 @@ class _Job:
 _Streamed = tuple[int, int, list[tuple[Any, ...]]]  # CRC, bytes, each span's health sums
 
 
-def _stream_record(job: _Job, reader: Any, kernel: _Kernel, prog: Any) -> _Streamed:
+def _stream_record(job: _Job, reader: Any, kernel: HealthKernel, prog: Any) -> _Streamed:
     """Read one record once: its CRC-32 and the health sums of each span (a tensor lives in
     one record, so a record's tensors are never shared between workers)."""
     size = job.size
@@ -394,13 +292,13 @@ def _stream_in_worker(item: tuple[Any, _Job], prog: Any) -> _Streamed:
     return _stream_record(job, reader, kernel, prog)
 
 
-def _new_kernel(chunk_bytes: int) -> _Kernel:
+def _new_kernel(chunk_bytes: int) -> HealthKernel:
     import numpy as np
 
-    return _Kernel(np, chunk_bytes)
+    return HealthKernel(np, chunk_bytes)
 
 
-def _strided_health(t: TensorInfo, rec: _Record, reader: Any, kernel: _Kernel,
+def _strided_health(t: TensorInfo, rec: _Record, reader: Any, kernel: HealthKernel,
                     h: TensorHealth, little: bool) -> None:
     np = kernel.np
     start = rec.start + t.storage_offset * t.itemsize
@@ -420,67 +318,6 @@ def _tensor_findings(fc: FileCheck, t: TensorHealth) -> None:
                  if n]
         fc.findings.append(Finding(UNHEALTHY, fc.name, f"{', '.join(parts)} of {t.numel:,} "
                                    "values", t.name))
-
-
-# --------------------------------------------------------------------------------------------
-# a step
-
-
-def _meta_findings(ck: Checkpoint, models: list[FileCheck]) -> list[Finding]:
-    out: list[Finding] = []
-    if ck.meta is None:
-        return out
-    name = ck.meta.name
-    problem = meta_problem(ck)
-    if problem is not None:
-        return [Finding(UNHEALTHY, name, "nanochat cannot load this meta: "
-                        + problem.removeprefix(name + ": "))]
-    meta = read_meta(ck.meta, ck.storage)
-    cfg = meta.data.get("model_config")
-    step = meta.data.get("step")
-    if isinstance(step, int) and not isinstance(step, bool) and step != ck.step:
-        out.append(Finding(UNHEALTHY, name, f"the meta says step {step}, the file name "
-                           f"{ck.step}"))
-    if cfg and models:
-        out += _config_findings(cfg, models[0])
-    return out
-
-
-def _config_findings(cfg: dict[str, Any], model: FileCheck) -> list[Finding]:
-    out: list[Finding] = []
-    shapes = {t.name.removeprefix("_orig_mod."): t.shape for t in model.tensors}
-    layers = {int(m.group(1)) for n in shapes if (m := _LAYER_RE.search("." + n))}
-
-    def num(k: str) -> int | None:
-        v = cfg.get(k)
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-    n_layer, n_embd, vocab = num("n_layer"), num("n_embd"), num("vocab_size")
-    if n_layer is not None and layers and max(layers) + 1 != n_layer:
-        out.append(Finding(UNHEALTHY, model.name, f"model_config.n_layer is {n_layer} but the "
-                           f"weights have {max(layers) + 1} layers (transformer.h.*)"))
-    for tname in ("transformer.wte.weight", "lm_head.weight"):
-        shape = shapes.get(tname)
-        if shape is None or len(shape) != 2:
-            continue
-        rows, width = shape
-        if n_embd is not None and width != n_embd:
-            out.append(Finding(UNHEALTHY, model.name, f"model_config.n_embd is {n_embd} but "
-                               f"{tname} is {rows}×{width}", tname))
-        if vocab is not None:
-            padded = -(-vocab // 64) * 64  # nanochat pads the vocab to a multiple of 64
-            if rows not in (vocab, padded):
-                out.append(Finding(UNHEALTHY, model.name, f"model_config.vocab_size is {vocab} "
-                                   f"(padded {padded}) but {tname} has {rows} rows", tname))
-    return out
-
-
-def _step_findings(ck: Checkpoint) -> list[Finding]:
-    out = []
-    if ck.state is State.OPTIM_INCOMPLETE or ck.state is State.ORPHAN:
-        out += [Finding(UNHEALTHY, "", p) for p in ck.problems if "optimizer" in p or
-                "without a model" in p]
-    return out
 
 
 def _zip_entries(ck: Checkpoint) -> list[FileEntry]:
@@ -543,7 +380,7 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
                     cache.put(key, {"v": RESULT_VERSION, **hit.to_json()})
             rep.files.append(hit)
         models = [fc for fc in rep.files if fc.kind in ("model", "legacy")]
-        rep.findings = _step_findings(ck) + _meta_findings(ck, models)
+        rep.findings = step_findings(ck) + meta_findings(ck, models)
         if ck.weights is None:
             rep.findings.append(Finding(UNHEALTHY, "", "no model file for this step"))
         rep.elapsed_s = time.perf_counter() - t0
@@ -584,43 +421,8 @@ def cached_report(ck: Checkpoint, cache: CheckCache | None = None) -> CheckRepor
             return None
         rep.files.append(hit)
     models = [fc for fc in rep.files if fc.kind in ("model", "legacy")]
-    rep.findings = _step_findings(ck) + _meta_findings(ck, models)
+    rep.findings = step_findings(ck) + meta_findings(ck, models)
     return rep
-
-
-class RecordCrcs:
-    """CRC-32 of every record of a zip, fed the file's bytes front to back (while copying it):
-    a copy verifies its source for free. The directory is read first through ``f``."""
-
-    def __init__(self, f: Any) -> None:
-        src = zipdir.Source(fileobj=f)
-        members = zipdir.read_directory(src)  # ZipError: not a whole zip
-        self.spans = sorted((zipdir.data_offset(src, m), m) for m in members.values())
-        self.crcs = [0] * len(self.spans)
-        self._first = 0  # spans before this one are behind the bytes fed
-        self._crc32 = crc32_function()
-
-    def feed(self, offset: int, data: Any) -> None:
-        end = offset + len(data)
-        spans, crcs = self.spans, self.crcs
-        i = self._first
-        while i < len(spans) and spans[i][0] + spans[i][1].compress_size <= offset:
-            i += 1
-        self._first = i
-        with memoryview(data) as mv:
-            while i < len(spans):
-                start, m = spans[i]
-                if start >= end:
-                    break
-                a, b = max(start, offset), min(start + m.compress_size, end)
-                if a < b:
-                    crcs[i] = self._crc32(mv[a - offset:b - offset], crcs[i])
-                i += 1
-
-    def mismatches(self) -> list[str]:
-        """Records whose bytes do not match their recorded CRC (0 = none recorded: skipped)."""
-        return [m.filename for (_, m), crc in zip(self.spans, self.crcs, strict=True)
-                if m.crc and crc != m.crc]
 
 
 def norms_over_steps(checkpoints: Iterable[Checkpoint], cache: CheckCache | None = None
@@ -638,7 +440,7 @@ def norms_over_steps(checkpoints: Iterable[Checkpoint], cache: CheckCache | None
             continue
         sums: dict[str, float] = {}
         for t in hit.tensors:
-            m = _LAYER_RE.search("." + t.name.removeprefix("_orig_mod."))
+            m = LAYER_RE.search("." + t.name.removeprefix("_orig_mod."))
             sums["model"] = sums.get("model", 0.0) + t.sumsq
             if m:
                 group = f"transformer.h.{int(m.group(1))}"
