@@ -1,6 +1,7 @@
-"""What a check computes over a file's bytes, a chunk at a time: the CRC-32 (:func:`crc32_function`),
-each tensor's health sums (:class:`HealthKernel`), and every zip record's CRC while a copy
-streams the file (:class:`RecordCrcs`, for archives). No file is opened here: the callers read.
+"""What a check computes over a file's bytes, a chunk at a time: the CRC-32
+(:func:`crc32_function`), each tensor's health sums (:class:`HealthKernel`), and every zip
+record's CRC while a copy streams the file (:class:`RecordCrcs`, for archives). No file is
+opened here: the callers read.
 """
 
 from __future__ import annotations
