@@ -34,7 +34,9 @@ NEVER = ("torch", "numpy", "rich", "textual", "fsspec", "typing", "dataclasses",
          # it uses), pins (the demo has no sidecar)
          "nanochat_ckpt_tui.fmt", "nanochat_ckpt_tui.cli.show_text",
          "nanochat_ckpt_tui.cli.browse_text", "nanochat_ckpt_tui.store.pins")
-NEVER_IN_LS = ("pickle", "zlib", "nanochat_ckpt_tui.store.ptfile", "nanochat_ckpt_tui.store.refs")
+NEVER_IN_LS = ("pickle", "zlib", "nanochat_ckpt_tui.store.ptfile",
+               "nanochat_ckpt_tui.store.torchzip", "nanochat_ckpt_tui.store.unpickler",
+               "nanochat_ckpt_tui.store.refs")
 NEVER_IN_SHOW = ("nanochat_ckpt_tui.store.step_verdicts",)
 
 

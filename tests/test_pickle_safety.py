@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from nanochat_ckpt_tui.store import ptfile
+from nanochat_ckpt_tui.store import unpickler
 from nanochat_ckpt_tui.store.ptfile import CheckpointError, read_archive, read_model, read_optimizer
 
 READERS = [read_archive, read_model, read_optimizer]
@@ -316,7 +316,7 @@ def test_malformed_pickle_with_extensions_registered(
 # BUILD: the stand-ins (and the tensors built from them) cannot be changed by a pickle
 
 
-ALLOWED_NAMES = sorted(k for k in ptfile._ALLOWED if k != ("collections", "OrderedDict"))
+ALLOWED_NAMES = sorted(k for k in unpickler._ALLOWED if k != ("collections", "OrderedDict"))
 
 
 @pytest.mark.parametrize("global_name", ALLOWED_NAMES, ids=lambda k: ".".join(k))
@@ -330,10 +330,10 @@ def test_build_on_a_stand_in_is_refused(real_pt: Path, tmp_path: Path, global_na
         build_state = b"N}" + s("__name__") + s("evil") + b"s" + b"\x86"
     p = write_pt(real_pt, tmp_path / "build.pt", proto(g(module, name) + build_state + b"b"))
     refused(p, "tries to change", "nothing was changed")
-    fresh = ptfile._ALLOWED[global_name]()
+    fresh = unpickler._ALLOWED[global_name]()
     assert not hasattr(fresh, "__dict__")
-    assert ptfile._rebuild_tensor.__name__ == "_rebuild_tensor"
-    assert not vars(ptfile._rebuild_tensor) and not vars(ptfile._rebuild_parameter)
+    assert unpickler._rebuild_tensor.__name__ == "_rebuild_tensor"
+    assert not vars(unpickler._rebuild_tensor) and not vars(unpickler._rebuild_parameter)
     assert [t.name for t in read_model(real_pt).tensors] == ["w", "b"]
 
 
