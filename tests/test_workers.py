@@ -245,6 +245,37 @@ def test_reopener_reads_the_same_file_even_when_replaced(tmp_path: Path) -> None
             assert _read_start_with(r2) == b"NEW BYTES "
 
 
+def test_a_file_truncated_before_a_worker_reopens_it(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the truncation test above can lose either way, made certain: the file shrinks
+    after the parent opened it and before a worker reopens it. The reopener says so, and the
+    diff raises the CheckpointError its own read would (no bare OSError from the worker)."""
+    p = tmp_path / "model_000001.pt"
+    p.write_bytes(b"x" * 1000)
+    with LOCAL.open_reader(p, 1000) as reader:
+        opener = reader.reopener()
+        assert opener is not None
+        os.truncate(p, 400)
+        with pytest.raises(OSError, match=r"truncated while being read \(1,000 -> 400 bytes\)"):
+            opener()
+    pa, pb = _big_pair(tmp_path)
+    size = pb.stat().st_size
+    real = workers.reader_for
+
+    def reopen_after_a_truncation(opener: Any) -> Any:  # (in the forked workers too)
+        if os.getpid() != parent and os.path.getsize(pb) == size:
+            os.truncate(pb, size // 2)
+        return real(opener)
+
+    parent = os.getpid()
+    monkeypatch.setattr(workers, "reader_for", reopen_after_a_truncation)
+    monkeypatch.setattr(workers, "MIN_PROCESS_BYTES", 0)
+    with pytest.raises(CheckpointError, match="truncated") as err:
+        diff(pa, pb, workers=2, processes=True, chunk_elems=512)
+    assert err.value.path == str(pb)
+    assert _no_workers_left()
+
+
 def _read_start(opener: Any) -> bytes:
     with opener() as r:
         return _read_start_with(r)

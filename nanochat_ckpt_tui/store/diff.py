@@ -111,7 +111,7 @@ from .diff_report import (
     TensorDiff,
 )
 from .layout import Checkpoint
-from .ptfile import TensorInfo
+from .ptfile import CheckpointError, TensorInfo
 from .stream import (
     RAW_DTYPES,
     WIDE,
@@ -121,6 +121,7 @@ from .stream import (
     Loader,
     Progress,
     ProgressFn,
+    SharedSide,
     SideBytes,
     StridedView,
     TensorFile,
@@ -528,10 +529,19 @@ def _pair_job(job: tuple[Any, ...], prog: Any) -> _Acc:
     import numpy as np
 
     ta, tb, xa, xb, chunk = job
-    sa = xa.side(procs.reader_for(xa.opener))
-    sb = xb.side(procs.reader_for(xb.opener))
+    sa, sb = _reopened(xa), _reopened(xb)
     work = procs.cached(("diff", chunk), lambda: _Work(np, chunk))
     return _compare_pair(np, ta, tb, sa, sb, work, prog)
+
+
+def _reopened(shared: SharedSide) -> SideBytes:
+    """The side of a job, its file reopened by this worker: a file truncated or replaced since
+    the parent opened it is the same error the parent's own read would give."""
+    try:
+        reader = procs.reader_for(shared.opener)
+    except OSError as e:
+        raise CheckpointError(f"read failed ({e.strerror or e})", shared.path) from None
+    return shared.side(reader)
 
 
 def _roll_up(report: DiffReport) -> None:

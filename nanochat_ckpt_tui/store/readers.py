@@ -125,8 +125,9 @@ class FdReader(Reader):
         actual = st.st_size
         if actual != size:
             f.close()
-            raise OSError(f"changed size while being opened ({size} -> {actual} bytes): "
-                          "still being written?")
+            how = "truncated" if actual < size else "grew"
+            raise OSError(f"{how} while being read ({size:,} -> {actual:,} bytes): being "
+                          "written again?")
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
