@@ -270,6 +270,9 @@ def test_a_file_truncated_before_a_worker_reopens_it(tmp_path: Path,
     parent = os.getpid()
     monkeypatch.setattr(workers, "reader_for", reopen_after_a_truncation)
     monkeypatch.setattr(workers, "MIN_PROCESS_BYTES", 0)
+    # forked workers (not a forkserver's, which earlier tests' threads would bring): they
+    # inherit the patch above
+    monkeypatch.setattr(workers, "_context", lambda: multiprocessing.get_context("fork"))
     with pytest.raises(CheckpointError, match="truncated") as err:
         diff(pa, pb, workers=2, processes=True, chunk_elems=512)
     assert err.value.path == str(pb)
