@@ -103,10 +103,11 @@ def scan(base: str | os.PathLike[str] | Storage | None = None, *, now: float | N
 
     ``partial``: called (in the scanning thread) with partial catalogs while a long scan goes
     on: the first once ``first`` seconds have passed and a tag is listed, then at most every
-    ``every`` seconds (defaults: FIRST_PARTIAL, PARTIAL_EVERY). A partial catalog (``complete``
-    False) has every stage and every tag; the tags not listed yet are stand-ins (``Tag.scanning``, no steps), the others are the
-    final catalog's own objects, pins included. Each stage's default tag (the one a UI opens)
-    is listed first, then the others in their order; the result is the same either way.
+    ``every`` seconds (defaults: FIRST_PARTIAL, PARTIAL_EVERY). A partial catalog
+    (``complete`` False) has every stage and every tag; the tags not listed yet are stand-ins
+    (``Tag.scanning``, no steps), the others are the final catalog's own objects, pins
+    included. Each stage's default tag (the one a UI opens) is listed first, then the others
+    in their order; the result is the same either way.
     """
     if isinstance(base, Storage):
         storage = base

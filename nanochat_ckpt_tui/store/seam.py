@@ -130,7 +130,8 @@ class Storage:
     writable = False  # unlink, rename, atomic writes, locks
     watchable = False  # inotify-style change notification (watchfiles)
     concurrent_reads = True  # several threads may read at once
-    root: Any  # the base dir: a Path (local) or a RemotePath
+    lists_ids = False  # dir_ids() works, and file_key is ("local", device, inode, size, mtime_ns)
+    root: Any  # the base dir: a LocalPath (local) or a RemotePath
     stats: FetchStats | None = None  # bytes fetched (remote storages count them)
 
     # -- naming
@@ -144,6 +145,13 @@ class Storage:
     def display(self, path: Any = None) -> str:
         """What to show the user for ``path`` (the root when None)."""
         raise NotImplementedError
+
+    def plain_prefix(self, directory: Any) -> str | None:
+        """Where paths are plain text (local disk), the text that a file's path in
+        ``directory`` (its display, the text of its :meth:`cache_key`) is before the file's
+        name: callers then make thousands of path texts without formatting a path each. None
+        where paths are shown otherwise."""
+        return None
 
     @property
     def name(self) -> str:
@@ -171,14 +179,23 @@ class Storage:
 
         return make_reader(self.open(path, size), size)
 
-    def read_many(self, paths: list[Any]) -> list[bytes | Exception]:
-        """Several small files; each result is the bytes or the error."""
+    def read_many(self, paths: list[Any], sizes: list[int] | None = None,
+                  limit: int | None = None) -> list[bytes | Exception]:
+        """Several small files; each result is the bytes or the error (OSError past ``limit``
+        bytes). ``sizes``: what a listing said each holds (a storage may read that much at once;
+        a file that is empty or gone since, or has grown past ``limit``, is then an error)."""
         def one(p: Any) -> bytes | Exception:
             try:
-                return self.read_bytes(p)
+                return self.read_bytes(p, limit)
             except Exception as e:  # reported per file by the caller
                 return e
         return self.map(one, paths)
+
+    def dir_ids(self, directory: Any) -> tuple[int, dict[str, int]]:
+        """(device, {name: inode}) of a directory's entries, from one listing, where
+        :attr:`lists_ids`: with a listing's size and mtime, each file's :meth:`file_key`
+        without a stat per file. OSError when the directory cannot be listed."""
+        raise NotImplementedError
 
     def map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
         """``[fn(x) for x in items]``, overlapped where requests have latency to hide."""

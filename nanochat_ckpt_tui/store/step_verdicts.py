@@ -20,11 +20,9 @@ and opens no database (nor imports sqlite3).
 
 from __future__ import annotations
 
-import os
 import time
 
 from .layout import Checkpoint, FileEntry
-from .storage import LocalStorage
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
 if TYPE_CHECKING:
@@ -52,15 +50,15 @@ def _version(ck: Checkpoint, f: FileEntry, listed: tuple[int, dict[str, int]] | 
 
 
 def _listings(checkpoints: list[Checkpoint]) -> dict[str, tuple[int, dict[str, int]] | None]:
-    """Each local tag dir's device and its files' inodes, from one listing of the dir."""
+    """Each tag dir's device and its files' inodes, from one listing of the dir, where the
+    storage lists them (``Storage.lists_ids``: local disk); None for a dir it could not list."""
     dirs: dict[str, tuple[int, dict[str, int]] | None] = {}
     for ck in checkpoints:
-        if isinstance(ck.storage, LocalStorage):
+        if ck.storage.lists_ids:
             where = str(ck.dir)
             if where not in dirs:
                 try:
-                    with os.scandir(where) as it:
-                        dirs[where] = (os.stat(where).st_dev, {e.name: e.inode() for e in it})
+                    dirs[where] = ck.storage.dir_ids(ck.dir)
                 except OSError:
                     dirs[where] = None
     return dirs
@@ -81,9 +79,9 @@ def step_keys(checkpoints: list[Checkpoint],
     keys: list[tuple[Any, ...] | None] = []
     for ck in checkpoints:
         zips = _zips(ck)
-        listed = dirs.get(str(ck.dir)) if isinstance(ck.storage, LocalStorage) else None
-        if not zips or not ck.openable or (listed is None and isinstance(ck.storage,
-                                                                          LocalStorage)):
+        lists_ids = ck.storage.lists_ids
+        listed = dirs.get(str(ck.dir)) if lists_ids else None
+        if not zips or not ck.openable or (listed is None and lists_ids):
             keys.append(None)  # (nothing to judge, still being written, or a dir not listed)
             continue
         try:
@@ -119,7 +117,7 @@ def _first_zip_texts(checkpoints: list[Checkpoint],
         if first is None or not ck.openable:
             out.append(None)
             continue
-        if isinstance(ck.storage, LocalStorage):
+        if ck.storage.lists_ids:
             if ck.dir is not last_dir:  # (a tag's steps share their dir)
                 last_dir, listed = ck.dir, dirs.get(str(ck.dir))
             if listed is None:

@@ -20,7 +20,7 @@ from .catalog import (
     digits_end,
 )
 from .localpath import LocalPath, child
-from .storage import LocalStorage, Row, Storage
+from .storage import Row, Storage
 
 TYPE_CHECKING = False  # (typing, collections.abc: not imported at run time: CLI start-up)
 if TYPE_CHECKING:
@@ -157,9 +157,9 @@ def tag_from_rows(storage: Storage, stage: str, path: Any, rows: list[Row], note
     tag.mtime = mtime or max((r[3] for r in rows), default=0.0)
     tag.is_link = is_link
     whole = storage.zip_whole if type(storage).zip_whole is not Storage.zip_whole else None
-    # a local tag dir's file paths are made by localpath.child itself (no wrapper call per file)
-    join = child if type(storage).join is LocalStorage.join and type(path) is LocalPath \
-        else storage.join
+    # a local tag dir's file paths are made by localpath.child itself (no wrapper call per file;
+    # a LocalPath is joined so by every storage that makes them)
+    join = child if type(path) is LocalPath else storage.join
     prefix = str(path).rstrip("/") + "/"  # (the tail check gets prefix + name: no Path per file)
     tail_ok = None
     if whole is not None and steps is not None:
