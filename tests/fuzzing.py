@@ -300,8 +300,8 @@ def warm_up(workdir: Path) -> None:
 
 def _run(data: bytes, workdir: Path, meta: bool, traced: bool
          ) -> tuple[str | None, float, int, list[str]]:
+    from nanochat_ckpt_tui.store.meta import _META_CACHE, read_meta
     from nanochat_ckpt_tui.store.ptfile import CheckpointError
-    from nanochat_ckpt_tui.store.summary import _META_CACHE, read_meta
 
     path = workdir / ("meta_000001.json" if meta else "model_000001.pt")
     path.write_bytes(data)

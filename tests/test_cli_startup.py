@@ -36,7 +36,8 @@ NEVER = ("torch", "numpy", "rich", "textual", "fsspec", "typing", "dataclasses",
          "nanochat_ckpt_tui.cli.browse_text", "nanochat_ckpt_tui.store.pins")
 NEVER_IN_LS = ("pickle", "zlib", "nanochat_ckpt_tui.store.ptfile",
                "nanochat_ckpt_tui.store.torchzip", "nanochat_ckpt_tui.store.unpickler",
-               "nanochat_ckpt_tui.store.refs")
+               "nanochat_ckpt_tui.store.refs",
+               "nanochat_ckpt_tui.store.summary")  # (metas only: store.meta)
 NEVER_IN_SHOW = ("nanochat_ckpt_tui.store.step_verdicts",)
 
 

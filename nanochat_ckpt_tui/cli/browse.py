@@ -8,9 +8,9 @@ import os
 
 from ..store.layout import STAGE_DIRS, Catalog, Checkpoint, FileKind, Stage, Tag, classify
 from ..store.localpath import LocalPath
+from ..store.meta import assess_metas
 from ..store.step_verdicts import cached_verdicts, skipped_note
 from ..store.storage import is_url
-from ..store.summary import assess_metas
 from . import Spec
 from .common import (
     EXIT_OK,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ..fmt import human_age, human_bytes, plural
-from ..store.summary import val_bpb_of
+from ..store.meta import val_bpb_of
 from .common import STATE_STYLE, VERDICT_BADGE, _console, _num, error_reason
 
 TYPE_CHECKING = False  # (not imported at run time: start-up)

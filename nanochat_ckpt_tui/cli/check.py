@@ -28,9 +28,9 @@ from typing import Any
 from ..fmt import human_bytes, plural
 from ..store import layout
 from ..store.layout import LOCAL, Catalog, Checkpoint, FileKind, classify, scan_tag_dir
+from ..store.meta import assess_metas
 from ..store.refs import RefError, checkpoint_for_file, resolve_url
 from ..store.storage import StorageError, is_url, open_storage, redact
-from ..store.summary import assess_metas
 from .browse import select_view
 from .common import (
     EXIT_ERROR,

@@ -13,8 +13,8 @@ import time
 
 from ..store import fastjson, layout
 from ..store.layout import Catalog, Checkpoint, FileKind, classify
+from ..store.meta import assess_metas
 from ..store.storage import StorageError, is_url, redact
-from ..store.summary import assess_metas
 
 # Not imported at run time (start-up): typing, and argparse and threading, which only some
 # commands use (``ls`` and ``show`` parse plain arguments without argparse: see cli.parse_plain).

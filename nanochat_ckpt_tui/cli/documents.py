@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..store.fastjson import encode_basestring_ascii
 from ..store.layout import Catalog, Checkpoint, FileKind, Stage, Tag
-from ..store.summary import CheckpointSummary, val_bpb_of
+from ..store.meta import val_bpb_of
 from .common import RawJSON
 
 TYPE_CHECKING = False  # (typing is not imported at run time: CLI start-up)
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..store.check_report import CheckReport
+    from ..store.summary import CheckpointSummary
 
 
 def _path_text(path: Any, storage: Any) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .layout import Checkpoint
-from .summary import MetaError, read_meta
+from .meta import MetaError, read_meta
 
 KINDS = ("resume", "eval", "chat", "sft")
 SOURCES = {"base_checkpoints": "base", "chatsft_checkpoints": "sft", "sft_checkpoints": "sft",

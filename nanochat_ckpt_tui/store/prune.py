@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .layout import WRITE_WINDOW, Catalog, Checkpoint, FileEntry, FileKind, State, Tag
+from .meta import val_bpb_of
 from .storage import LOCAL, Storage
-from .summary import val_bpb_of
 from .verdicts import Verdicts, latest_is_bad, newest_good_guard
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .check_report import UNHEALTHY, FileCheck, Finding
 from .layout import Checkpoint, State
-from .summary import meta_problem, read_meta
+from .meta import meta_problem, read_meta
 
 LAYER_RE = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")
 

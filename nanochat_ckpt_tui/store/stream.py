@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .layout import LEGACY_RE, MODEL_RE, Checkpoint
+from .meta import Meta, MetaError, read_meta
 from .ptfile import CheckpointError, TensorInfo, model_of, read_archive, strip_prefix
 from .readers import Reader
 from .storage import LOCAL, Storage
-from .summary import Meta, MetaError, read_meta
 
 READAHEAD_BYTES = 32 << 20  # ask the kernel to prefetch this far ahead (cold files)
 PROGRESS_CALLS = 512  # about this many progress calls per stream, plus the final one

@@ -31,8 +31,8 @@ from textual.worker import Worker, WorkerState
 
 from ..fmt import human_bytes
 from ..store.layout import Catalog, resolve_base_dir, scan
+from ..store.meta import assess_metas, val_bpb_of
 from ..store.storage import Storage
-from ..store.summary import assess_metas, val_bpb_of
 from ..store.trash import TrashUsage, trash_usage
 from ..store.watch import recheck_delay, watch_base
 from .checks import CheckActions
