@@ -199,6 +199,29 @@ def test_a_truncated_record_is_damaged(tag: Path) -> None:
     assert rep.verdict == "damaged", rep.summary()
 
 
+def test_a_file_rewritten_while_being_checked_is_unchecked_not_damaged(
+        tag: Path, tmp_path: Path) -> None:
+    """Truncated under the read (a rerun saving over the step): what was read says nothing
+    about the file now. "damaged" would let a prune offer to delete a latest step that is
+    merely being written again; the step is unchecked, and nothing is cached for it."""
+    write_step(tag, 100)
+    model = tag / "model_000100.pt"
+    size = model.stat().st_size
+
+    def progress(done: int, total: int) -> None:
+        if done and model.stat().st_size == size:
+            with open(model, "r+b") as f:
+                f.truncate(size // 2)
+
+    cache = CheckCache(tmp_path / "c" / "checks.sqlite")
+    rep = reports(tag, progress=progress, cache=cache)[100]
+    assert rep.verdict == "unchecked", rep.summary()
+    assert "model_000100.pt changed while it was being checked" in rep.summary()
+    again = reports(tag, cache=cache)[100]  # read again as it is now: cut in half
+    assert again.verdict == "damaged" and not any(fc.cached for fc in again.files
+                                                  if fc.name == "model_000100.pt")
+
+
 def test_a_zero_byte_model_is_damaged(tag: Path) -> None:
     write_step(tag, 100)
     (tag / "model_000100.pt").write_bytes(b"")

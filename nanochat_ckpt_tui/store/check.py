@@ -24,7 +24,7 @@ each record, so the results are the same wherever it runs.
 
 The verdict: ``damaged`` (bytes are not what was written), ``unhealthy`` (bytes as written, but
 NaN/Inf or inconsistent: nanochat would load garbage or fail), ``good``, or ``unchecked``
-(being written, or cancelled). Per-file results are cached by file version
+(being written, or a file that changed while it was read). Per-file results are cached by file version
 (:mod:`.check_cache`), so a re-check reads only files that changed.
 """
 
@@ -371,11 +371,18 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
             continue
         for entry, key, hit in files:
             if hit is None:
+                before = key if key is not None else _version(ck.storage, entry)
                 try:
                     hit = _check_zip(ck.storage, entry, pool, prog, health)
                 except BaseException:
                     pool.close()
                     raise
+                if before is not None and _version(ck.storage, entry) != before:
+                    # rewritten, truncated or removed under the read: what was read says
+                    # nothing about the file now, and "damaged" would let a prune delete it
+                    rep.unchecked_why = (f"{entry.name} changed while it was being checked "
+                                         "(written again?): check it again")
+                    continue
                 if cache is not None and key is not None and health:
                     cache.put(key, {"v": RESULT_VERSION, **hit.to_json()})
             rep.files.append(hit)
@@ -388,6 +395,14 @@ def check(checkpoints: Iterable[Checkpoint], *, progress: ProgressFn | None = No
     pool.close()
     prog.finish()
     return reports
+
+
+def _version(storage: Storage, entry: FileEntry) -> tuple[Any, ...] | None:
+    """The file's version now (``Storage.file_key``); None when it is gone."""
+    try:
+        return storage.file_key(entry.path, entry.size, entry.mtime)
+    except OSError:
+        return None
 
 
 def _cached(storage: Storage, entry: FileEntry, cache: CheckCache | None
