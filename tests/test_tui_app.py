@@ -430,7 +430,7 @@ async def test_collapsed_tags_get_their_step_rows_when_expanded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over 400 steps the tree opens with only the default tag expanded, and the steps of
     the others are made when first expanded, in the sort order and filter of that moment."""
-    from nanochat_ckpt_tui.tui import tree as tree_module
+    from nanochat_ckpt_tui.tui import tree_sync as tree_module
 
     monkeypatch.setattr(tree_module, "AUTO_POPULATE", 0)  # the filter opens no new tag
     many_steps(tmp_path, tags=3, steps=150)

@@ -194,7 +194,7 @@ async def test_filter_opens_tags_with_a_bounded_number_of_new_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A filter keystroke makes at most AUTO_POPULATE step rows of tags never opened; the
     tags left closed say how many of their steps match."""
-    from nanochat_ckpt_tui.tui import tree as tree_module
+    from nanochat_ckpt_tui.tui import tree_sync as tree_module
 
     monkeypatch.setattr(tree_module, "AUTO_POPULATE", 200)
     many_steps(tmp_path, tags=3, steps=150)
