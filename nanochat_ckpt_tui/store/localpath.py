@@ -73,14 +73,6 @@ class LocalPath:
                 text = text + "/" + piece if not text.endswith("/") else text + piece
         self._str = _normalise(text)
 
-    @classmethod
-    def _child(cls, parent: str, name: str) -> LocalPath:
-        """``parent / name`` for a plain name (no slash, not ``.``/empty) without a parse."""
-        p = object.__new__(cls)
-        p._str = name if parent == "." else (parent + name if parent.endswith("/")
-                                              else parent + "/" + name)
-        return p
-
     # -- text
     def __str__(self) -> str:
         return self._str
@@ -199,7 +191,7 @@ class LocalPath:
 
     def __truediv__(self, other: str | os.PathLike[str]) -> LocalPath:
         if type(other) is str and other and "/" not in other and other not in (".", ".."):
-            return LocalPath._child(self._str, other)
+            return child(self, other)
         try:
             return LocalPath(self._str, other)
         except TypeError:
@@ -219,7 +211,7 @@ class LocalPath:
             raise ValueError(f"{self!r} has an empty name")
         if not name or "/" in name or name == ".":
             raise ValueError(f"invalid name {name!r}")
-        return LocalPath._child(self.parent._str, name)
+        return child(self.parent, name)
 
     def with_suffix(self, suffix: str) -> LocalPath:
         if suffix and (not suffix.startswith(".") or suffix == "." or "/" in suffix):
@@ -278,7 +270,7 @@ class LocalPath:
 
     def iterdir(self) -> Iterator[LocalPath]:
         for name in os.listdir(self._str):
-            yield LocalPath._child(self._str, name)
+            yield child(self, name)
 
     def glob(self, pattern: str) -> Iterator[LocalPath]:
         """``pattern`` (``*``, ``?``, ``[…]`` in each part) below this dir."""

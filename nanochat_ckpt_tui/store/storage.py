@@ -13,7 +13,7 @@ import os
 import stat as _stat
 import struct
 
-from .localpath import LocalPath, child
+from .localpath import LocalPath
 from .seam import (
     BACKENDS,
     EXTRAS,
@@ -161,9 +161,7 @@ class LocalStorage(Storage):
         return LocalPath(text)
 
     def join(self, parent: Any, name: str) -> LocalPath:
-        if type(parent) is LocalPath and name and "/" not in name and name not in (".", ".."):
-            return child(parent, name)
-        return LocalPath(parent, name)
+        return (parent if type(parent) is LocalPath else LocalPath(parent)) / name
 
     def display(self, path: Any = None) -> str:
         return str(self.root if path is None else path)

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
 from ..store.check_cache import CheckCache, cache_dir, existing_cache
 from ..store.check_report import GOOD, UNCHECKED, CheckReport
@@ -64,16 +65,18 @@ def verdict_of(report: CheckReport | None) -> str | None:
     return report.verdict
 
 
-def _verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None) -> dict[str, str]:
-    """key → verdict of those steps a check judged whole (never an ``unchecked``)."""
+def _verdicts(checkpoints: list[Checkpoint], cache: CheckCache | None,
+              dirs: dict[str, Any]) -> dict[str, str]:
+    """key → verdict of those steps a check judged whole (never an ``unchecked``); ``dirs``:
+    the tag dirs listed so far in this lookup."""
     try:
-        found, _ = cached_verdicts(checkpoints, cache, budget=math.inf)
+        found, _ = cached_verdicts(checkpoints, cache, budget=math.inf, dirs=dirs)
     except Exception:  # noqa: BLE001 - an odd file: look the steps up one by one
         if len(checkpoints) == 1:
             return {}  # (that one: no badge, never a crash)
         found = {}
         for ck in checkpoints:
-            found.update(_verdicts([ck], cache))
+            found.update(_verdicts([ck], cache, dirs))
     return {k: v for k, v in found.items() if v != UNCHECKED}
 
 
@@ -112,6 +115,7 @@ class VerdictMemo:
                 todo.append((ck, sig))
         cache = existing_cache() if todo else None
         writes = cache.writes if cache is not None else 0
+        dirs: dict[str, Any] = {}  # (a tag's steps span chunks: its dir is listed once)
         last = time.monotonic()
         for start in range(0, len(todo), CHUNK):
             if cancelled():
@@ -120,7 +124,7 @@ class VerdictMemo:
                 last = time.monotonic()
                 partial(dict(out))
             part = todo[start:start + CHUNK]
-            found = _verdicts([ck for ck, _ in part], cache)
+            found = _verdicts([ck for ck, _ in part], cache, dirs)
             self.looked_up += len(part)
             for ck, sig in part:
                 verdict = found.get(ck.key)
